@@ -1,0 +1,204 @@
+"""The system status server's configuration, read from ``DYN_*`` variables in one place.
+
+:meth:`SystemConfig.from_env` is the only code in the package that reads the
+environment for the server. It mirrors Dynamo's ``RuntimeConfig`` (config.rs):
+
+==========================================  ============  ==========================================
+variable                                    default       accepted values
+==========================================  ============  ==========================================
+``DYN_SYSTEM_PORT``                         off           ``-1`` (off), ``0`` (ephemeral), ``1..65535``
+``DYN_SYSTEM_HOST``                         ``0.0.0.0``   any host name or address (``[::1]`` allowed)
+``DYN_SYSTEM_HEALTH_PATH``                  ``/health``   a path starting with ``/``
+``DYN_SYSTEM_LIVE_PATH``                    ``/live``     a path starting with ``/``
+``DYN_SYSTEM_STARTING_HEALTH_STATUS``       ``notready``  exactly ``ready`` or ``notready``
+``DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS``   ``[]``        JSON array of strings (deprecated, honoured)
+``DYN_SYSTEM_ENABLED``                      --            deprecated and ignored
+``DYN_SYSTEM_OPENMETRICS``                  false         a boolean word; enables OpenMetrics
+``DYN_HEALTH_CHECK_ENABLED``                false         a boolean word; canary mode of the health model
+==========================================  ============  ==========================================
+
+Boolean words are ``1/true/on/yes`` and ``0/false/off/no`` in any case. An empty
+value counts as unset. Dynamo parses the port as a signed 16-bit integer, so
+32768 and above silently disable its server; dyn_metrics accepts the full range.
+
+On a value that cannot be used Dynamo silently falls back to the default
+configuration, which leaves the server off. dyn_metrics falls back the same way
+but logs one ERROR line on ``logging.getLogger("dyn_metrics")`` naming the
+variable, the value and what was expected; with ``strict=True`` it raises
+:class:`~dyn_metrics.errors.ConfigError` with that message instead.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from typing import Mapping, Optional, Tuple
+
+from .errors import ConfigError
+
+_logger = logging.getLogger("dyn_metrics")
+
+PORT = "DYN_SYSTEM_PORT"
+HOST = "DYN_SYSTEM_HOST"
+HEALTH_PATH = "DYN_SYSTEM_HEALTH_PATH"
+LIVE_PATH = "DYN_SYSTEM_LIVE_PATH"
+STARTING_HEALTH_STATUS = "DYN_SYSTEM_STARTING_HEALTH_STATUS"
+USE_ENDPOINT_HEALTH_STATUS = "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS"
+ENABLED = "DYN_SYSTEM_ENABLED"
+OPENMETRICS = "DYN_SYSTEM_OPENMETRICS"
+HEALTH_CHECK_ENABLED = "DYN_HEALTH_CHECK_ENABLED"
+
+_TRUE = frozenset(("1", "true", "on", "yes"))
+_FALSE = frozenset(("0", "false", "off", "no"))
+_STATUSES = ("ready", "notready")
+_PORT_RE = re.compile(r"-?[0-9]+")
+# A path must be usable verbatim as a route: no query, fragment or whitespace.
+_PATH_RE = re.compile(r"/[^\s?#]*")
+
+
+@dataclasses.dataclass(frozen=True)
+class SystemConfig:
+    """Settings of the system status server; ``port=None`` means the server is off.
+
+    Construct it directly (fields are validated; bad values raise
+    :class:`~dyn_metrics.errors.ConfigError`) or with :meth:`from_env`.
+    Immutable, so safe to share between threads.
+    """
+
+    port: Optional[int] = None
+    host: str = "0.0.0.0"
+    health_path: str = "/health"
+    live_path: str = "/live"
+    starting_health_status: str = "notready"
+    use_endpoint_health_status: Tuple[str, ...] = ()
+    openmetrics: bool = False
+    health_check_enabled: bool = False
+
+    def __post_init__(self):
+        if self.port is not None and (
+            self.port.__class__ is not int or not 0 <= self.port <= 65535
+        ):
+            raise ConfigError(f"port: expected None or an int in 0..65535, got {self.port!r}")
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host: expected a non-empty string, got {self.host!r}")
+        for field in ("health_path", "live_path"):
+            value = getattr(self, field)
+            problem = _path_problem(value)
+            if problem:
+                raise ConfigError(f"{field}: expected {problem}, got {value!r}")
+        if self.starting_health_status not in _STATUSES:
+            raise ConfigError(
+                "starting_health_status: expected 'ready' or 'notready', "
+                f"got {self.starting_health_status!r}"
+            )
+        names = self.use_endpoint_health_status
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(
+                f"use_endpoint_health_status: expected a sequence of strings, got {names!r}"
+            )
+        object.__setattr__(self, "use_endpoint_health_status", tuple(names))
+
+    @property
+    def enabled(self):
+        """True when the server should run, i.e. a port is configured."""
+        return self.port is not None
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, *, strict=False):
+        """Read the ``DYN_*`` variables (``os.environ`` by default) into a config.
+
+        A bad value logs one ERROR line and returns ``SystemConfig()`` (server
+        off), as Dynamo falls back to its defaults; ``strict=True`` raises
+        :class:`~dyn_metrics.errors.ConfigError` with the same message instead.
+        Deprecated variables that are set log a WARNING.
+        """
+        env = os.environ if environ is None else environ
+        try:
+            return cls(**_parse(env))
+        except ConfigError as e:
+            if strict:
+                raise
+            _logger.error("%s; using the default system config (server off)", e)
+            return cls()
+
+
+def _get(env, name):
+    value = env.get(name)
+    return value if value else None
+
+
+def _bad(name, value, expected):
+    return ConfigError(f"{name}={value!r}: expected {expected}")
+
+
+def _path_problem(value):
+    if not isinstance(value, str) or not _PATH_RE.fullmatch(value):
+        return "a path starting with '/' without whitespace, '?' or '#'"
+    if value == "/metrics":
+        return "a path other than '/metrics'"
+    return None
+
+
+def _parse_bool(env, name):
+    value = _get(env, name)
+    if value is None:
+        return False
+    word = value.lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise _bad(name, value, "one of 1/true/on/yes or 0/false/off/no")
+
+
+def _parse(env):
+    """Return the keyword arguments of ``SystemConfig``; raise ConfigError on a bad value."""
+    out = {}
+    value = _get(env, PORT)
+    if value is not None:
+        port = int(value) if _PORT_RE.fullmatch(value) else None
+        if port is None or not -1 <= port <= 65535:
+            raise _bad(PORT, value, "an integer in 0..65535 (0 = ephemeral), or -1 for off")
+        out["port"] = None if port == -1 else port
+    value = _get(env, HOST)
+    if value is not None:
+        # Accept the bracketed IPv6 spelling people copy from URLs.
+        if value.startswith("[") and value.endswith("]"):
+            value = value[1:-1]
+        if not value or value != value.strip():
+            raise _bad(HOST, env[HOST], "a host name or IP address")
+        out["host"] = value
+    for name, field in ((HEALTH_PATH, "health_path"), (LIVE_PATH, "live_path")):
+        value = _get(env, name)
+        if value is not None:
+            problem = _path_problem(value)
+            if problem:
+                raise _bad(name, value, problem)
+            out[field] = value
+    value = _get(env, STARTING_HEALTH_STATUS)
+    if value is not None:
+        if value not in _STATUSES:
+            raise _bad(STARTING_HEALTH_STATUS, value, "'ready' or 'notready'")
+        out["starting_health_status"] = value
+    value = _get(env, USE_ENDPOINT_HEALTH_STATUS)
+    if value is not None:
+        _logger.warning(
+            "%s is deprecated; register health check targets instead", USE_ENDPOINT_HEALTH_STATUS
+        )
+        try:
+            names = json.loads(value)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _bad(
+                USE_ENDPOINT_HEALTH_STATUS, value, 'a JSON array of strings, e.g. ["generate"]'
+            )
+        out["use_endpoint_health_status"] = tuple(names)
+    if _get(env, ENABLED) is not None:
+        _logger.warning(
+            "%s is deprecated and ignored; the server runs when %s is set", ENABLED, PORT
+        )
+    out["openmetrics"] = _parse_bool(env, OPENMETRICS)
+    out["health_check_enabled"] = _parse_bool(env, HEALTH_CHECK_ENABLED)
+    return out

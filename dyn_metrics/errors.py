@@ -1,0 +1,84 @@
+"""The exception tree of dyn_metrics.
+
+Every error the package raises on purpose derives from :class:`MetricsError`.
+Errors about bad input also derive from :class:`ValueError`, so a caller who
+only knows the standard library can still catch them::
+
+    MetricsError(Exception)                         base; catch-all for callers
+    ├── InvalidNameError(MetricsError, ValueError)  bad or unsanitisable metric/label name
+    ├── InvalidLabelsError(MetricsError, ValueError) duplicate key, reserved auto-label key,
+    │   │                                            unknown/missing label name in a mapping
+    │   └── CardinalityError                         wrong number of label values (.expected, .got)
+    ├── InvalidBucketsError(MetricsError, ValueError) empty or not strictly increasing
+    ├── InvalidValueError(MetricsError, ValueError)  e.g. negative counter increment, empty help
+    ├── ConfigError(MetricsError, ValueError)        bad DYN_* environment value (strict mode)
+    ├── RegistrationError(MetricsError)
+    │   ├── AlreadyRegisteredError                   .existing, .new
+    │   └── DescriptorConflictError                  same name, different help/labels/type
+    └── ParseError(MetricsError, ValueError)         .line, .msg; str = "line N: msg"
+
+Messages start lowercase (except where they reproduce Dynamo's own text), show
+user values with ``!r`` and say what was expected against what was received.
+"""
+
+
+class MetricsError(Exception):
+    """Base class of every error raised by dyn_metrics."""
+
+
+class InvalidNameError(MetricsError, ValueError):
+    """A metric or label name is invalid or cannot be sanitised."""
+
+
+class InvalidLabelsError(MetricsError, ValueError):
+    """Labels are inconsistent: duplicate, reserved, unknown or missing names."""
+
+
+class CardinalityError(InvalidLabelsError):
+    """The number of label values differs from the number of label names."""
+
+    def __init__(self, message, expected=None, got=None):
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
+
+
+class InvalidBucketsError(MetricsError, ValueError):
+    """Histogram buckets are empty, not numbers, or not strictly increasing."""
+
+
+class InvalidValueError(MetricsError, ValueError):
+    """A value is not acceptable (negative counter increment, empty help, ...)."""
+
+
+class ConfigError(MetricsError, ValueError):
+    """A ``DYN_*`` environment variable holds a value that cannot be used."""
+
+
+class RegistrationError(MetricsError):
+    """A collector cannot be registered (or the registries disagree at scrape)."""
+
+
+class AlreadyRegisteredError(RegistrationError):
+    """The same collector, or one with the same descriptors, is already registered."""
+
+    def __init__(self, message, existing=None, new=None):
+        super().__init__(message)
+        self.existing = existing
+        self.new = new
+
+
+class DescriptorConflictError(RegistrationError):
+    """Same fully-qualified name with a different help, type or label-name set."""
+
+
+class ParseError(MetricsError, ValueError):
+    """An exposition is malformed; ``.line`` is 1-based (0 when not tied to a line)."""
+
+    def __init__(self, line, msg):
+        super().__init__(line, msg)
+        self.line = line
+        self.msg = msg
+
+    def __str__(self):
+        return f"line {self.line}: {self.msg}"

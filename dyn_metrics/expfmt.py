@@ -1,0 +1,124 @@
+"""Text exposition format 0.0.4, byte-identical to rust-prometheus' TextEncoder.
+
+``write_families(write, families)`` writes :class:`~dyn_metrics.model.Family`
+records through any ``str -> None`` callable; ``encode_to_string`` joins the
+pieces. The input is trusted: names and labels were validated when the metrics
+were created, so nothing here validates (the parser is the strict half).
+
+Output rules (rust-prometheus 0.14, as Dynamo prints it):
+
+* per family ``# HELP name help`` (only when help is non-empty), ``# TYPE name
+  type``, then one line per sample; no blank lines, no ``# EOF``;
+* HELP escapes ``\\`` and newline; label values escape ``\\``, ``"`` and newline;
+* values in Rust's ``f64`` Display (:func:`format_value`), never an exponent.
+"""
+
+import math
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_INF = math.inf
+# Below 2**53 every integral float is an exact integer, and its shortest
+# round-trip digits spell that integer, so ``str(int(v))`` is Rust's output.
+_EXACT_INT = 2.0 ** 53
+
+
+def format_value(value):
+    """Format a sample value exactly as Rust's ``{}`` formats an ``f64``.
+
+    ``int`` values print their digits. Floats print the shortest digits that
+    round-trip (what ``repr`` picks) in positional notation: ``50000``,
+    ``7.5``, ``0.0000001``, ``1000000000000000000000``; ``inf``, ``-inf``,
+    ``NaN`` and ``-0`` are Rust's spellings.
+    """
+    if value.__class__ is int:
+        return str(value)
+    v = float(value)
+    if -_EXACT_INT < v < _EXACT_INT:
+        if v.is_integer():
+            if v == 0.0 and math.copysign(1.0, v) < 0.0:
+                return "-0"
+            return str(int(v))
+        r = repr(v)
+        return r if "e" not in r else _positional(r)
+    if v != v:
+        return "NaN"
+    if v == _INF:
+        return "inf"
+    if v == -_INF:
+        return "-inf"
+    r = repr(v)
+    if "e" not in r:
+        return r[:-2] if r.endswith(".0") else r
+    return _positional(r)
+
+
+def _positional(r):
+    """Expand Python's exponent notation (``'1.5e-07'``) to Rust's positional form."""
+    mantissa, _, exponent = r.partition("e")
+    sign = ""
+    if mantissa[0] == "-":
+        sign, mantissa = "-", mantissa[1:]
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0") or "0"
+    # Position of the decimal point, counted from the first significant digit.
+    point = len(whole.lstrip("0")) + int(exponent)
+    if point <= 0:
+        return sign + "0." + "0" * -point + digits.rstrip("0")
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return sign + digits[:point] + "." + digits[point:]
+
+
+def escape_help(text):
+    """Escape a HELP text: ``\\`` -> ``\\\\`` and newline -> ``\\n``."""
+    if "\\" in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text
+
+
+def escape_label_value(text):
+    """Escape a label value: ``\\``, ``"`` and newline."""
+    if "\\" in text or '"' in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return text
+
+
+def format_labels(pairs):
+    """``{a="1",b="2"}`` for label pairs in the given order; ``""`` for none."""
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs) + "}"
+
+
+def write_sample(write, sample):
+    """Write one sample line (the single line writer every type goes through)."""
+    line = sample.name + format_labels(sample.labels) + " " + format_value(sample.value)
+    if sample.timestamp is not None:
+        # The text format's timestamp is integral milliseconds.
+        line += " " + str(int(round(sample.timestamp * 1000)))
+    write(line + "\n")
+
+
+def write_header(write, name, type_word, help_text):
+    """Write the ``# HELP`` (if any) and ``# TYPE`` lines of one family."""
+    if help_text:
+        write(f"# HELP {name} {escape_help(help_text)}\n")
+    write(f"# TYPE {name} {type_word}\n")
+
+
+def write_families(write, families):
+    """Write families in the given order; families without samples are skipped."""
+    for family in families:
+        if not family.samples:
+            continue
+        write_header(write, family.name, family.type, family.help)
+        for sample in family.samples:
+            write_sample(write, sample)
+
+
+def encode_to_string(families):
+    """The text exposition of ``families`` as one string."""
+    parts = []
+    write_families(parts.append, families)
+    return "".join(parts)

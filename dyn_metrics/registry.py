@@ -1,0 +1,293 @@
+"""Registry: collectors, child registries and scrape-time callbacks.
+
+This is Dynamo's ``MetricsRegistry``: a rust-prometheus registry of local
+collectors, plus child registries (in insertion order, added once each) and
+two lists of callbacks. Scraping a registry covers it and every descendant
+(``dynamo-metrics.md`` section 4.1):
+
+1. registries are visited depth-first, pre-order, each once;
+2. update callbacks run, registry by registry; a failing one is logged;
+3. each registry's families are gathered (rust-prometheus ``gather``: same
+   names merged, children sorted by label values, empty families dropped)
+   and merged by name: the first registry fixes HELP and TYPE (a later
+   disagreement raises :class:`DescriptorConflictError`), a repeated series
+   is dropped with a warning (first wins);
+4. the families are encoded sorted by name;
+5. exposition-text callbacks' texts are appended verbatim.
+
+Thread safety: registration and callback lists are guarded by a lock; a
+scrape copies what it needs under it and runs callbacks and encoders outside.
+"""
+
+import logging
+import threading
+
+from . import expfmt
+from .errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError
+from .model import Family
+
+_log = logging.getLogger("dyn_metrics")
+
+
+class Registry:
+    """Collectors plus child registries and callbacks (Dynamo's ``MetricsRegistry``)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._collectors = []  # registration order
+        self._by_identity = {}  # (name, const labels) -> collector
+        self._by_name = {}  # name -> [collectors]
+        self._children = []
+        self._update_callbacks = []
+        self._expfmt_callbacks = []
+
+    # -- registration -----------------------------------------------------
+
+    def register(self, collector):
+        """Register a collector (any metric or vec).
+
+        Raises :class:`AlreadyRegisteredError` for the same collector or one
+        with the same name and constant labels, :class:`DescriptorConflictError`
+        for the same name with a different help, type or label-name set. A
+        failed call registers nothing.
+        """
+        descs = collector.describe()
+        with self._lock:
+            if any(c is collector for c in self._collectors):
+                raise AlreadyRegisteredError(
+                    "Duplicate metrics collector registration attempted: "
+                    f"{collector!r} is already registered", existing=collector, new=collector)
+            for desc in descs:
+                existing = self._by_identity.get(desc.identity())
+                if existing is not None:
+                    raise AlreadyRegisteredError(
+                        "Duplicate metrics collector registration attempted: "
+                        f"{desc.name!r} with constant labels {dict(desc.const_labels)!r} "
+                        "is already registered", existing=existing, new=collector)
+                for other in self._by_name.get(desc.name, ()):
+                    if other.desc.dimensions() != desc.dimensions():
+                        raise DescriptorConflictError(
+                            "a previously registered descriptor with the same "
+                            f"fully-qualified name as {desc!r} has different label "
+                            f"names or a different help string (registered: {other.desc!r})")
+            self._collectors.append(collector)
+            for desc in descs:
+                self._by_identity[desc.identity()] = collector
+                self._by_name.setdefault(desc.name, []).append(collector)
+        return collector
+
+    def unregister(self, collector):
+        """Remove a registered collector; raises :class:`KeyError` if it is not here."""
+        with self._lock:
+            for i, c in enumerate(self._collectors):
+                if c is collector:
+                    del self._collectors[i]
+                    break
+            else:
+                raise KeyError(f"{collector!r} is not registered")
+            for desc in collector.describe():
+                self._by_identity.pop(desc.identity(), None)
+                same = [c for c in self._by_name.get(desc.name, ()) if c is not collector]
+                if same:
+                    self._by_name[desc.name] = same
+                else:
+                    self._by_name.pop(desc.name, None)
+
+    def has_metric_named(self, name):
+        """True if a local collector has family ``name`` with samples (Dynamo's rule)."""
+        return any(f.name == name for f in self.gather())
+
+    def add_child_registry(self, child):
+        """Include ``child`` (and its descendants) in this registry's scrapes; idempotent."""
+        if not isinstance(child, Registry):
+            raise TypeError(f"child registry must be a Registry, got {child!r}")
+        with self._lock:
+            if not any(c is child for c in self._children):
+                self._children.append(child)
+
+    # -- callbacks --------------------------------------------------------
+
+    def add_update_callback(self, callback):
+        """Run ``callback()`` before every scrape of this registry or an ancestor."""
+        _check_callable(callback)
+        with self._lock:
+            self._update_callbacks.append(callback)
+
+    def add_expfmt_callback(self, callback):
+        """Append ``callback()``'s text (a ``str``) to every scrape, verbatim."""
+        _check_callable(callback)
+        with self._lock:
+            self._expfmt_callbacks.append(callback)
+
+    def execute_update_callbacks(self):
+        """Run this registry's update callbacks; ``[None or exception]`` in order."""
+        with self._lock:
+            callbacks = list(self._update_callbacks)
+        results = []
+        for callback in callbacks:
+            try:
+                callback()
+                results.append(None)
+            except Exception as exc:  # a user callback must never break a scrape
+                _log.exception("metrics update callback failed: %r", callback)
+                results.append(exc)
+        return results
+
+    def execute_expfmt_callbacks(self):
+        """This registry's exposition-text callbacks joined by the 4.2 rule."""
+        with self._lock:
+            callbacks = list(self._expfmt_callbacks)
+        texts = []
+        for callback in callbacks:
+            try:
+                text = callback()
+            except Exception:
+                _log.exception("Error executing exposition text callback: %r", callback)
+                continue
+            if not isinstance(text, str):
+                _log.error("expfmt callback must return a string, %r returned %r",
+                           callback, type(text).__name__)
+                continue
+            texts.append(text)
+        return join_texts(texts)
+
+    # -- collection -------------------------------------------------------
+
+    def registries(self):
+        """This registry and its descendants: depth-first, pre-order, each once."""
+        order, seen, stack = [], set(), [self]
+        while stack:
+            reg = stack.pop()
+            if id(reg) in seen:
+                continue
+            seen.add(id(reg))
+            order.append(reg)
+            with reg._lock:
+                children = list(reg._children)
+            stack.extend(reversed(children))
+        return order
+
+    def _collectors_by_name(self):
+        with self._lock:
+            return {name: list(cs) for name, cs in self._by_name.items()}
+
+    def gather(self):
+        """The local families (rust-prometheus ``gather``), sorted by name."""
+        families = []
+        for name, collectors in sorted(self._collectors_by_name().items()):
+            groups = _local_groups(collectors)
+            if groups:
+                desc = collectors[0].desc
+                samples = tuple(s for _, group in groups for s in group)
+                families.append(Family(name, desc.type, desc.help, samples))
+        return families
+
+    def _plan(self, registries):
+        """``{name: [(registry, [collectors])]}`` over ``registries``, in order."""
+        plan = {}
+        for reg in registries:
+            for name, collectors in reg._collectors_by_name().items():
+                plan.setdefault(name, []).append(collectors)
+        return plan
+
+    def collect(self, registries=None):
+        """Merged families of this registry and its descendants, sorted by name.
+
+        Runs no callbacks. Raises :class:`DescriptorConflictError` when two
+        registries disagree on a family's HELP or TYPE.
+        """
+        plan = self._plan(self.registries() if registries is None else registries)
+        families = []
+        for name in sorted(plan):
+            family = _merge(name, plan[name])
+            if family is not None:
+                families.append(family)
+        return families
+
+    def prometheus_expfmt(self):
+        """The combined text 0.0.4 scrape of this registry (section 4.1, all steps)."""
+        registries = self.registries()
+        for reg in registries:
+            reg.execute_update_callbacks()
+        plan = self._plan(registries)
+        parts = []
+        for name in sorted(plan):
+            sources = plan[name]
+            if len(sources) == 1 and len(sources[0]) == 1:
+                # One collector owns this name: nothing to merge, so it can
+                # write its text directly (the same bytes, much faster).
+                sources[0][0].write_text(parts.append)
+            else:
+                family = _merge(name, sources)
+                if family is not None:
+                    expfmt.write_families(parts.append, (family,))
+        text = "".join(parts)
+        extra = join_texts([reg.execute_expfmt_callbacks() for reg in registries])
+        if extra:
+            if not text.endswith("\n"):
+                text += "\n"
+            text += extra
+        return text
+
+    def __repr__(self):
+        return f"<Registry collectors={len(self._collectors)} children={len(self._children)}>"
+
+
+def join_texts(texts):
+    """Join texts, skipping empty ones and adding ``\\n`` only where one is missing."""
+    out = ""
+    for text in texts:
+        if not text:
+            continue
+        if out and not out.endswith("\n"):
+            out += "\n"
+        out += text
+    return out
+
+
+def _check_callable(callback):
+    if not callable(callback):
+        raise InvalidValueError(f"callback must be callable, got {callback!r}")
+
+
+def _group_sort_key(group):
+    pairs = group[0]
+    return (len(pairs),) + tuple(v for _, v in pairs)
+
+
+def _local_groups(collectors):
+    """One registry's groups for one name: rust-prometheus merges and sorts them."""
+    if len(collectors) == 1:
+        return collectors[0].collect_groups()
+    groups = [g for c in collectors for g in c.collect_groups()]
+    groups.sort(key=_group_sort_key)
+    return groups
+
+
+def _merge(name, sources):
+    """Merge one family across registries (first wins); None if it has no samples."""
+    first = None
+    seen = set()
+    samples = []
+    for collectors in sources:
+        groups = _local_groups(collectors)
+        if not groups:
+            continue
+        desc = collectors[0].desc
+        if first is None:
+            first = desc
+        elif (desc.help, desc.type) != (first.help, first.type):
+            raise DescriptorConflictError(
+                f"Metric family '{name}' has inconsistent help/type across sources: "
+                f"{first.type} {first.help!r} then {desc.type} {desc.help!r}")
+        for pairs, group in groups:
+            identity = tuple(sorted(pairs))
+            if identity in seen:
+                _log.warning("Duplicate Prometheus series while merging; dropping later "
+                             "sample: %s%s", name, expfmt.format_labels(pairs))
+                continue
+            seen.add(identity)
+            samples.extend(group)
+    if first is None:
+        return None
+    return Family(name, first.type, first.help, tuple(samples))

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""HTTP load client for tools/bench.py, run in its own interpreter.
+
+The servers under test live in the benchmark process; the client runs here so
+that its threads do not compete with the servers for the same GIL.
+
+Input: one JSON document on stdin::
+
+    {"targets": [{"name": "...", "host": "127.0.0.1", "port": 8080, "path": "/metrics"}, ...],
+     "latency_requests": 21, "concurrency": 8, "per_thread": 4, "rounds": 3}
+
+Output: one JSON document on stdout with, per target name, the sequential
+latencies (ms), the aggregate ms per request of each concurrent round, the
+body size and sample-line count of the warm-up response, and the first error.
+
+Every request is the same for all targets: ``GET path`` on a new connection,
+``Connection: close``, ``Accept-Encoding: identity`` (http.client's default),
+body read to the end.
+"""
+
+import http.client
+import json
+import sys
+import threading
+from time import perf_counter_ns
+
+
+def fetch(host, port, path):
+    conn = http.client.HTTPConnection(host, port, timeout=120)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError("HTTP %d from %s:%d%s" % (resp.status, host, port, path))
+        return body
+    finally:
+        conn.close()
+
+
+def burst(target, concurrency, per_thread):
+    host, port, path = target["host"], target["port"], target["path"]
+    errors = []
+    barrier = threading.Barrier(concurrency + 1)
+
+    def client():
+        barrier.wait()
+        try:
+            for _ in range(per_thread):
+                fetch(host, port, path)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = perf_counter_ns()
+    for t in threads:
+        t.join()
+    t1 = perf_counter_ns()
+    if errors:
+        raise errors[0]
+    return (t1 - t0) / 1e6 / (concurrency * per_thread)
+
+
+def main():
+    cfg = json.load(sys.stdin)
+    targets = cfg["targets"]
+    out = {t["name"]: {"latency_ms": [], "burst_ms_per_request": [], "body": None,
+                       "error": None} for t in targets}
+
+    def guarded(t, fn):
+        res = out[t["name"]]
+        if res["error"] is not None:
+            return None
+        try:
+            return fn()
+        except Exception as exc:
+            res["error"] = "%s: %s" % (type(exc).__name__, exc)
+            return None
+
+    def ordered(rep):
+        return targets if rep % 2 == 0 else targets[::-1]
+
+    # warm-up and a sanity look at the body
+    for t in targets:
+        body = guarded(t, lambda: fetch(t["host"], t["port"], t["path"]))
+        if body is not None:
+            lines = [ln for ln in body.split(b"\n") if ln and ln[:1] != b"#"]
+            out[t["name"]]["body"] = {"bytes": len(body), "sample_lines": len(lines)}
+
+    for rep in range(cfg["latency_requests"]):
+        for t in ordered(rep):
+            def one(t=t):
+                t0 = perf_counter_ns()
+                fetch(t["host"], t["port"], t["path"])
+                return (perf_counter_ns() - t0) / 1e6
+
+            v = guarded(t, one)
+            if v is not None:
+                out[t["name"]]["latency_ms"].append(v)
+
+    for rep in range(cfg["rounds"]):
+        for t in ordered(rep):
+            v = guarded(t, lambda: burst(t, cfg["concurrency"], cfg["per_thread"]))
+            if v is not None:
+                out[t["name"]]["burst_ms_per_request"].append(v)
+
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
