@@ -31,26 +31,28 @@ def format_value(value):
     ``7.5``, ``0.0000001``, ``1000000000000000000000``; ``inf``, ``-inf``,
     ``NaN`` and ``-0`` are Rust's spellings.
     """
-    if value.__class__ is int:
+    # The common cases come first: this runs once per sample of every scrape.
+    if value.__class__ is float:
+        v = value
+    elif value.__class__ is int:
         return str(value)
-    v = float(value)
-    if -_EXACT_INT < v < _EXACT_INT:
-        if v.is_integer():
-            if v == 0.0 and math.copysign(1.0, v) < 0.0:
-                return "-0"
-            return str(int(v))
+    else:
+        v = float(value)
+    if v.is_integer():
+        if -_EXACT_INT < v < _EXACT_INT:
+            if v or math.copysign(1.0, v) > 0.0:
+                return "%d" % v
+            return "-0"
         r = repr(v)
-        return r if "e" not in r else _positional(r)
-    if v != v:
-        return "NaN"
-    if v == _INF:
-        return "inf"
-    if v == -_INF:
-        return "-inf"
+        return r[:-2] if r.endswith(".0") else _positional(r)
     r = repr(v)
-    if "e" not in r:
-        return r[:-2] if r.endswith(".0") else r
-    return _positional(r)
+    if "e" in r:
+        return _positional(r)
+    if r[-1] == "f":
+        return r  # "inf" / "-inf", as Rust spells them
+    if r == "nan":
+        return "NaN"
+    return r
 
 
 def _positional(r):

@@ -29,9 +29,10 @@ between the read and the write of a concurrent ``add``.
 import functools
 import itertools
 import math
+import operator
 import sys
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from time import perf_counter as _perf_counter
 
 from .errors import InvalidValueError
@@ -268,17 +269,38 @@ class HistogramCell(list):
         # read here, whatever was appended meanwhile.
         pending = self[:n]
         del self[:n]
-        bounds, counts = self._bounds, self._counts
-        total = self._sum
-        last = len(bounds)
+        try:
+            # Left to right, so the sum rounds exactly as Rust's `sum += v`.
+            total = functools.reduce(operator.add, pending, self._sum)
+            # NaN belongs in +Inf only (as in rust-prometheus) and would
+            # confuse the sort; `total` is NaN whenever one was observed.
+            numbers = [v for v in pending if v == v] if total != total else pending
+            numbers.sort()
+        except TypeError:
+            # A non-number slipped in (observe does not validate, to stay
+            # cheap): fold one by one and drop what is not a number.
+            self._fold_slowly(pending)
+            return
+        # One bisection per bound over the sorted batch instead of one per
+        # observation: bisect_right counts the values <= bound.
+        counts = self._counts
+        below = 0
+        for i, bound in enumerate(self._bounds):
+            upto = bisect_right(numbers, bound)
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += n - below
+        self._sum = total
+
+    def _fold_slowly(self, pending):
+        bounds, counts, total = self._bounds, self._counts, self._sum
         for v in pending:
             try:
+                index = bisect_left(bounds, v) if v == v else len(bounds)
                 total += v
-                counts[bisect_left(bounds, v) if v == v else last] += 1
             except TypeError:
-                # Validation on observe would cost every caller; a non-number
-                # is dropped here instead, where it cannot break a scrape.
                 continue
+            counts[index] += 1
         self._sum = total
 
     def snapshot_locked(self):

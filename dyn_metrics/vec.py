@@ -28,10 +28,10 @@ class MetricVec(MetricFamily):
         Raises :class:`CardinalityError` for a wrong number of values and
         :class:`InvalidLabelsError` for a value that is not a string.
         """
-        child = self._children.get(values)
-        if child is None:
-            child = self._child_locked_or_new(self._check_values(values))
-        return child
+        try:
+            return self._children[values]
+        except (KeyError, TypeError):  # TypeError: an unhashable value, refused below
+            return self._child_locked_or_new(self._check_values(values))
 
     def with_labels(self, labels):
         """The child for a ``{label name: value}`` mapping, matched by name.

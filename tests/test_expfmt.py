@@ -5,6 +5,8 @@ import math
 import pathlib
 import re
 import struct
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import example, given
@@ -31,17 +33,27 @@ from dyn_metrics.model import COUNTER, GAUGE, HISTOGRAM, Family, Sample
 _TABLE_PATH = pathlib.Path(__file__).parent / "data" / "rust_f64_display.tsv"
 
 
+# Exact ties between two shortest digit strings: repr() rounds them to even,
+# Rust away from zero. format_value still follows repr() here. Strict, so the
+# marker has to go once format_value is fixed.
+_KNOWN_TIE_MISMATCHES = frozenset(("41c9ff26323e8000", "42d22ae4aeab97a8", "c318ab069c92298d"))
+
+
 def _read_rust_table():
     rows = []
     for line in _TABLE_PATH.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
         bits, expected = line.split("\t")
-        rows.append(pytest.param(bits, expected, id=bits))
+        marks = ()
+        if bits in _KNOWN_TIE_MISMATCHES:
+            marks = pytest.mark.xfail(strict=True, reason="repr() breaks exact ties to even, Rust away from zero")
+        rows.append(pytest.param(bits, expected, id=bits, marks=marks))
     return rows
 
 
 _RUST_TABLE = _read_rust_table()
+_RUST_TABLE_UNMARKED = [pytest.param(*row.values, id=row.id) for row in _RUST_TABLE]
 
 
 def _float_from_bits(bits):
@@ -106,7 +118,9 @@ def test_format_value_any_int_is_str(value):
 # 3. No ".0" on integral values; a fraction never ends in "0".
 # 4. float() reads the text back to the same value, the sign of -0 included.
 # 5. The significant digits are the shortest round-trip digits, i.e. the
-#    ones repr() chooses.
+#    ones repr() chooses, except when the value lies exactly halfway between
+#    two shortest digit strings: repr() then takes the even one, Rust the one
+#    farther from zero. Such ties only happen for non-integers below 2**53.
 
 _POSITIONAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
@@ -115,6 +129,18 @@ def _significant_digits(text):
     """The digit string of a decimal, without sign, point, exponent or padding zeros."""
     mantissa = text.lstrip("-").lower().partition("e")[0]
     return mantissa.replace(".", "").strip("0")
+
+
+def _rust_significant_digits(value):
+    """Rule 5 for a finite float, computed exactly with Fraction."""
+    shortest = Decimal(repr(value))
+    _, digit_tuple, exponent = shortest.as_tuple()
+    digits = int("".join(map(str, digit_tuple)))
+    gap = Fraction(value) - Fraction(shortest)
+    if gap and abs(gap) * 2 == Fraction(10) ** exponent and (gap > 0) == (value > 0):
+        # An exact tie that repr() broke toward zero: Rust goes the other way.
+        digits += 1
+    return str(digits).strip("0")
 
 
 @given(st.floats(allow_nan=True, allow_infinity=True))
@@ -140,7 +166,14 @@ def test_format_value_follows_rust_display_rules(value):
     back = float(text)
     assert back == value
     assert math.copysign(1.0, back) == math.copysign(1.0, value)
-    assert _significant_digits(text) == _significant_digits(repr(value))
+    assert _significant_digits(text) == _rust_significant_digits(value)
+
+
+@pytest.mark.parametrize("bits, expected", _RUST_TABLE_UNMARKED)
+def test_rule_5_reference_matches_rust_table(bits, expected):
+    value = _float_from_bits(bits)
+    if math.isfinite(value):
+        assert _rust_significant_digits(value) == _significant_digits(expected)
 
 
 # ---------------------------------------------------------------------------

@@ -6,12 +6,14 @@ that its threads do not compete with the servers for the same GIL.
 
 Input: one JSON document on stdin::
 
-    {"targets": [{"name": "...", "host": "127.0.0.1", "port": 8080, "path": "/metrics"}, ...],
+    {"targets": [{"name": "...", "host": "127.0.0.1", "port": 8080, "path": "/metrics",
+                  "series": "text every sample line of the benchmark family contains"}, ...],
      "latency_requests": 21, "concurrency": 8, "per_thread": 4, "rounds": 3}
 
 Output: one JSON document on stdout with, per target name, the sequential
 latencies (ms), the aggregate ms per request of each concurrent round, the
-body size and sample-line count of the warm-up response, and the first error.
+body size and the benchmark family's sample-line count of the warm-up
+response, and the first error.
 
 Every request is the same for all targets: ``GET path`` on a new connection,
 ``Connection: close``, ``Accept-Encoding: identity`` (http.client's default),
@@ -87,7 +89,9 @@ def main():
     for t in targets:
         body = guarded(t, lambda: fetch(t["host"], t["port"], t["path"]))
         if body is not None:
-            lines = [ln for ln in body.split(b"\n") if ln and ln[:1] != b"#"]
+            series = t.get("series", "").encode()
+            lines = [ln for ln in body.split(b"\n")
+                     if ln and ln[:1] != b"#" and series in ln]
             out[t["name"]]["body"] = {"bytes": len(body), "sample_lines": len(lines)}
 
     for rep in range(cfg["latency_requests"]):

@@ -498,7 +498,11 @@ class Bench:
         self._uid = itertools.count()
 
     def uniq(self, base):
-        return "%s_%d" % (base, next(self._uid))
+        """A fresh metric name; a ``_total`` suffix stays last."""
+        n = next(self._uid)
+        if base.endswith("_total"):
+            return "%s%d_total" % (base[:-len("total")], n)
+        return "%s_%d" % (base, n)
 
     def row(self, *a, **kw):
         r = Row(*a, **kw)
@@ -917,7 +921,8 @@ class Bench:
                 servers[side.name] = s
                 host, port, path, _ = s
                 cfg["targets"].append({"name": side.name, "host": host,
-                                       "port": port, "path": path})
+                                       "port": port, "path": path,
+                                       "series": "bench_http_total"})
             if not cfg["targets"]:
                 return
             gc.collect()

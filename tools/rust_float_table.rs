@@ -75,6 +75,13 @@ const VALUES: &[(u64, &str)] = &[
     (0x41d954fc4007df3b, "1700000000.123"),
     (0x4320000000000001, "2^51+0.5"),
     (0x432fffffffffffff, "2^52-0.5"),
+    // Exact ties: the value is exactly halfway between two shortest digit
+    // strings. Rust takes the one farther from zero; Python's repr takes the
+    // even one, so the two differ when the even one is nearer zero.
+    (0x41c9ff26323e8000, "872303716.48828125 (repr 872303716.4882812)"),
+    (0x42d22ae4aeab97a8, "79901738315358.625 (repr 79901738315358.62)"),
+    (0xc318ab069c92298d, "-1735861081508451.25 (repr -1735861081508451.2)"),
+    (0x426a0a6bbd391f00, "894751861192.96875 (repr 894751861192.9688, same as Rust)"),
     // Extremes: 309-digit integers and 300+ leading zeros.
     (0x7fefffffffffffff, "f64::MAX (1.7976931348623157e308)"),
     (0xffefffffffffffff, "f64::MIN"),
