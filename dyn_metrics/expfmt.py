@@ -46,13 +46,36 @@ def format_value(value):
         r = repr(v)
         return r[:-2] if r.endswith(".0") else _positional(r)
     r = repr(v)
-    if "e" in r:
-        return _positional(r)
     if r[-1] == "f":
         return r  # "inf" / "-inf", as Rust spells them
     if r == "nan":
         return "NaN"
-    return r
+    num, den = v.as_integer_ratio()
+    if den <= _TIE_DEN_LIMIT:
+        r = _break_tie(r, num, den)
+    return r if "e" not in r else _positional(r)
+
+
+# On an exact tie between two shortest digit strings repr() takes the even
+# one, Rust the one farther from zero. A tie needs v = num / 2**k to have at
+# most 18 significant digits, which bounds k by 26, so other values (most
+# fractions: 0.1 has k = 55) skip the check. Only non-integers can tie.
+_TIE_DEN_LIMIT = 1 << 26
+
+
+def _break_tie(r, num, den):
+    """``r`` (repr of num/den), or the digits Rust picks when ``r`` sits on a tie."""
+    mantissa, _, exponent = r.partition("e")
+    sign = ""
+    if mantissa[0] == "-":
+        sign, mantissa = "-", mantissa[1:]
+    whole, _, frac = mantissa.partition(".")
+    digits = int(whole + frac)
+    e10 = int(exponent or 0) - len(frac)
+    # Is |v| exactly (digits + 1/2) * 10**e10?
+    if 2 * abs(num) * 10 ** max(-e10, 0) != (2 * digits + 1) * den * 10 ** max(e10, 0):
+        return r
+    return f"{sign}{digits + 1}e{e10}"
 
 
 def _positional(r):

@@ -34,6 +34,7 @@ import math
 import re
 
 from . import expfmt
+from .omfmt import format_canonical
 from .errors import ParseError
 from .model import (
     COUNTER,
@@ -249,7 +250,7 @@ class _Reader:
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
-        elif not self.om:
+        elif not self.om and lines[-1].strip(_BLANKS):
             self.error(len(lines), "last line does not end with a line feed")
         eof_line = None
         for number, line in enumerate(lines, 1):
@@ -284,7 +285,7 @@ class _Reader:
         if stripped[0] == "#":
             self._text_comment(number, stripped)
             return
-        if stripped is not line and len(stripped) != len(line):
+        if len(stripped) != len(line):
             self.error(number, "whitespace before the metric name (Prometheus 2.42 rejects such a sample)")
         self._text_sample(number, stripped)
 
@@ -293,7 +294,7 @@ class _Reader:
         body = rest.lstrip(_BLANKS)
         keyword, _, after = _split_blank(body)
         if keyword not in ("HELP", "TYPE"):
-            if keyword in ("EOF", "UNIT") and body is not rest:
+            if keyword in ("EOF", "UNIT") and len(body) != len(rest):
                 self.warn(number, f"'# {keyword}' is OpenMetrics syntax; text 0.0.4 reads it as a plain comment")
             return
         if len(body) == len(rest):
@@ -413,12 +414,9 @@ class _Reader:
                 if line.startswith(f"# {keyword} "):
                     self._om_metadata(number, keyword, line[len(keyword) + 3:])
                     return
-                if line == f"# {keyword}" or line.startswith(f"# {keyword}"):
-                    if line.rstrip(" ") == f"# {keyword}" or line[len(keyword) + 2] in "\t":
-                        self.error(number, f"malformed {keyword} line: expected '# {keyword} <name> ...' separated by single spaces")
-                        return
-            if line.startswith("# EOF"):
-                self.error(number, "malformed '# EOF' line: it must be exactly '# EOF'")
+            words = line[1:].split()
+            if words and words[0] in ("TYPE", "HELP", "UNIT", "EOF"):
+                self.error(number, f"malformed '# {words[0]}' line: expected single spaces between its fields")
             else:
                 self.error(number, "comment lines are not allowed in OpenMetrics (only # TYPE, # UNIT, # HELP and # EOF)")
             return
@@ -432,8 +430,6 @@ class _Reader:
         if not _METRIC_NAME.match(name):
             self.error(number, f"invalid metric name {name!r} in {keyword} line")
             return
-        if name.startswith("_"):
-            self.error(number, f"metric family names starting with '_' are reserved in OpenMetrics: {name!r}")
         if not sep:
             what = {"HELP": "text", "TYPE": "a type", "UNIT": "a unit"}[keyword]
             self.error(number, f"expected {what} in {keyword} line for {name!r} (after a single space)")
@@ -457,11 +453,12 @@ class _Reader:
             self._metadata(number, "HELP", name, self._unescape_om(number, value, "HELP text"))
 
     def _unescape_om(self, number, text, what):
-        if '"' in _ESCAPE.sub("", text):
-            self.error(number, f"unescaped '\"' in {what} (OpenMetrics requires \\\")")
-        if "\\" not in text:
+        if "\\" not in text and '"' not in text:
             return text
-        if len(text) - len(text.rstrip("\\")) % 2 == 1 and (len(text) - len(text.rstrip("\\"))) % 2 == 1:
+        bare = _ESCAPE.sub("", text)
+        if '"' in bare:
+            self.error(number, f"unescaped '\"' in {what} (OpenMetrics requires \\\")")
+        if "\\" in bare:
             self.error(number, f"{what} ends with a lone backslash")
         return _ESCAPE.sub(lambda m: self._om_escape(number, m.group(1), what), text)
 
@@ -492,35 +489,39 @@ class _Reader:
         if line[pos] != " ":
             self.error(number, f"invalid character {line[pos]!r} after {name!r}: expected a single space and the value")
             return
-        fields = line[pos + 1:].split(" ")
-        value_token = fields[0]
+        pos += 1
+        end = line.find(" ", pos)
+        end = n if end < 0 else end
+        token = line[pos:end]
         try:
-            value = _number(value_token)
+            value = _number(token)
         except _Bad as exc:
-            msg = "expected a single space before the value" if value_token == "" else str(exc)
+            msg = "expected a single space before the value" if token == "" else str(exc)
             self.error(number, f"{msg} for {name!r}")
             return
         timestamp = None
         exemplar = None
-        rest = fields[1:]
-        if rest and rest[0] != "#":
-            timestamp = self._om_timestamp(number, rest[0])
+        pos = end
+        if pos < n and not line.startswith(" # ", pos):
+            end = line.find(" ", pos + 1)
+            end = n if end < 0 else end
+            timestamp = self._om_timestamp(number, line[pos + 1:end])
             if timestamp is _BAD:
                 return
-            rest = rest[1:]
-        if rest:
-            if rest[0] != "#":
-                self.error(number, f"unexpected text after the timestamp: {' '.join(rest)!r}")
+            pos = end
+        if pos < n:
+            if not line.startswith(" # ", pos):
+                self.error(number, f"unexpected text after the timestamp: {line[pos:]!r}")
                 return
-            exemplar = self._om_exemplar(number, line, name)
+            exemplar = self._om_exemplar(number, line[pos + 3:], name)
             if exemplar is _BAD:
                 return
         self._sample(number, Sample(name, labels, value, timestamp, exemplar))
 
-    def _om_timestamp(self, number, token):
+    def _om_timestamp(self, number, token, exemplar=False):
         if not _REAL.match(token):
             if token == "":
-                self.error(number, "expected a single space before the timestamp")
+                self.error(number, "empty timestamp field (a double or trailing space)")
             else:
                 self.error(number, f"invalid timestamp {token!r}: expected seconds")
             return _BAD
@@ -530,13 +531,11 @@ class _Reader:
             return _BAD
         if abs(ts) >= _MS_LOOKING:
             self.warn(number, f"timestamp {token} looks like milliseconds; OpenMetrics timestamps are seconds")
-        else:
+        elif not exemplar:
             self.warn(number, "explicit timestamp: OpenMetrics says MetricPoints SHOULD NOT have one")
         return ts
 
-    def _om_exemplar(self, number, line, name):
-        start = line.find(" # ")
-        rest = line[start + 3:]
+    def _om_exemplar(self, number, rest, name):
         if not rest.startswith("{"):
             self.error(number, "exemplar must start with a label set '{...}' (use '{}' for none)")
             return _BAD
@@ -557,7 +556,7 @@ class _Reader:
             return _BAD
         timestamp = None
         if len(fields) > 2:
-            timestamp = self._om_timestamp(number, fields[2])
+            timestamp = self._om_timestamp(number, fields[2], exemplar=True)
             if timestamp is _BAD:
                 return _BAD
         if len(fields) > 3:
@@ -674,6 +673,8 @@ class _Reader:
             fam.unit_line = number
 
     def _new_family(self, name, number):
+        if self.om and name.startswith("_"):
+            self.error(number, f"metric family names starting with '_' are reserved in OpenMetrics: {name!r}")
         fam = _Fam(name, number)
         self.fams.append(fam)
         self.by_name[name] = fam
@@ -714,22 +715,23 @@ class _Reader:
                 self.error(number, f"metadata of {fam.name!r} is separated from its samples by another family")
             self.cur = fam
             return fam
-        if cur is not None and (name == cur.name or (self.om and name.startswith(cur.name)
-                                                     and name[len(cur.name):] in _OM_RESERVED)):
-            expected = " or ".join(repr(cur.name + s) for s in (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self._type(cur)])
+        if cur is not None and name == cur.name:
+            suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self._type(cur)]
+            expected = " or ".join(repr(cur.name + s) for s in suffixes)
             self.error(number, f"sample name {name!r} does not fit {self._type(cur)} family {cur.name!r} (expected {expected})")
-            return cur
+            return None
         fam = self.by_name.get(name)
         if fam is not None:
             self.error(number, f"sample {name!r} does not fit the {self._type(fam)} family of the same name")
-            self.cur = fam
-            return fam
+            return None
         if cur is not None and not cur.samples and not self.om and name.startswith(cur.name):
             self.warn(cur.line, f"metadata for {cur.name!r} has no samples; the samples that follow are named {name!r}")
         return self._new_family(name, number)
 
     def _sample(self, number, sample):
         fam = self._family_for(number, sample.name)
+        if fam is None:
+            return
         key = _series_key(sample.name, sample.labels)
         seen = self.series.get(key)
         if seen is not None:
@@ -829,7 +831,9 @@ class _Reader:
                 if bound != bound:
                     self.error(line, f"invalid 'le' value {le[0]!r}: expected a number")
                     continue
-                m["buckets"].append((bound, s, line))
+                if om and le[0] != format_canonical(bound):
+                    self.warn(line, f"le={le[0]!r} is not canonical; OpenMetrics spells it {format_canonical(bound)!r}")
+                m["buckets"].append((bound, s, line, le[0]))
                 self._counterlike(s, line, "bucket", True)
                 if s.exemplar is not None and om and float(s.exemplar.value) > bound:
                     self.error(line, f"exemplar value {s.exemplar.value!r} is above the bucket's le={le[0]}")
@@ -855,16 +859,16 @@ class _Reader:
                 self.error(m["line"], f"histogram {where} has no buckets; a le=\"+Inf\" bucket is required")
             else:
                 ordered = True
-                for (b0, s0, _), (b1, s1, line) in zip(buckets, buckets[1:]):
+                for (b0, s0, _, _), (b1, s1, line, le) in zip(buckets, buckets[1:]):
                     if b1 == b0:
-                        self.error(line, f"duplicate bucket threshold le={b1!r} in {where}")
+                        self.error(line, f"duplicate bucket threshold le={le!r} in {where}")
                         ordered = False
                     elif b1 < b0:
                         self.error(line, f"buckets of {where} are not in increasing 'le' order")
                         ordered = False
                     elif ordered and s1.value < s0.value:
-                        self.error(line, f"bucket counts of {where} are not cumulative: le={b1!r} has {s1.value!r} < {s0.value!r}")
-                inf = [s for b, s, _ in buckets if b == math.inf]
+                        self.error(line, f"bucket counts of {where} are not cumulative: le={le!r} has {s1.value!r} < {s0.value!r}")
+                inf = [s for b, s, _, _ in buckets if b == math.inf]
                 if not inf:
                     self.error(buckets[-1][2], f"histogram {where} has no le=\"+Inf\" bucket")
                 count, total = m["count"], m["sum"]
@@ -905,6 +909,8 @@ class _Reader:
                     continue
                 if om and s.value < 0:
                     self.error(line, f"quantile value {s.value!r} must not be negative")
+                if om and q[0] != format_canonical(value):
+                    self.warn(line, f"quantile={q[0]!r} is not canonical; OpenMetrics spells it {format_canonical(value)!r}")
                 key = frozenset(p for p in s.labels if p[0] != "quantile" and p[1] != "")
                 quantiles.setdefault(key, []).append((value, line))
                 continue

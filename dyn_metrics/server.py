@@ -28,9 +28,11 @@ every scrape):
   or it is closed.
 * Complete requests run on at most ``max_connections`` handler threads, made
   on demand. A response must be sent within ``write_timeout`` seconds.
-* At most ``max_pending`` connections wait in the loop; past that the oldest
-  connection still sending its request is dropped, and a complete request
-  that finds ``max_pending`` others queued for a handler gets 503.
+* At most ``max_pending`` connections may still be sending their request;
+  past that the oldest of them is dropped. At most ``max_queued`` complete
+  requests wait for a free handler thread; past that a request gets 503 with
+  ``Retry-After: 1``. So a flood costs descriptors up to those bounds, never
+  threads.
 * Request line over ``max_request_line`` bytes -> 414; head over
   ``max_header_bytes`` or more than ``max_headers`` fields -> 431; malformed ->
   400; HTTP other than 1.x -> 505.
@@ -52,6 +54,7 @@ import errno
 import gzip
 import hmac
 import html
+import itertools
 import json
 import logging
 import queue
@@ -83,6 +86,7 @@ _OM_VERSIONS = (None, "1.0.0", "0.0.1")
 _SAMPLE_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info", "_gcount", "_gsum")
 _WRITE_CHUNK = 256 * 1024
 _LINGER = 1.0
+_WORKER_IDLE = 30.0  # seconds before an idle handler thread exits
 _DISCONNECTS = (OSError, EOFError)  # ssl.SSLError and socket.timeout are OSErrors
 
 
@@ -336,6 +340,7 @@ class MetricsServer:
         basic_auth=None,
         max_connections=64,
         max_pending=1024,
+        max_queued=256,
         read_timeout=5.0,
         write_timeout=10.0,
         max_request_line=8192,
@@ -355,6 +360,7 @@ class MetricsServer:
         for name, value in (
             ("max_connections", max_connections),
             ("max_pending", max_pending),
+            ("max_queued", max_queued),
             ("max_request_line", max_request_line),
             ("max_header_bytes", max_header_bytes),
             ("max_headers", max_headers),
@@ -391,6 +397,7 @@ class MetricsServer:
         self._openmetrics = bool(openmetrics)
         self._max_workers = max_connections
         self._max_pending = max_pending
+        self._max_queued = max_queued
         self._read_timeout = float(read_timeout)
         self._write_timeout = float(write_timeout)
         self._max_line = max_request_line
@@ -417,6 +424,7 @@ class MetricsServer:
         self._jobs = queue.SimpleQueue()
         self._pool_lock = threading.Lock()  # guards _workers, _idle, _queued
         self._workers = []
+        self._worker_ids = itertools.count(1)
         self._idle = 0
         self._queued = 0
         self._name = "dyn-metrics-server"
@@ -720,10 +728,10 @@ class MetricsServer:
         method, target = parts[0].decode("ascii"), parts[1].decode("ascii")
         return _Request(conn, method, target, parts[2].decode("ascii"), headers)
 
-    def _reject(self, conn, status, body):
+    def _reject(self, conn, status, body, extra=()):
         _log.debug("%s: rejected with %d: %s", conn.addr[0], status, body)
         try:
-            conn.sock.send(_text_response(status, body))
+            conn.sock.send(_text_response(status, body, extra))
         except OSError:
             pass
         self._linger(conn)
@@ -802,19 +810,19 @@ class MetricsServer:
     def _dispatch(self, request):
         conn = request.conn
         with self._pool_lock:
-            busy = self._queued >= self._max_pending
+            busy = self._queued >= self._max_queued
             if not busy:
                 self._queued += 1
                 spawn = self._idle < self._queued and len(self._workers) < self._max_workers
                 if spawn:
                     worker = threading.Thread(
                         target=self._work,
-                        name=f"{self._name}-worker-{len(self._workers) + 1}",
+                        name=f"{self._name}-worker-{next(self._worker_ids)}",
                         daemon=True,
                     )
                     self._workers.append(worker)
         if busy:
-            return self._reject(conn, 503, "Server busy")
+            return self._reject(conn, 503, "Server busy", [("Retry-After", "1")])
         del self._pending[conn]
         self._selector.unregister(conn.sock)
         if spawn:
@@ -828,7 +836,17 @@ class MetricsServer:
         while True:
             with self._pool_lock:
                 self._idle += 1
-            request = self._jobs.get()
+            try:
+                request = self._jobs.get(timeout=_WORKER_IDLE)
+            except queue.Empty:
+                with self._pool_lock:
+                    self._idle -= 1
+                    # Leave only if the other idle handlers cover the queued jobs;
+                    # _dispatch counts a job under this lock before putting it.
+                    if self._queued <= self._idle:
+                        self._workers.remove(threading.current_thread())
+                        return
+                continue
             with self._pool_lock:
                 self._idle -= 1
                 if request is not None:

@@ -33,10 +33,9 @@ from dyn_metrics.model import COUNTER, GAUGE, HISTOGRAM, Family, Sample
 _TABLE_PATH = pathlib.Path(__file__).parent / "data" / "rust_f64_display.tsv"
 
 
-# Exact ties between two shortest digit strings: repr() rounds them to even,
-# Rust away from zero. format_value still follows repr() here. Strict, so the
-# marker has to go once format_value is fixed.
-_KNOWN_TIE_MISMATCHES = frozenset(("41c9ff26323e8000", "42d22ae4aeab97a8", "c318ab069c92298d"))
+# Rows 41c9ff26323e8000, 42d22ae4aeab97a8 and c318ab069c92298d are exact ties
+# between two shortest digit strings: repr() rounds those to even, Rust away
+# from zero, and format_value must follow Rust.
 
 
 def _read_rust_table():
@@ -45,15 +44,11 @@ def _read_rust_table():
         if not line or line.startswith("#"):
             continue
         bits, expected = line.split("\t")
-        marks = ()
-        if bits in _KNOWN_TIE_MISMATCHES:
-            marks = pytest.mark.xfail(strict=True, reason="repr() breaks exact ties to even, Rust away from zero")
-        rows.append(pytest.param(bits, expected, id=bits, marks=marks))
+        rows.append(pytest.param(bits, expected, id=bits))
     return rows
 
 
 _RUST_TABLE = _read_rust_table()
-_RUST_TABLE_UNMARKED = [pytest.param(*row.values, id=row.id) for row in _RUST_TABLE]
 
 
 def _float_from_bits(bits):
@@ -166,10 +161,11 @@ def test_format_value_follows_rust_display_rules(value):
     back = float(text)
     assert back == value
     assert math.copysign(1.0, back) == math.copysign(1.0, value)
-    assert _significant_digits(text) == _rust_significant_digits(value)
+    rust_digits = _rust_significant_digits(value)
+    assert _significant_digits(text) == rust_digits
 
 
-@pytest.mark.parametrize("bits, expected", _RUST_TABLE_UNMARKED)
+@pytest.mark.parametrize("bits, expected", _RUST_TABLE)
 def test_rule_5_reference_matches_rust_table(bits, expected):
     value = _float_from_bits(bits)
     if math.isfinite(value):

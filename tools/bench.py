@@ -110,6 +110,11 @@ class DynMetricsSide:
         return len(b) if b and math.isinf(b[-1]) else len(b) + 1
 
     # registry and scrapes
+    def registry_for(self, metric):
+        reg = self.dm.Registry()
+        reg.register(metric)
+        return reg
+
     def scrape_registry(self, name):
         """A registry holding one 2-label counter vec: (registry, vec)."""
         vec = self.countervec(name)
@@ -193,6 +198,11 @@ class PrometheusClientSide:
 
     def bucket_count(self):
         return len(self.pc.Histogram.DEFAULT_BUCKETS)
+
+    def registry_for(self, metric):
+        reg = self.pc.CollectorRegistry()
+        reg.register(metric)
+        return reg
 
     def scrape_registry(self, name):
         reg = self.pc.CollectorRegistry()
@@ -700,25 +710,41 @@ class Bench:
             gc.collect()
 
     # -- memory ------------------------------------------------------------
-    def _mem_per_child(self, side, kind, n):
-        vec = side.countervec(self.uniq("bench_m_total")) if kind == "counter" \
-            else side.histogramvec(self.uniq("bench_mh"))
+    def _mem_per_child(self, side, kind, n, scraped=False):
+        """tracemalloc bytes per child over n children, each touched once.
+
+        With ``scraped`` the vec is registered and scraped once (text 0.0.4)
+        inside the measured window, so caches a scrape keeps are charged too.
+        """
+        if kind == "histogram":
+            vec = side.histogramvec(self.uniq("bench_mh"))
+        else:
+            # prometheus_client builds a per-child string for names ending in
+            # `_total` (~55 B more per child); "counter" avoids that suffix so
+            # the target compares against its cheaper case.
+            vec = side.countervec(self.uniq(
+                "bench_mc_total" if kind == "counter_total" else "bench_mc"))
         get = side.child_getter(vec)
-        # one child first, so one-time lazy state is not charged to the 5000
-        if kind == "counter":
+        scrape = side.text_scraper(side.registry_for(vec)) if scraped else None
+        # one child first, so one-time lazy state is not charged to the n
+        if kind != "histogram":
             get("warm", "up").inc()
         else:
             get("warm", "up").observe(0.3)
+        if scrape is not None:
+            scrape()
         gc.collect()
         tracemalloc.start()
         try:
             before = tracemalloc.get_traced_memory()[0]
-            fill_vec(get, n, "inc" if kind == "counter" else "observe")
+            fill_vec(get, n, "observe" if kind == "histogram" else "inc")
+            if scrape is not None:
+                scrape()
             gc.collect()
             after = tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()
-        del vec
+        del vec, scrape
         return (after - before) / n
 
     def phase_memory(self):
@@ -727,16 +753,22 @@ class Bench:
         self.log("memory: %d children per vec, %d repeats" % (n, reps))
         rows = [
             (self.row("bytes_counter_child", "bytes per counter vec child (2 labels)",
-                      "bytes", 0.4, fmt=fmt_bytes, group="memory"), "counter"),
+                      "bytes", 0.4, fmt=fmt_bytes, group="memory"), "counter", False),
+            (self.row("bytes_counter_total_child", "  same, family name ending `_total`",
+                      "bytes", fmt=fmt_bytes, group="memory"), "counter_total", False),
+            (self.row("bytes_counter_child_scraped", "  same, after one text scrape",
+                      "bytes", fmt=fmt_bytes, group="memory"), "counter", True),
             (self.row("bytes_histogram_child",
                       "bytes per histogram vec child (2 labels, default buckets)",
-                      "bytes", 0.3, fmt=fmt_bytes, group="memory"), "histogram"),
+                      "bytes", 0.3, fmt=fmt_bytes, group="memory"), "histogram", False),
+            (self.row("bytes_histogram_child_scraped", "  same, after one text scrape",
+                      "bytes", fmt=fmt_bytes, group="memory"), "histogram", True),
         ]
         for rep in range(reps):
-            for row, kind in rows:
+            for row, kind, scraped in rows:
                 for side in self.order(rep):
                     v = self.guarded(row, side,
-                                     lambda: self._mem_per_child(side, kind, n))
+                                     lambda: self._mem_per_child(side, kind, n, scraped))
                     if v is not None:
                         row.add(side.name, v)
                     gc.collect()
@@ -1012,6 +1044,33 @@ def render_table(rows, floors):
     return "\n".join(lines)
 
 
+def loadavg():
+    try:
+        return "%.2f" % os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def noise_warning(floors, info):
+    """A warning when the machine was busy: the floors moved during the run."""
+    spreads = []
+    for f in floors:
+        s = f.samples["dyn_metrics"]
+        if len(s) > 1 and min(s) > 0:
+            spreads.append((statistics.median(s) / min(s), f.title))
+    if not spreads:
+        return ""
+    worst, title = max(spreads)
+    if worst < 1.25:
+        return ""
+    return ("WARNING: the machine was busy during this run (median of floor %s was "
+            "%.1fx its minimum; load average %s -> %s). Absolute times are inflated "
+            "and the absolute targets may fail for that reason; the interleaved "
+            "ratios are less affected. Re-run on an idle machine."
+            % (title, worst, info.get("loadavg_start") or "?",
+               info.get("loadavg_end") or "?"))
+
+
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
@@ -1099,20 +1158,29 @@ def main(argv=None):
         "prometheus_client": sides[1].version(),
         "args": {k: v for k, v in vars(args).items()},
     })
+    bench.info["loadavg_start"] = loadavg()
     t_start = time.monotonic()
     for phase in args.phases:
         getattr(bench, "phase_" + phase)()
     elapsed = time.monotonic() - t_start
+    bench.info["loadavg_end"] = loadavg()
 
     info = bench.info
     print("dyn_metrics %s vs prometheus_client %s | Python %s (%s) | %s | %s CPUs"
           % (info["dyn_metrics"], info["prometheus_client"], info["python"],
              info["implementation"], info["platform"], info["cpus"]))
     print("repeats %d, %d calls per hot-path sample, interleaved; ratio = "
-          "dyn_metrics / prometheus_client (lower is better); %.0f s total"
-          % (args.repeat, args.loops, elapsed))
+          "dyn_metrics / prometheus_client (lower is better); %.0f s total; "
+          "load average %s at start, %s at end"
+          % (args.repeat, args.loops, elapsed, info["loadavg_start"] or "?",
+             info["loadavg_end"] or "?"))
     print()
     print(render_table(bench.rows, bench.floor_rows))
+
+    warning = noise_warning(bench.floor_rows, info)
+    if warning:
+        print()
+        print(warning)
 
     failed = [r for r in bench.rows if r.result() in ("FAIL", "ERROR")]
     print()

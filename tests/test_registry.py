@@ -1,0 +1,485 @@
+"""Registry: registration rules, gather order, child registries, merging
+across registries, scrape-time callbacks (sections 1.7, 1.9, 4.1, 4.2)."""
+
+import logging
+import math
+import pathlib
+import re
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+import dyn_metrics as dm
+from dyn_metrics import expfmt
+from dyn_metrics.errors import (
+    AlreadyRegisteredError,
+    DescriptorConflictError,
+    InvalidValueError,
+    RegistrationError,
+)
+
+GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
+
+
+def read_golden(name):
+    return (GOLDEN_DIR / f"{name}.prom").read_bytes().decode("utf-8")
+
+
+# -- golden scenarios (regenerated only by tools/update_goldens.py) ----------------
+
+VLLM_TEXT = (
+    "# HELP vllm_num_requests_running Running requests\n"
+    "# TYPE vllm_num_requests_running gauge\n"
+    'vllm_num_requests_running{model="llama"} 4\n'
+)
+
+
+def scenario_native_and_callback():
+    """Section 4.3: a native counter on a bare registry plus an engine's text."""
+    reg = dm.Registry()
+    native = reg.register(dm.Counter("dynamo_native_total", "Native counter"))
+    native.inc_by(7)
+    reg.add_expfmt_callback(lambda: VLLM_TEXT)
+    return reg.prometheus_expfmt()
+
+
+GOLDEN_SCENARIOS = {
+    "native_and_callback": scenario_native_and_callback,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_SCENARIOS))
+def test_registry_golden(name):
+    assert GOLDEN_SCENARIOS[name]().encode("utf-8") == read_golden(name).encode("utf-8")
+
+
+def test_native_and_callback_matches_section_4_3_text():
+    assert scenario_native_and_callback() == (
+        "# HELP dynamo_native_total Native counter\n"
+        "# TYPE dynamo_native_total counter\n"
+        "dynamo_native_total 7\n" + VLLM_TEXT)
+
+
+# -- registration (section 1.7) --------------------------------------------------------
+
+
+def _raises_and_unchanged(reg, collector, exc, prefix):
+    before = reg.prometheus_expfmt()
+    with pytest.raises(exc) as info:
+        reg.register(collector)
+    assert type(info.value) is exc
+    assert str(info.value).startswith(prefix), str(info.value)
+    assert reg.prometheus_expfmt() == before
+    return info.value
+
+
+def test_register_same_object_twice():
+    reg = dm.Registry()
+    c = reg.register(dm.Counter("c_total", "h"))
+    err = _raises_and_unchanged(reg, c, AlreadyRegisteredError,
+                                "Duplicate metrics collector registration attempted")
+    assert err.existing is c and err.new is c
+    assert isinstance(err, RegistrationError)
+
+
+def test_register_same_name_and_const_labels():
+    reg = dm.Registry()
+    first = reg.register(dm.Counter("c_total", "h", {"a": "1"}))
+    second = dm.Counter("c_total", "h", {"a": "1"})
+    err = _raises_and_unchanged(reg, second, AlreadyRegisteredError,
+                                "Duplicate metrics collector registration attempted")
+    assert err.existing is first and err.new is second
+
+
+CONFLICT_ROWS = [
+    # (id, first, second): same name, different help, type or label-name set.
+    # Same constant label values too (what two create_* calls on one node give):
+    ("help", lambda: dm.Counter("m", "one help"), lambda: dm.Counter("m", "other help")),
+    ("type", lambda: dm.Counter("m", "h"), lambda: dm.Gauge("m", "h")),
+    ("variable_label_names", lambda: dm.GaugeVec("m", "h", ["a"]),
+     lambda: dm.GaugeVec("m", "h", ["b"])),
+    ("scalar_vs_vec", lambda: dm.Gauge("m", "h", {"a": "1"}), lambda: dm.GaugeVec("m", "h", ["a"])),
+    # Different constant label values:
+    ("help_other_const_values", lambda: dm.Counter("m", "one help", {"a": "1"}),
+     lambda: dm.Counter("m", "other help", {"a": "2"})),
+    ("type_other_const_values", lambda: dm.Counter("m", "h", {"a": "1"}),
+     lambda: dm.Gauge("m", "h", {"a": "2"})),
+    ("const_label_names", lambda: dm.Gauge("m", "h", {"a": "1"}),
+     lambda: dm.Gauge("m", "h", {"b": "1"})),
+]
+
+
+@pytest.mark.parametrize("first, second", [r[1:] for r in CONFLICT_ROWS],
+                         ids=[r[0] for r in CONFLICT_ROWS])
+def test_register_conflicting_descriptor(first, second):
+    reg = dm.Registry()
+    reg.register(first())
+    _raises_and_unchanged(reg, second(), DescriptorConflictError,
+                          "a previously registered descriptor with the same fully-qualified name")
+
+
+def test_register_same_name_different_const_values_merges_into_one_family():
+    reg = dm.Registry()
+    b = reg.register(dm.Counter("m_total", "h", {"shard": "b"}))
+    a = reg.register(dm.Counter("m_total", "h", {"shard": "a"}))
+    a.inc()
+    b.inc_by(2)
+    assert reg.prometheus_expfmt() == (
+        "# HELP m_total h\n# TYPE m_total counter\n"
+        'm_total{shard="a"} 1\nm_total{shard="b"} 2\n')
+    assert [f.name for f in reg.gather()] == ["m_total"]
+
+
+def test_unregister_then_register_again():
+    reg = dm.Registry()
+    c = reg.register(dm.Counter("c_total", "h"))
+    reg.unregister(c)
+    assert reg.prometheus_expfmt() == ""
+    with pytest.raises(KeyError):
+        reg.unregister(c)
+    reg.register(dm.Gauge("c_total", "other"))  # the name is free again
+
+
+def test_gather_sorted_by_name_and_empty_families_pruned():
+    reg = dm.Registry()
+    for name in ("b", "a", "c"):
+        reg.register(dm.Gauge(name, "h"))
+    reg.register(dm.CounterVec("aa", "h", ["x"]))
+    assert [f.name for f in reg.gather()] == ["a", "b", "c"]
+    assert reg.has_metric_named("a")
+    assert not reg.has_metric_named("aa")  # a vec with no child yet is absent (Dynamo's rule)
+
+
+def test_has_metric_named_is_local_only():
+    parent, child = dm.Registry(), dm.Registry()
+    parent.add_child_registry(child)
+    child.register(dm.Gauge("g", "h"))
+    assert child.has_metric_named("g")
+    assert not parent.has_metric_named("g")
+
+
+# -- child registries ---------------------------------------------------------------------
+
+
+def test_add_child_registry_is_idempotent():
+    parent, child = dm.Registry(), dm.Registry()
+    child.register(dm.Gauge("g", "h"))
+    parent.add_child_registry(child)
+    parent.add_child_registry(child)
+    assert parent.prometheus_expfmt() == "# HELP g h\n# TYPE g gauge\ng 0\n"
+
+
+def test_add_child_registry_rejects_non_registry():
+    with pytest.raises(TypeError):
+        dm.Registry().add_child_registry(object())
+
+
+def test_registries_depth_first_preorder_each_once():
+    a, b, c, d, e = (dm.Registry() for _ in range(5))
+    a.add_child_registry(b)
+    a.add_child_registry(c)
+    b.add_child_registry(d)
+    c.add_child_registry(d)  # diamond: d is visited once, under b
+    c.add_child_registry(e)
+    d.add_child_registry(a)  # a cycle must not loop
+    assert a.registries() == [a, b, d, c, e]
+
+
+def test_merge_across_registries_appends_in_traversal_order():
+    parent, first, second = dm.Registry(), dm.Registry(), dm.Registry()
+    parent.add_child_registry(first)
+    parent.add_child_registry(second)
+    second.register(dm.Counter("r_total", "h", {"ep": "a"})).inc_by(2)
+    first.register(dm.Counter("r_total", "h", {"ep": "b"})).inc_by(1)
+    # Registry order first, not label order.
+    assert parent.prometheus_expfmt() == (
+        "# HELP r_total h\n# TYPE r_total counter\n"
+        'r_total{ep="b"} 1\nr_total{ep="a"} 2\n')
+
+
+def test_merge_duplicate_series_first_wins_with_warning(caplog):
+    parent, first, second = dm.Registry(), dm.Registry(), dm.Registry()
+    parent.add_child_registry(first)
+    parent.add_child_registry(second)
+    first.register(dm.Gauge("g", "h", {"k": "v"})).set(50)
+    second.register(dm.Gauge("g", "h", {"k": "v"})).set(75)
+    with caplog.at_level(logging.WARNING, logger="dyn_metrics"):
+        text = parent.prometheus_expfmt()
+    assert text == '# HELP g h\n# TYPE g gauge\ng{k="v"} 50\n'
+    assert any("Duplicate Prometheus series while merging" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("second", [
+    lambda: dm.Counter("m", "different help"),
+    lambda: dm.Gauge("m", "h"),
+], ids=["help", "type"])
+def test_help_or_type_conflict_across_registries_fails_at_scrape(second):
+    parent, child = dm.Registry(), dm.Registry()
+    parent.add_child_registry(child)
+    parent.register(dm.Counter("m", "h"))
+    child.register(second())  # registration succeeds: different registries
+    for scrape in (parent.prometheus_expfmt, parent.collect):
+        with pytest.raises(DescriptorConflictError) as info:
+            scrape()
+        assert str(info.value).startswith(
+            "Metric family 'm' has inconsistent help/type across sources")
+    assert child.prometheus_expfmt().startswith("# HELP m ")  # each alone is fine
+
+
+# -- update callbacks (section 1.9) --------------------------------------------------------
+
+
+def test_update_callbacks_run_in_registration_order():
+    reg = dm.Registry()
+    counter = reg.register(dm.IntCounter("n_total", "h"))
+    calls = []
+    for step in (1, 10, 100):
+        reg.add_update_callback(lambda step=step: (calls.append(step), counter.inc_by(step)))
+    assert reg.execute_update_callbacks() == [None, None, None]
+    assert counter.get() == 111
+    assert calls == [1, 10, 100]
+    reg.execute_update_callbacks()
+    assert counter.get() == 222
+    assert reg.prometheus_expfmt().endswith("\nn_total 333\n")
+
+
+def test_update_callback_errors_do_not_stop_later_callbacks(caplog):
+    reg = dm.Registry()
+    counter = reg.register(dm.IntCounter("n_total", "h"))
+    boom = RuntimeError("Simulated error")
+
+    def fail():
+        raise boom
+
+    reg.add_update_callback(lambda: counter.inc_by(1))
+    reg.add_update_callback(fail)
+    reg.add_update_callback(lambda: counter.inc_by(10))
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
+        assert reg.execute_update_callbacks() == [None, boom, None]
+    assert counter.get() == 11
+    assert any("metrics update callback failed" in r.getMessage() for r in caplog.records)
+    reg.execute_update_callbacks()
+    assert counter.get() == 22
+
+
+def test_empty_registry_runs_no_callbacks():
+    reg = dm.Registry()
+    assert reg.execute_update_callbacks() == []
+    assert reg.execute_expfmt_callbacks() == ""
+    assert reg.prometheus_expfmt() == ""
+
+
+def test_raising_update_callback_is_logged_and_scrape_works(caplog):
+    reg = dm.Registry()
+    gauge = reg.register(dm.Gauge("g", "h"))
+
+    def fail():
+        raise ValueError("broken source")
+
+    reg.add_update_callback(fail)
+    reg.add_update_callback(lambda: gauge.set(3))
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
+        assert reg.prometheus_expfmt() == "# HELP g h\n# TYPE g gauge\ng 3\n"
+    records = [r for r in caplog.records if r.name == "dyn_metrics"]
+    assert records and "metrics update callback failed" in records[0].getMessage()
+    assert records[0].exc_info is not None
+
+
+def test_update_callbacks_run_across_registries_in_traversal_order():
+    parent, a, b = dm.Registry(), dm.Registry(), dm.Registry()
+    parent.add_child_registry(a)
+    parent.add_child_registry(b)
+    calls = []
+    b.add_update_callback(lambda: calls.append("b"))
+    a.add_update_callback(lambda: calls.append("a"))
+    parent.add_update_callback(lambda: calls.append("parent"))
+    parent.prometheus_expfmt()
+    assert calls == ["parent", "a", "b"]
+    b.prometheus_expfmt()
+    assert calls == ["parent", "a", "b", "b"]
+
+
+def test_update_callbacks_run_before_values_are_read():
+    reg = dm.Registry()
+    g = reg.register(dm.Gauge("g", "h"))
+    ticks = iter(range(1, 100))
+    reg.add_update_callback(lambda: g.set(next(ticks)))
+    assert reg.prometheus_expfmt().endswith("g 1\n")
+    assert reg.prometheus_expfmt().endswith("g 2\n")
+
+
+@pytest.mark.parametrize("bad", [None, 5, "text"])
+def test_callbacks_must_be_callable(bad):
+    reg = dm.Registry()
+    for add in (reg.add_update_callback, reg.add_expfmt_callback):
+        with pytest.raises(InvalidValueError) as info:
+            add(bad)
+        assert str(info.value).startswith("callback must be callable")
+
+
+# -- expfmt callbacks and the join rule (section 4.2) -------------------------------------
+
+NATIVE = "# HELP native_total Native counter\n# TYPE native_total counter\nnative_total 7\n"
+
+
+class Raise:
+    """A callback result meaning: raise instead of returning."""
+
+
+JOIN_ROWS = [
+    # (id, native metrics?, callback results, expected scrape)
+    ("none", False, [], ""),
+    ("only_empty", False, ["", ""], ""),
+    ("lone_leading_newline", False, ["a 1\n"], "\na 1\n"),
+    ("no_trailing_newline_forced", False, ["a 1"], "\na 1"),
+    ("newline_inserted_between", False, ["a 1", "b 2"], "\na 1\nb 2"),
+    ("no_double_newline", False, ["a 1\n", "b 2\n"], "\na 1\nb 2\n"),
+    ("empty_texts_skipped", False, ["", "a 1", "", "b 2", ""], "\na 1\nb 2"),
+    ("newline_only_text", False, ["\n"], "\n\n"),
+    ("native_only", True, [], NATIVE),
+    ("native_plus_text", True, ["x 1"], NATIVE + "x 1"),
+    ("native_plus_texts", True, ["x 1", "y 2\n"], NATIVE + "x 1\ny 2\n"),
+    ("native_failures_skipped", True, ["a 1", Raise, 5, None, b"b 2", "c 3"],
+     NATIVE + "a 1\nc 3"),
+    ("failures_only", False, [Raise, None], ""),
+]
+
+
+def _callback(result):
+    if result is Raise:
+        def fail():
+            raise RuntimeError("engine down")
+        return fail
+    return lambda: result
+
+
+@pytest.mark.parametrize("native, results, expected", [r[1:] for r in JOIN_ROWS],
+                         ids=[r[0] for r in JOIN_ROWS])
+def test_expfmt_callback_join(native, results, expected):
+    reg = dm.Registry()
+    if native:
+        reg.register(dm.Counter("native_total", "Native counter")).inc_by(7)
+    for result in results:
+        reg.add_expfmt_callback(_callback(result))
+    assert reg.prometheus_expfmt() == expected
+
+
+TREE_JOIN_ROWS = [
+    # (parent texts, child texts, grandchild texts, expected)
+    (["a"], ["b"], [], "\na\nb"),
+    ([], ["b"], ["c\n"], "\nb\nc\n"),
+    (["a\n"], [""], ["c"], "\na\nc"),
+    (["a", "b"], ["c"], ["d"], "\na\nb\nc\nd"),
+]
+
+
+@pytest.mark.parametrize("parent_texts, child_texts, grandchild_texts, expected", TREE_JOIN_ROWS)
+def test_expfmt_callback_join_across_registries(parent_texts, child_texts, grandchild_texts,
+                                                expected):
+    parent, child, grandchild = dm.Registry(), dm.Registry(), dm.Registry()
+    parent.add_child_registry(child)
+    child.add_child_registry(grandchild)
+    for reg, texts in ((parent, parent_texts), (child, child_texts),
+                       (grandchild, grandchild_texts)):
+        for text in texts:
+            reg.add_expfmt_callback(_callback(text))
+    assert parent.prometheus_expfmt() == expected
+
+
+def test_raising_expfmt_callback_is_logged_and_contributes_nothing(caplog):
+    reg = dm.Registry()
+    reg.register(dm.Counter("native_total", "Native counter")).inc_by(7)
+    reg.add_expfmt_callback(_callback(Raise))
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
+        assert reg.prometheus_expfmt() == NATIVE
+    messages = [r.getMessage() for r in caplog.records if r.name == "dyn_metrics"]
+    assert any(m.startswith("Error executing exposition text callback") for m in messages)
+
+
+@pytest.mark.parametrize("result", [None, 5, b"x 1\n", ["x 1\n"]], ids=repr)
+def test_non_str_expfmt_callback_is_logged_and_contributes_nothing(caplog, result):
+    reg = dm.Registry()
+    reg.add_expfmt_callback(lambda: result)
+    reg.add_expfmt_callback(lambda: "ok 1\n")
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
+        assert reg.prometheus_expfmt() == "\nok 1\n"
+    assert [r for r in caplog.records if r.name == "dyn_metrics" and r.levelno >= logging.ERROR]
+
+
+def test_expfmt_callback_text_is_not_merged_with_native_families():
+    # Verbatim: a family the engine also prints natively appears twice.
+    reg = dm.Registry()
+    reg.register(dm.Counter("native_total", "Native counter")).inc_by(7)
+    reg.add_expfmt_callback(lambda: NATIVE)
+    assert reg.prometheus_expfmt() == NATIVE + NATIVE
+
+
+def test_expfmt_callbacks_run_on_every_scrape():
+    reg = dm.Registry()
+    n = iter(range(100))
+    reg.add_expfmt_callback(lambda: f"x {next(n)}\n")
+    assert reg.prometheus_expfmt() == "\nx 0\n"
+    assert reg.prometheus_expfmt() == "\nx 1\n"
+
+
+# -- escaping round trips through a scrape (Hypothesis) ----------------------------------
+
+
+def _unescape(text, escapes):
+    return re.sub(r"\\(.)", lambda m: escapes[m.group(1)], text, flags=re.S)
+
+
+LABEL_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+HELP_ESCAPES = {"\\": "\\", "n": "\n"}
+
+
+@given(value=st.text(), help_text=st.text(min_size=1))
+@example(value='say "hi"\\\n', help_text="back\\slash\nnew line \"quoted\"")
+@example(value="\\n", help_text="\\n")
+@example(value="", help_text=" ")
+def test_label_value_and_help_round_trip_through_scrape(value, help_text):
+    reg = dm.Registry()
+    reg.register(dm.Gauge("m", help_text, {"lbl": value}))
+    lines = reg.prometheus_expfmt().split("\n")
+    assert len(lines) == 4 and lines[3] == ""  # no raw newline escaped the escaping
+    help_prefix = "# HELP m "
+    assert lines[0].startswith(help_prefix)
+    assert _unescape(lines[0][len(help_prefix):], HELP_ESCAPES) == help_text
+    assert lines[1] == "# TYPE m gauge"
+    sample_prefix, sample_suffix = 'm{lbl="', '"} 0'
+    assert lines[2].startswith(sample_prefix) and lines[2].endswith(sample_suffix)
+    escaped = lines[2][len(sample_prefix):-len(sample_suffix)]
+    assert re.fullmatch(r'(?:[^"\\\n]|\\[\\"n])*', escaped, flags=re.S)
+    assert _unescape(escaped, LABEL_ESCAPES) == value
+
+
+@given(value=st.floats(allow_nan=True, allow_infinity=True))
+@example(value=50000.0)
+@example(value=1e21)
+@example(value=1e-7)
+@example(value=-0.0)
+@example(value=2.0**53)
+@example(value=5e-324)
+@example(value=1.7976931348623157e308)
+def test_gauge_value_written_as_format_value(value):
+    reg = dm.Registry()
+    reg.register(dm.Gauge("g", "h")).set(value)
+    line = reg.prometheus_expfmt().split("\n")[2]
+    assert line.startswith("g ")
+    written = line[2:]
+    assert written == expfmt.format_value(value)
+    assert "e" not in written and "E" not in written and "+" not in written
+    if math.isnan(value):
+        assert written == "NaN"
+    else:
+        assert float(written) == value
+        assert math.copysign(1.0, float(written)) == math.copysign(1.0, value)
+
+
+@given(value=st.integers(min_value=-(2**100), max_value=2**100))
+def test_intgauge_value_written_as_exact_integer(value):
+    reg = dm.Registry()
+    reg.register(dm.IntGauge("g", "h")).set(value)
+    assert reg.prometheus_expfmt().split("\n")[2] == f"g {value}"

@@ -1,0 +1,275 @@
+"""Metric vectors: child identity, label access, removal, output of children."""
+
+import pytest
+
+import dyn_metrics as dm
+from dyn_metrics.errors import CardinalityError, InvalidLabelsError, InvalidValueError
+
+VEC_TYPES = [dm.CounterVec, dm.IntCounterVec, dm.GaugeVec, dm.IntGaugeVec, dm.HistogramVec]
+
+
+def _ids(cls):
+    return cls.__name__
+
+
+def scrape(*metrics):
+    reg = dm.Registry()
+    for m in metrics:
+        reg.register(m)
+    return reg.prometheus_expfmt()
+
+
+def sample_lines(text):
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+# -- children --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", VEC_TYPES, ids=_ids)
+def test_vec_same_values_return_same_child(cls):
+    v = cls("v", "h", ["method", "status"])
+    a = v.with_label_values("GET", "200")
+    assert v.with_label_values("GET", "200") is a
+    assert v.with_labels({"status": "200", "method": "GET"}) is a
+    assert v.with_label_values("GET", "201") is not a
+
+
+@pytest.mark.parametrize("cls", VEC_TYPES, ids=_ids)
+def test_vec_values_are_not_concatenated(cls):
+    v = cls("v", "h", ["x", "y"])
+    assert v.with_label_values("ab", "c") is not v.with_label_values("a", "bc")
+    assert v.with_label_values("", "abc") is not v.with_label_values("abc", "")
+
+
+def test_vec_children_are_independent():
+    v = dm.CounterVec("v_total", "h", ["method", "status"], {"service": "api"})
+    v.with_label_values("GET", "200").inc_by(10)
+    v.with_labels({"method": "POST", "status": "201"}).inc_by(5)
+    assert v.with_label_values("GET", "200").get() == 10
+    assert v.with_label_values("POST", "201").get() == 5
+    assert sample_lines(scrape(v)) == [
+        'v_total{method="GET",service="api",status="200"} 10',
+        'v_total{method="POST",service="api",status="201"} 5',
+    ]
+
+
+def test_vec_str_subclass_value_is_the_same_child_as_its_text():
+    class Tagged(str):
+        def __str__(self):
+            return "something else"
+
+    v = dm.GaugeVec("v", "h", ["a"])
+    child = v.with_label_values(Tagged("x"))
+    assert v.with_label_values("x") is child
+    child.set(1)
+    assert sample_lines(scrape(v)) == ['v{a="x"} 1']
+
+
+# -- label errors ------------------------------------------------------------------
+
+
+CARDINALITY_ROWS = [
+    # (values, expected, got, prefix)
+    (("GET",), 2, 1, "Inconsistent label cardinality, expect 2 label values, but got 1"),
+    ((), 2, 0, "Inconsistent label cardinality, expect 2 label values, but got 0"),
+    (("GET", "200", "x"), 2, 3, "Inconsistent label cardinality, expect 2 label values, but got 3"),
+]
+
+
+@pytest.mark.parametrize("cls", VEC_TYPES, ids=_ids)
+@pytest.mark.parametrize("values, expected, got, prefix", CARDINALITY_ROWS)
+def test_vec_wrong_cardinality(cls, values, expected, got, prefix):
+    v = cls("v", "h", ["method", "status"])
+    v.with_label_values("GET", "200")  # a populated vec must fail the same way
+    for call in (v.with_label_values, v.remove_label_values):
+        with pytest.raises(CardinalityError) as info:
+            call(*values)
+        err = info.value
+        assert str(err).startswith(prefix)
+        assert (err.expected, err.got) == (expected, got)
+        assert isinstance(err, InvalidLabelsError) and isinstance(err, ValueError)
+
+
+NON_STR_VALUES = [1, 1.5, None, b"x", ["a"], {"a": "b"}, ("a",)]
+
+
+@pytest.mark.parametrize("populated", [False, True], ids=["empty", "populated"])
+@pytest.mark.parametrize("bad", NON_STR_VALUES, ids=repr)
+def test_vec_non_str_label_value_raises(bad, populated):
+    v = dm.CounterVec("v", "h", ["a", "b"])
+    if populated:
+        v.with_label_values("x", "y")
+    with pytest.raises(InvalidLabelsError) as info:
+        v.with_label_values("x", bad)
+    assert str(info.value).startswith("label 'b' of 'v' needs a string value, got")
+    with pytest.raises(InvalidLabelsError):
+        v.with_labels({"a": "x", "b": bad})
+    assert sample_lines(scrape(v)) == (['v{a="x",b="y"} 0'] if populated else [])
+
+
+MAPPING_ROWS = [
+    # (mapping, message prefix)
+    ({"method": "GET"}, "label name status missing in label map"),
+    ({}, "label name method missing in label map"),
+    ({"method": "GET", "status": "200", "extra": "x"}, "unknown label name 'extra' in label map"),
+    ({"method": "GET", "Status": "200"}, "label name status missing in label map"),
+]
+
+
+@pytest.mark.parametrize("mapping, prefix", MAPPING_ROWS)
+def test_vec_with_labels_missing_or_extra_names(mapping, prefix):
+    v = dm.CounterVec("v", "h", ["method", "status"])
+    for call in (v.with_labels, v.remove_labels):
+        with pytest.raises(InvalidLabelsError) as info:
+            call(mapping)
+        assert type(info.value) is InvalidLabelsError
+        assert str(info.value).startswith(prefix)
+    assert scrape(v) == ""
+
+
+def test_vec_with_labels_accepts_pairs():
+    v = dm.CounterVec("v", "h", ["method", "status"])
+    assert v.with_labels([("status", "200"), ("method", "GET")]) is v.with_label_values("GET", "200")
+
+
+# -- removal ---------------------------------------------------------------------------
+
+
+def test_vec_remove_label_values_drops_one_child():
+    v = dm.GaugeVec("v", "h", ["a"])
+    old = v.with_label_values("x")
+    old.set(5)
+    v.with_label_values("y").set(6)
+    v.remove_label_values("x")
+    assert sample_lines(scrape(v)) == ['v{a="y"} 6']
+    fresh = v.with_label_values("x")
+    assert fresh is not old and fresh.get() == 0
+
+
+def test_vec_remove_labels_by_mapping():
+    v = dm.GaugeVec("v", "h", ["a", "b"])
+    v.with_label_values("1", "2")
+    v.remove_labels({"b": "2", "a": "1"})
+    assert scrape(v) == ""
+
+
+def test_vec_remove_missing_child_raises():
+    v = dm.CounterVec("v", "h", ["a"])
+    v.with_label_values("x")
+    with pytest.raises(InvalidLabelsError) as info:
+        v.remove_label_values("nope")
+    assert type(info.value) is InvalidLabelsError
+    assert str(info.value).startswith("no child with label values ('nope',)")
+    v.remove_label_values("x")
+    with pytest.raises(InvalidLabelsError):
+        v.remove_label_values("x")
+
+
+def test_vec_clear_drops_every_child():
+    v = dm.IntCounterVec("v", "h", ["a"])
+    for x in "abc":
+        v.with_label_values(x).inc()
+    v.clear()
+    assert scrape(v) == ""
+    assert v.collect() == []
+    v.clear()  # idempotent
+    v.with_label_values("a").inc()
+    assert sample_lines(scrape(v)) == ['v{a="a"} 1']
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", VEC_TYPES, ids=_ids)
+def test_empty_vec_is_omitted_from_output(cls):
+    v = cls("v", "h", ["a"])
+    g = dm.Gauge("g", "h")
+    assert v.collect() == []
+    assert scrape(v) == ""
+    assert scrape(v, g) == "# HELP g h\n# TYPE g gauge\ng 0\n"
+
+
+def test_vec_children_sorted_by_values_in_label_name_order():
+    # Declared order zeta, alpha; exposition sorts labels by name, and
+    # children by their values in that sorted-name order.
+    v = dm.IntGaugeVec("v", "h", ["zeta", "alpha"], {"mid": "m"})
+    for zeta, alpha in [("1", "b"), ("2", "a"), ("0", "b"), ("9", "a")]:
+        v.with_label_values(zeta, alpha).set(int(zeta))
+    assert sample_lines(scrape(v)) == [
+        'v{alpha="a",mid="m",zeta="2"} 2',
+        'v{alpha="a",mid="m",zeta="9"} 9',
+        'v{alpha="b",mid="m",zeta="0"} 0',
+        'v{alpha="b",mid="m",zeta="1"} 1',
+    ]
+
+
+def test_vec_children_sort_by_code_point():
+    v = dm.GaugeVec("v", "h", ["a"])
+    for x in ["é", "z", "Z", "", "aa", "a"]:
+        v.with_label_values(x)
+    assert sample_lines(scrape(v)) == [
+        'v{a=""} 0', 'v{a="Z"} 0', 'v{a="a"} 0', 'v{a="aa"} 0', 'v{a="z"} 0', 'v{a="é"} 0']
+
+
+def test_vec_escapes_odd_label_values():
+    v = dm.CounterVec("v", "h", ["a"])
+    v.with_label_values('q"\\\nü').inc()
+    assert sample_lines(scrape(v)) == ['v{a="q\\"\\\\\\nü"} 1']
+
+
+def test_histogramvec_children_have_le_last():
+    v = dm.HistogramVec("h", "h", ["route"], {"zone": "z"}, buckets=[1])
+    v.with_label_values("/b").observe(0.5)
+    v.with_label_values("/a").observe(3)
+    assert sample_lines(scrape(v)) == [
+        'h_bucket{route="/a",zone="z",le="1"} 0',
+        'h_bucket{route="/a",zone="z",le="+Inf"} 1',
+        'h_sum{route="/a",zone="z"} 3',
+        'h_count{route="/a",zone="z"} 1',
+        'h_bucket{route="/b",zone="z",le="1"} 1',
+        'h_bucket{route="/b",zone="z",le="+Inf"} 1',
+        'h_sum{route="/b",zone="z"} 0.5',
+        'h_count{route="/b",zone="z"} 1',
+    ]
+
+
+# -- child semantics per type ----------------------------------------------------------------
+
+
+def test_countervec_child_rejects_negative():
+    child = dm.CounterVec("v", "h", ["a"]).with_label_values("x")
+    child.inc_by(1.5)
+    with pytest.raises(InvalidValueError):
+        child.inc_by(-1)
+    assert child.get() == 1.5
+
+
+def test_intcountervec_child_rejects_floats_and_holds_big_ints():
+    v = dm.IntCounterVec("v", "h", ["a"])
+    child = v.with_label_values("x")
+    with pytest.raises(InvalidValueError):
+        child.inc_by(1.0)
+    child.inc_by(2**70)
+    assert sample_lines(scrape(v)) == [f'v{{a="x"}} {2**70}']
+
+
+def test_gaugevec_and_intgaugevec_children():
+    gv = dm.GaugeVec("g", "h", ["a"])
+    gv.with_label_values("x").set(2.5)
+    gv.with_label_values("x").dec()
+    igv = dm.IntGaugeVec("i", "h", ["a"])
+    igv.with_label_values("x").set(10)
+    with pytest.raises(InvalidValueError):
+        igv.with_label_values("x").set(0.5)
+    assert gv.with_label_values("x").get() == 1.5
+    assert igv.with_label_values("x").get() == 10
+
+
+def test_histogramvec_child_methods():
+    child = dm.HistogramVec("h", "h", ["a"]).with_label_values("x")
+    child.observe(1)
+    with child.time():
+        pass
+    child.start_timer().observe_duration()
+    assert child.get_sample_count() == 3
