@@ -231,7 +231,7 @@ def main(argv=None):
     result = check(data, fmt)
     problems = [(p.line, 0, p.message) for p in result.errors]
     problems += [(p.line, 1, "warning: " + p.message) for p in result.warnings]
-    for line, _, message in sorted(problems):
+    for line, _, message in sorted(problems, key=lambda p: p[:2]):
         print(f"{line}: {message}")
     if result.errors:
         return 1

@@ -3,19 +3,16 @@
 :meth:`SystemConfig.from_env` is the only code in the package that reads the
 environment for the server. It mirrors Dynamo's ``RuntimeConfig`` (config.rs):
 
-==========================================  ============  ==========================================
-variable                                    default       accepted values
-==========================================  ============  ==========================================
-``DYN_SYSTEM_PORT``                         off           ``-1`` (off), ``0`` (ephemeral), ``1..65535``
-``DYN_SYSTEM_HOST``                         ``0.0.0.0``   any host name or address (``[::1]`` allowed)
-``DYN_SYSTEM_HEALTH_PATH``                  ``/health``   a path starting with ``/``
-``DYN_SYSTEM_LIVE_PATH``                    ``/live``     a path starting with ``/``
-``DYN_SYSTEM_STARTING_HEALTH_STATUS``       ``notready``  exactly ``ready`` or ``notready``
-``DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS``   ``[]``        JSON array of strings (deprecated, honoured)
-``DYN_SYSTEM_ENABLED``                      --            deprecated and ignored
-``DYN_SYSTEM_OPENMETRICS``                  false         a boolean word; enables OpenMetrics
-``DYN_HEALTH_CHECK_ENABLED``                false         a boolean word; canary mode of the health model
-==========================================  ============  ==========================================
+* ``DYN_SYSTEM_PORT``: unset or ``-1`` = off, ``0`` = ephemeral, ``1..65535``;
+* ``DYN_SYSTEM_HOST``: bind address, default ``0.0.0.0`` (``[::1]`` is accepted);
+* ``DYN_SYSTEM_HEALTH_PATH`` / ``DYN_SYSTEM_LIVE_PATH``: default ``/health`` /
+  ``/live``; must start with ``/``;
+* ``DYN_SYSTEM_STARTING_HEALTH_STATUS``: exactly ``ready`` or ``notready`` (default);
+* ``DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS``: JSON array of strings; deprecated
+  (a warning is logged) but honoured by the health model;
+* ``DYN_SYSTEM_ENABLED``: deprecated and ignored (a warning is logged);
+* ``DYN_SYSTEM_OPENMETRICS``: boolean, default false; allows OpenMetrics on ``/metrics``;
+* ``DYN_HEALTH_CHECK_ENABLED``: boolean, default false; canary mode of the health model.
 
 Boolean words are ``1/true/on/yes`` and ``0/false/off/no`` in any case. An empty
 value counts as unset. Dynamo parses the port as a signed 16-bit integer, so

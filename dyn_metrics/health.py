@@ -85,7 +85,9 @@ class SystemHealth:
     ``DYN_HEALTH_CHECK_ENABLED``. Raises InvalidValueError on bad arguments.
     """
 
-    def __init__(self, starting_status=NOTREADY, use_endpoint_health_status=(), canary_enabled=False):
+    def __init__(
+        self, starting_status=NOTREADY, use_endpoint_health_status=(), canary_enabled=False
+    ):
         ready = _to_ready(starting_status, "starting_status")
         names = use_endpoint_health_status
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):

@@ -58,18 +58,20 @@ class Registry:
                     "Duplicate metrics collector registration attempted: "
                     f"{collector!r} is already registered", existing=collector, new=collector)
             for desc in descs:
-                existing = self._by_identity.get(desc.identity())
-                if existing is not None:
-                    raise AlreadyRegisteredError(
-                        "Duplicate metrics collector registration attempted: "
-                        f"{desc.name!r} with constant labels {dict(desc.const_labels)!r} "
-                        "is already registered", existing=existing, new=collector)
+                # rust-prometheus' order: a differing help, type or label-name
+                # set is a conflict even when the constant labels are the same.
                 for other in self._by_name.get(desc.name, ()):
                     if other.desc.dimensions() != desc.dimensions():
                         raise DescriptorConflictError(
                             "a previously registered descriptor with the same "
                             f"fully-qualified name as {desc!r} has different label "
                             f"names or a different help string (registered: {other.desc!r})")
+                existing = self._by_identity.get(desc.identity())
+                if existing is not None:
+                    raise AlreadyRegisteredError(
+                        "Duplicate metrics collector registration attempted: "
+                        f"{desc.name!r} with constant labels {dict(desc.const_labels)!r} "
+                        "is already registered", existing=existing, new=collector)
             self._collectors.append(collector)
             for desc in descs:
                 self._by_identity[desc.identity()] = collector

@@ -76,7 +76,6 @@ METRICS_PATH = "/metrics"
 
 _log = logging.getLogger("dyn_metrics.server")
 
-_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 _TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET_RE = re.compile(rb"[\x21-\x7e]+")
 _VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
@@ -87,7 +86,9 @@ _SAMPLE_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info", 
 _WRITE_CHUNK = 256 * 1024
 _LINGER = 1.0
 _WORKER_IDLE = 30.0  # seconds before an idle handler thread exits
-_DISCONNECTS = (OSError, EOFError)  # ssl.SSLError and socket.timeout are OSErrors
+# What a client going away looks like: resets, broken pipes, timeouts and TLS
+# errors are all OSErrors.
+_DISCONNECTS = OSError
 
 
 # -- negotiation and filtering (pure functions) --------------------------------------------
@@ -293,7 +294,9 @@ def _make_ssl_context(certfile, keyfile, client_cafile):
 
 def _check_path(name, value):
     if not isinstance(value, str) or not value.startswith("/") or value == METRICS_PATH:
-        raise InvalidValueError(f"{name}: expected a path starting with '/' other than '/metrics', got {value!r}")
+        raise InvalidValueError(
+            f"{name}: expected a path starting with '/' other than '/metrics', got {value!r}"
+        )
 
 
 def _check_positive(name, value, kind=(int, float)):
@@ -348,7 +351,9 @@ class MetricsServer:
         max_headers=100,
     ):
         if not callable(render) or not callable(health):
-            raise InvalidValueError(f"render and health must be callables, got {render!r}, {health!r}")
+            raise InvalidValueError(
+                f"render and health: expected callables, got {render!r}, {health!r}"
+            )
         if not isinstance(host, str):
             raise InvalidValueError(f"host: expected a string, got {host!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -421,6 +426,7 @@ class MetricsServer:
         self._pending = collections.OrderedDict()  # loop thread only; accept order = deadline order
         self._draining = collections.OrderedDict()  # loop thread only
         self._paused_until = None
+        self._fd_warned = False
         self._jobs = queue.SimpleQueue()
         self._pool_lock = threading.Lock()  # guards _workers, _idle, _queued
         self._workers = []
@@ -619,10 +625,14 @@ class MetricsServer:
                 if self._pending:
                     self._drop(next(iter(self._pending)))
                     continue
-                _log.warning("accept failed, pausing for 0.1 s: %s", e)
+                # Warn once per shortage, not every 0.1 s while it lasts.
+                log = _log.debug if self._fd_warned else _log.warning
+                log("accept failed, pausing for 0.1 s: %s", e)
+                self._fd_warned = True
                 self._selector.unregister(self._listener)
                 self._paused_until = time.monotonic() + 0.1
                 return
+            self._fd_warned = False
             self._admit(sock, addr)
 
     def _admit(self, sock, addr):
@@ -683,7 +693,7 @@ class MetricsServer:
                 return self._dispatch(request)
 
     def _parse(self, conn):
-        """A complete request from ``conn.buf``, None if more bytes are needed; raises _BadRequest."""
+        """The request in ``conn.buf``, None until it is complete; raises _BadRequest."""
         buf = conn.buf
         if buf[:1] in (b"\r", b"\n"):  # empty lines before the request line are allowed
             del buf[: len(buf) - len(buf.lstrip(b"\r\n"))]
@@ -862,19 +872,18 @@ class MetricsServer:
         conn = request.conn
         if self._stopping:
             return self._close(conn.sock)
-        status, sent = 0, 0
+        status, data = self._respond(request)
+        # Logged before sending, so the line exists once the client has its answer.
+        _log.debug(
+            '%s "%s %s %s" %d %d',
+            conn.addr[0], request.method, request.target, request.version, status, len(data),
+        )
         try:
-            status, data = self._respond(request)
             self._send_all(conn.sock, data)
-            sent = len(data)
         except _DISCONNECTS as e:
             _log.debug("%s: client went away: %s", conn.addr[0], e)
-        finally:
-            _log.debug(
-                '%s "%s %s %s" %d %d',
-                conn.addr[0], request.method, request.target, request.version, status, sent,
-            )
-        if request.unread_body and sent:
+            return self._close(conn.sock)
+        if request.unread_body:
             with self._lock:
                 if not self._stopping:
                     self._handbacks.append(conn)

@@ -64,6 +64,51 @@ _UNITS = ("seconds", "bytes", "ratio", "celsius")
 # generated families from sharing sample names.
 _SUFFIXES = ("", "_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info")
 
+# Strategies are built once: building them inside every draw costs Hypothesis
+# a validation pass each time, which dominated the run time.
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_DIGITS = "0123456789"
+
+
+def _name_strategy(first, rest, max_size):
+    return st.tuples(st.sampled_from(first), st.text(st.sampled_from(rest), max_size=max_size)).map("".join)
+
+
+_METRIC_NAMES = {
+    "text": _name_strategy(_LETTERS + "_:", _LETTERS + _DIGITS + "_:", 15),
+    "openmetrics": _name_strategy(_LETTERS + ":", _LETTERS + _DIGITS + "_:", 15),
+}
+_LABEL_NAMES = _name_strategy(_LETTERS, _LETTERS + _DIGITS + "_", 10).filter(
+    lambda n: n not in ("le", "quantile"))
+_LABEL_VALUES = st.one_of(st.sampled_from(_AWKWARD), st.text(_CHARS, max_size=12))
+_VALUES = st.one_of(
+    st.integers(-(2 ** 70), 2 ** 70),
+    st.floats(),
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.0]),
+)
+# The text format separates the docstring from the name by blanks, so a
+# leading blank cannot survive; a trailing CR would read as CRLF.
+_HELP = st.text(_CHARS, max_size=20).filter(lambda h: h == h.lstrip(" \t") and not h.endswith("\r"))
+_COUNTS = st.integers(0, 2 ** 40)
+_NON_NEGATIVE = st.one_of(_COUNTS, st.floats(0, 1e12), st.just(math.inf))
+_SUMS = st.one_of(_COUNTS, st.floats(0, 1e12))
+_TIMESTAMPS = {
+    True: st.one_of(st.none(), st.floats(-1e10, 1e10)),
+    False: st.one_of(st.none(), st.integers(0, 10 ** 13).map(lambda ms: ms / 1000)),
+}
+_CREATED = st.floats(0, 1e10)
+_EXEMPLAR_LABELS = st.lists(st.tuples(_LABEL_NAMES, st.text(_CHARS, max_size=8)),
+                            max_size=2, unique_by=lambda p: p[0])
+_EXEMPLAR_TS = st.one_of(st.none(), st.floats(0, 1e10))
+_ROWS = [st.lists(st.tuples(*[_LABEL_VALUES] * k), min_size=1, max_size=3 if k else 1, unique=True)
+         for k in range(4)]
+_NAME_LISTS = st.lists(_LABEL_NAMES, max_size=3, unique=True)
+_BOUNDS = st.lists(st.floats(0, 1e6), max_size=4, unique=True).map(sorted)
+_QUANTILES = st.lists(st.floats(0, 1), max_size=3, unique=True).map(sorted)
+_QUANTILE_VALUES = st.one_of(st.floats(0, 1e6), st.just(math.nan))
+_STATES = st.lists(_LABEL_VALUES, min_size=1, max_size=3, unique=True)
+_BITS = st.sampled_from([0, 1])
+
 
 def assert_valid_exposition(text, format=TEXT, allow_warnings=True):
     """Raise ``AssertionError`` listing the problems if ``text`` is not a valid exposition.
@@ -80,62 +125,38 @@ def assert_valid_exposition(text, format=TEXT, allow_warnings=True):
 
 def metric_names(format=TEXT):
     """Valid metric names; OpenMetrics reserves a leading underscore, so none for it."""
-    first = "[a-zA-Z:]" if format == OPENMETRICS else "[a-zA-Z_:]"
-    return st.from_regex(first + r"[a-zA-Z0-9_:]{0,15}", fullmatch=True)
+    return _METRIC_NAMES[format]
 
 
 def label_names():
     """Valid label names that no format reserves (no leading ``_``, not ``le``/``quantile``)."""
-    return st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,10}", fullmatch=True).filter(
-        lambda n: n not in ("le", "quantile"))
+    return _LABEL_NAMES
 
 
 def label_values():
     """Any string: the awkward characters often, arbitrary Unicode otherwise."""
-    return st.one_of(st.sampled_from(_AWKWARD), st.text(_CHARS, max_size=12))
+    return _LABEL_VALUES
 
 
 def values():
     """Sample values: ints of any size, floats, ``NaN``, ``±Inf``, ``-0.0``."""
-    return st.one_of(
-        st.integers(-(2 ** 70), 2 ** 70),
-        st.floats(),
-        st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.0]),
-    )
+    return _VALUES
 
 
-def _help_texts():
-    # The text format separates the docstring from the name by blanks, so a
-    # leading blank cannot survive; a trailing CR would read as CRLF.
-    return st.text(_CHARS, max_size=20).filter(
-        lambda h: h == h.lstrip(" \t") and not h.endswith("\r"))
-
-
-def _counts():
-    return st.integers(0, 2 ** 40)
-
-
-def _non_negative():
-    return st.one_of(_counts(), st.floats(0, 1e12), st.just(math.inf))
-
-
-def _timestamps(om):
-    if om:
-        return st.one_of(st.none(), st.floats(-1e10, 1e10))
-    return st.one_of(st.none(), st.integers(0, 10 ** 13).map(lambda ms: ms / 1000))
-
-
-def _exemplars(draw, at_most=None):
-    labels = draw(st.lists(st.tuples(label_names(), st.text(_CHARS, max_size=8)),
-                           max_size=2, unique_by=lambda p: p[0]))
-    high = 1e6 if at_most is None else at_most
-    value = draw(st.one_of(st.integers(-1000, int(min(high, 1000))),
-                           st.floats(-1e6, high)))
-    return Exemplar(tuple(labels), value, draw(st.one_of(st.none(), st.floats(0, 1e10))))
+def _exemplar(draw, at_most=None):
+    if at_most is None:
+        value = draw(st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6)))
+    else:
+        value = draw(st.floats(-1e6, at_most))
+    return Exemplar(tuple(draw(_EXEMPLAR_LABELS)), value, draw(_EXEMPLAR_TS))
 
 
 def _claimed(name, om_name):
     return {n + s for n in (name, om_name) for s in _SUFFIXES}
+
+
+_TEXT_TYPES = (COUNTER, GAUGE, HISTOGRAM, SUMMARY, UNTYPED)
+_OM_TYPES = _TEXT_TYPES + (INFO, STATESET, GAUGEHISTOGRAM)
 
 
 @st.composite
@@ -149,13 +170,11 @@ def families(draw, format=TEXT, max_families=4):
     types.
     """
     om = format == OPENMETRICS
-    types = [COUNTER, GAUGE, HISTOGRAM, SUMMARY, UNTYPED]
-    if om:
-        types += [INFO, STATESET, GAUGEHISTOGRAM]
+    types = st.sampled_from(_OM_TYPES if om else _TEXT_TYPES)
     out = []
     claimed = set()
     for _ in range(draw(st.integers(0, max_families))):
-        family = draw(_family(draw(st.sampled_from(types)), om))
+        family = _family(draw, draw(types), om)
         om_name = family.name[:-6] if family.type == COUNTER and om else family.name
         names = _claimed(family.name, om_name)
         if names & claimed:
@@ -165,58 +184,51 @@ def families(draw, format=TEXT, max_families=4):
     return out
 
 
-@st.composite
 def _family(draw, t, om):
     if t == STATESET:
-        name = draw(label_names())
+        name = draw(_LABEL_NAMES)
     else:
-        name = draw(metric_names(OPENMETRICS if om else TEXT))
+        name = draw(_METRIC_NAMES[OPENMETRICS if om else TEXT])
     unit = ""
     if om and t not in (INFO, STATESET) and draw(st.booleans()):
         unit = draw(st.sampled_from(_UNITS))
         name += "_" + unit
     if t == COUNTER and (om or draw(st.booleans())):
         name += "_total"
-    help_text = draw(_help_texts())
-    names = draw(st.lists(label_names().filter(lambda n: n != name), max_size=3, unique=True))
-    rows = draw(st.lists(st.tuples(*[label_values() for _ in names]), min_size=1,
-                         max_size=3 if names else 1, unique=True))
+    help_text = draw(_HELP)
+    names = [n for n in draw(_NAME_LISTS) if n != name]
     samples = []
-    for row in rows:
-        labels = tuple(zip(names, row))
-        samples.extend(draw(_metric_samples(t, om, name, labels)))
+    for row in draw(_ROWS[len(names)]):
+        samples.extend(_metric_samples(draw, t, om, name, tuple(zip(names, row))))
     return Family(name, t, help_text, tuple(samples), unit)
 
 
-@st.composite
 def _metric_samples(draw, t, om, name, labels):
     created = om and draw(st.booleans())
-    created_value = draw(st.floats(0, 1e10)) if created else None
-    ts = draw(_timestamps(om))
+    created_value = draw(_CREATED) if created else None
     if t == COUNTER:
-        exemplar = _exemplars(draw) if om and draw(st.booleans()) else None
-        out = [Sample(name, labels, draw(_non_negative()), ts, exemplar)]
+        exemplar = _exemplar(draw) if om and draw(st.booleans()) else None
+        out = [Sample(name, labels, draw(_NON_NEGATIVE), draw(_TIMESTAMPS[om]), exemplar)]
         if created:
             out.append(Sample(name[:-6] + "_created", labels, created_value))
         return out
     if t in (GAUGE, UNTYPED):
-        return [Sample(name, labels, draw(values()), ts)]
+        return [Sample(name, labels, draw(_VALUES), draw(_TIMESTAMPS[om]))]
     if t == INFO:
         return [Sample(name + "_info", labels, 1)]
     if t == STATESET:
-        states = draw(st.lists(label_values(), min_size=1, max_size=3, unique=True))
-        return [Sample(name, labels + ((name, s),), draw(st.sampled_from([0, 1]))) for s in states]
+        return [Sample(name, labels + ((name, s),), draw(_BITS)) for s in draw(_STATES)]
     if t in (HISTOGRAM, GAUGEHISTOGRAM):
-        bounds = draw(st.lists(st.floats(0, 1e6), max_size=4, unique=True).map(sorted))
-        counts = sorted(draw(st.lists(_counts(), min_size=len(bounds) + 1, max_size=len(bounds) + 1)))
+        bounds = draw(_BOUNDS)
+        counts = sorted(draw(_COUNTS) for _ in range(len(bounds) + 1))
         out = []
         for bound, count in zip(bounds + [math.inf], counts):
             le = "+Inf" if bound == math.inf else expfmt.format_value(bound)
             exemplar = None
             if om and draw(st.booleans()):
-                exemplar = _exemplars(draw, None if bound == math.inf else bound)
+                exemplar = _exemplar(draw, None if bound == math.inf else bound)
             out.append(Sample(name + "_bucket", labels + (("le", le),), count, None, exemplar))
-        total = draw(st.one_of(_counts(), st.floats(0, 1e12)))
+        total = draw(_SUMS)
         if t == GAUGEHISTOGRAM:
             out.append(Sample(name + "_gcount", labels, counts[-1]))
             out.append(Sample(name + "_gsum", labels, total))
@@ -227,17 +239,27 @@ def _metric_samples(draw, t, om, name, labels):
                 out.append(Sample(name + "_created", labels, created_value))
         return out
     # summary
-    quantiles = draw(st.lists(st.floats(0, 1), max_size=3, unique=True).map(sorted))
-    out = [Sample(name, labels + (("quantile", expfmt.format_value(q)),),
-                  draw(st.one_of(st.floats(0, 1e6), st.just(math.nan))))
-           for q in quantiles]
-    out.append(Sample(name + "_sum", labels, draw(st.one_of(_counts(), st.floats(0, 1e12)))))
-    out.append(Sample(name + "_count", labels, draw(_counts())))
+    out = [Sample(name, labels + (("quantile", expfmt.format_value(q)),), draw(_QUANTILE_VALUES))
+           for q in draw(_QUANTILES)]
+    out.append(Sample(name + "_sum", labels, draw(_SUMS)))
+    out.append(Sample(name + "_count", labels, draw(_COUNTS)))
     if created:
         out.append(Sample(name + "_created", labels, created_value))
     return out
 
 
+_REGISTRY_NAMES = _name_strategy("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789_", 15)
+_REGISTRY_HELP = _HELP.filter(bool)
+_CONST_LABELS = st.lists(st.tuples(_LABEL_NAMES, _LABEL_VALUES), max_size=2, unique_by=lambda p: p[0])
+_VARIABLE_NAMES = st.lists(_LABEL_NAMES, min_size=1, max_size=2, unique=True)
+_VEC_ROWS = [None] + [st.lists(st.tuples(*[_LABEL_VALUES] * k), max_size=3) for k in (1, 2)]
+_BUCKETS = st.one_of(st.none(), st.lists(st.floats(0.001, 1e4), min_size=1, max_size=5, unique=True).map(sorted))
+_COUNTER_STEPS = st.lists(st.floats(0, 1e9), max_size=3)
+_INT_STEPS = st.lists(st.integers(0, 2 ** 62), max_size=3)
+# Non-negative: a negative _sum is invalid OpenMetrics ("Sum MUST NOT be negative").
+_OBSERVATIONS = st.lists(st.floats(0, 1e6), max_size=4)
+_GAUGE_VALUES = st.one_of(st.floats(), st.sampled_from([math.nan, math.inf, -math.inf, -0.0]))
+_INT_GAUGE = st.integers(-(2 ** 62), 2 ** 62)
 _KINDS = ("counter", "intcounter", "gauge", "intgauge", "histogram",
           "countervec", "intcountervec", "gaugevec", "intgaugevec", "histogramvec")
 
@@ -255,25 +277,21 @@ def registries(draw, max_metrics=5):
     claimed = set()
     for _ in range(draw(st.integers(0, max_metrics))):
         kind = draw(st.sampled_from(_KINDS))
-        name = draw(st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True))
+        name = draw(_REGISTRY_NAMES)
         if kind in ("counter", "intcounter", "countervec", "intcountervec") and draw(st.booleans()):
             name += "_total"
         names = _claimed(name, name)
         if names & claimed:
             continue
         claimed |= names
-        help_text = draw(_help_texts().filter(bool))
-        const = dict(draw(st.lists(st.tuples(label_names(), label_values()), max_size=2,
-                                   unique_by=lambda p: p[0])))
-        variable = draw(st.lists(label_names().filter(lambda n: n not in const),
-                                 min_size=1, max_size=2, unique=True))
-        buckets = draw(st.one_of(st.none(), st.lists(st.floats(0.001, 1e4), min_size=1,
-                                                     max_size=5, unique=True).map(sorted)))
+        help_text = draw(_REGISTRY_HELP)
+        const = dict(draw(_CONST_LABELS))
+        variable = [n for n in draw(_VARIABLE_NAMES) if n not in const] or ["v" + str(len(const))]
+        buckets = draw(_BUCKETS)
         metric = _make_metric(dm, kind, name, help_text, const, variable, buckets)
         reg.register(metric)
         if kind.endswith("vec"):
-            rows = draw(st.lists(st.tuples(*[label_values() for _ in variable]), max_size=3))
-            for row in rows:
+            for row in draw(_VEC_ROWS[len(variable)]):
                 _record(draw, kind[:-3], metric.with_label_values(*row))
         else:
             _record(draw, kind, metric)
@@ -296,15 +314,15 @@ def _make_metric(dm, kind, name, help_text, const, variable, buckets):
 
 def _record(draw, kind, metric):
     if kind == "counter":
-        for amount in draw(st.lists(st.floats(0, 1e9), max_size=3)):
+        for amount in draw(_COUNTER_STEPS):
             metric.inc_by(amount)
     elif kind == "intcounter":
-        for amount in draw(st.lists(st.integers(0, 2 ** 62), max_size=3)):
+        for amount in draw(_INT_STEPS):
             metric.inc_by(amount)
     elif kind == "gauge":
-        metric.set(draw(st.floats()))
+        metric.set(draw(_GAUGE_VALUES))
     elif kind == "intgauge":
-        metric.set(draw(st.integers(-(2 ** 62), 2 ** 62)))
+        metric.set(draw(_INT_GAUGE))
     else:
-        for value in draw(st.lists(st.floats(-1e6, 1e6), max_size=4)):
+        for value in draw(_OBSERVATIONS):
             metric.observe(value)

@@ -176,8 +176,10 @@ class GaugeCell:
 
     @staticmethod
     def _number(value):
-        # ``value + 0.0`` accepts every real number (int, float, Fraction,
-        # numpy scalars) and refuses strings and None with a TypeError.
+        if value.__class__ is float:
+            return value  # as is: ``-0.0 + 0.0`` would lose the sign Rust prints
+        # ``value + 0.0`` accepts every real number (int, Fraction, numpy
+        # scalars) and refuses strings and None with a TypeError.
         try:
             return value + 0.0
         except TypeError:

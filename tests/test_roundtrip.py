@@ -56,62 +56,48 @@ def _as_openmetrics_sees_it(fams):
     return out
 
 
+# Each strategy is drawn once per group of properties: generating examples
+# costs more than checking them.
+
+
 @given(families("text"))
-def test_roundtrip_text_families_parse_back(fams):
+def test_roundtrip_text_families(fams):
     text = expfmt.encode_to_string(fams)
-    assert_same_families(parse(text, "text"), _non_empty(fams))
-
-
-@given(families("openmetrics"))
-def test_roundtrip_openmetrics_families_parse_back(fams):
-    text = omfmt.encode_to_string(fams)
-    assert_same_families(parse(text, "openmetrics"), _non_empty(fams))
-
-
-@given(families("text"))
-def test_roundtrip_text_parse_encode_parse_is_stable(fams):
-    once = parse(expfmt.encode_to_string(fams))
-    text = expfmt.encode_to_string(once)
-    assert expfmt.encode_to_string(parse(text)) == text
-
-
-@given(families("openmetrics"))
-def test_roundtrip_openmetrics_parse_encode_parse_is_stable(fams):
-    once = parse(omfmt.encode_to_string(fams), "openmetrics")
-    text = omfmt.encode_to_string(once)
-    assert omfmt.encode_to_string(parse(text, "openmetrics")) == text
-
-
-@given(families("text"))
-def test_roundtrip_text_through_openmetrics_gives_the_same_text(fams):
-    # The normalisation parse() documents: OpenMetrics -> model -> text 0.0.4
-    # is the original text, counters without _total aside.
+    # encoder output is never rejected
+    assert check(text, "text").errors == []
+    # encode -> parse gives the families back
+    once = parse(text, "text")
+    assert_same_families(once, _non_empty(fams))
+    # parse -> encode -> parse is stable
+    again = expfmt.encode_to_string(once)
+    assert expfmt.encode_to_string(parse(again)) == again
+    # the same families in OpenMetrics: never rejected, and back to the same
+    # text (the normalisation parse() documents; counters gain _total)
     om = omfmt.encode_to_string(fams)
+    if any(f.name.startswith("_") for f in fams):
+        return  # OpenMetrics reserves such names
+    assert check(om, "openmetrics").errors == []
     assert expfmt.encode_to_string(parse(om, "openmetrics")) == \
         expfmt.encode_to_string(_as_openmetrics_sees_it(fams))
 
 
-@given(families("text"))
-def test_roundtrip_text_encoder_output_is_never_rejected(fams):
-    assert check(expfmt.encode_to_string(fams), "text").errors == []
-    assert check(omfmt.encode_to_string(fams), "openmetrics").errors == []
-
-
 @given(families("openmetrics"))
-def test_roundtrip_openmetrics_encoder_output_is_never_rejected(fams):
-    assert check(omfmt.encode_to_string(fams), "openmetrics").errors == []
+def test_roundtrip_openmetrics_families(fams):
+    text = omfmt.encode_to_string(fams)
+    assert check(text, "openmetrics").errors == []
+    once = parse(text, "openmetrics")
+    assert_same_families(once, _non_empty(fams))
+    again = omfmt.encode_to_string(once)
+    assert again == text
+    assert omfmt.encode_to_string(parse(again, "openmetrics")) == again
 
 
 @given(registries())
-def test_roundtrip_registry_text_parses_to_its_model(reg):
+def test_roundtrip_registry_scrape_parses_to_its_model(reg):
     text = reg.prometheus_expfmt()
-    assert check(text, "text").errors == []
-    assert_same_families(parse(text, "text"), reg.collect())
-
-
-@given(registries())
-def test_roundtrip_registry_openmetrics_gives_the_same_text(reg):
     fams = reg.collect()
+    assert check(text, "text").errors == []
+    assert_same_families(parse(text, "text"), fams)
     om = omfmt.encode_to_string(fams)
     assert check(om, "openmetrics").errors == []
     assert expfmt.encode_to_string(parse(om, "openmetrics")) == \

@@ -222,10 +222,16 @@ def test_scrapes_during_observe_are_consistent():
     stop = threading.Event()
     observers = 4
     scrapes = 200
+    children = [hv.with_label_values(f"/r{i}") for i in range(2)]
+    # Scraping starts once every observer has recorded something.
+    warmed_up = threading.Barrier(observers + 1)
 
     def observer(i):
-        k = 0
-        child = hv.with_label_values(f"/r{i % 2}")
+        child = children[i % 2]
+        h.observe(0.05)
+        child.observe(1)
+        k = 1  # observations of h so far
+        warmed_up.wait(timeout=TIMEOUT)
         while not stop.is_set():
             h.observe((0.05, 0.3, 0.7, 2.0, 9.0)[k % 5])
             child.observe(k % 150)
@@ -236,6 +242,7 @@ def test_scrapes_during_observe_are_consistent():
         seen = 0
         last = 0
         try:
+            warmed_up.wait(timeout=TIMEOUT)
             for _ in range(scrapes):
                 text = reg.prometheus_expfmt()
                 seen = max(seen, check_histograms(text))

@@ -1101,7 +1101,7 @@ def parse_args(argv):
     if args.loops is None:
         args.loops = 100_000 if q else 200_000
     args.thread_ops = 50_000 if q else 200_000
-    args.thread_repeat = args.repeat if q else max(3, min(args.repeat, 5))
+    args.thread_repeat = min(args.repeat, 5)
     args.mem_children = 5000
     args.mem_repeat = 1 if q else 3
     args.sizes = [1000, 10_000] if q else [1000, 10_000, 100_000]
