@@ -17,12 +17,16 @@ directly, caching each child's line prefix so a scrape formats values only.
 import math
 import operator
 import threading
+import time
 
 from . import expfmt
 from .errors import InvalidBucketsError, InvalidLabelsError, InvalidValueError
 from .model import COUNTER, GAUGE, HISTOGRAM, Family, Sample
 from .prometheus_names import validate_label_name, validate_metric_name
 from .values import GaugeCell, HistogramCell, IntGaugeCell, counter_cell_class
+
+# Types whose OpenMetrics form may carry a `_created` sample.
+_HAS_CREATED = (COUNTER, HISTOGRAM)
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -185,6 +189,8 @@ class MetricFamily:
         self._version = 0  # bumped when the set of children changes
         self._order = None  # (version, [(key, cell)] sorted as rust-prometheus sorts)
         self._text = None  # (version, line prefixes, cells) for write_text
+        self._born = time.time()
+        self._created_at = None  # {key: creation time} once track_created() is called
         names = desc.label_names
         # Label pairs of a child in exposition order: every label sorted by
         # name, each either a constant value or an index into the key.
@@ -221,6 +227,8 @@ class MetricFamily:
                 child = self._new_cell()
                 self._children[key] = child
                 self._version += 1
+                if self._created_at is not None:
+                    self._created_at[key] = time.time()
             return child
 
     def _remove(self, key):
@@ -228,6 +236,8 @@ class MetricFamily:
             if self._children.pop(key, None) is None:
                 return False
             self._version += 1
+            if self._created_at is not None:
+                self._created_at.pop(key, None)
             return True
 
     def _clear(self):
@@ -235,6 +245,17 @@ class MetricFamily:
             if self._children:
                 self._children.clear()
                 self._version += 1
+                if self._created_at is not None:
+                    self._created_at.clear()
+
+    def track_created(self):
+        """Remember each child's creation time, for OpenMetrics ``_created`` samples.
+
+        Children that exist already are dated to the creation of this metric.
+        """
+        with self._lock:
+            if self._created_at is None:
+                self._created_at = dict.fromkeys(self._children, self._born)
 
     def _sorted_children_locked(self):
         order = self._order
@@ -252,25 +273,33 @@ class MetricFamily:
     # -- collection -------------------------------------------------------
 
     def _snapshot(self):
-        """``[(key, value)]`` in exposition order, read under the family lock."""
+        """``[(key, value, created)]`` in exposition order, read under the family lock."""
         with self._lock:
             items = self._sorted_children_locked()
-            return [(key, cell._read_locked()) for key, cell in items]
+            created = self._created_at or {}
+            return [(key, cell._read_locked(), created.get(key)) for key, cell in items]
 
     def _samples(self, pairs, value):
         """The samples of one child (scalar types; histograms override)."""
         return (Sample(self.desc.name, pairs, value),)
 
-    def collect_groups(self):
+    def collect_groups(self, created=False):
         """``[(label_pairs, samples)]``: one group per child, in exposition order.
 
         ``label_pairs`` are the child's labels (no ``le``); registries use
         them to merge same-named collectors and to spot duplicate series.
+        With ``created`` (for OpenMetrics), counters and histograms that
+        track creation times (:meth:`track_created`) add a ``<name>_created``
+        sample to each group.
         """
+        created = created and self.desc.type in _HAS_CREATED
         groups = []
-        for key, value in self._snapshot():
+        for key, value, born in self._snapshot():
             pairs = self._label_pairs(key)
-            groups.append((pairs, self._samples(pairs, value)))
+            samples = self._samples(pairs, value)
+            if created and born is not None:
+                samples += (Sample(self.desc.name + "_created", pairs, born),)
+            groups.append((pairs, samples))
         return groups
 
     def collect(self):
@@ -397,7 +426,8 @@ class HistogramFamily(MetricFamily):
     def _snapshot(self):
         with self._lock:
             items = self._sorted_children_locked()
-            return [(key, cell.snapshot_locked()) for key, cell in items]
+            created = self._created_at or {}
+            return [(key, cell.snapshot_locked(), created.get(key)) for key, cell in items]
 
     def _samples(self, pairs, value):
         cumulative, total, count = value
@@ -416,7 +446,7 @@ class HistogramFamily(MetricFamily):
         fmt = expfmt.format_value
         out = [self._header]
         bucket_open = name + "_bucket{"
-        for key, (cumulative, total, count) in snapshot:
+        for key, (cumulative, total, count), _ in snapshot:
             labels = expfmt.format_labels(self._label_pairs(key))
             inner = labels[1:-1] + "," if labels else ""
             out.extend(f'{bucket_open}{inner}le="{le}"}} {c}\n'

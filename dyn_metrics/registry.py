@@ -22,17 +22,24 @@ scrape copies what it needs under it and runs callbacks and encoders outside.
 import logging
 import threading
 
-from . import expfmt
-from .errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError
+from . import expfmt, omfmt
+from .errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, ParseError
 from .model import Family
+from .parse import parse as parse_exposition
 
 _log = logging.getLogger("dyn_metrics")
 
 
 class Registry:
-    """Collectors plus child registries and callbacks (Dynamo's ``MetricsRegistry``)."""
+    """Collectors plus child registries and callbacks (Dynamo's ``MetricsRegistry``).
 
-    def __init__(self):
+    ``created=True`` makes counters and histograms registered here remember
+    when each child was created, and OpenMetrics scrapes write those times as
+    ``_created`` samples (text 0.0.4 has no place for them).
+    """
+
+    def __init__(self, created=False):
+        self._created = bool(created)
         self._lock = threading.Lock()
         self._collectors = []  # registration order
         self._by_identity = {}  # (name, const labels) -> collector
@@ -72,6 +79,8 @@ class Registry:
                         "Duplicate metrics collector registration attempted: "
                         f"{desc.name!r} with constant labels {dict(desc.const_labels)!r} "
                         "is already registered", existing=existing, new=collector)
+            if self._created and hasattr(collector, "track_created"):
+                collector.track_created()
             self._collectors.append(collector)
             for desc in descs:
                 self._by_identity[desc.identity()] = collector
@@ -192,19 +201,45 @@ class Registry:
                 plan.setdefault(name, []).append(collectors)
         return plan
 
-    def collect(self, registries=None):
+    def collect(self, registries=None, created=False):
         """Merged families of this registry and its descendants, sorted by name.
 
-        Runs no callbacks. Raises :class:`DescriptorConflictError` when two
-        registries disagree on a family's HELP or TYPE.
+        Runs no callbacks. ``created`` adds the ``_created`` samples of
+        collectors that track them (for OpenMetrics). Raises
+        :class:`DescriptorConflictError` when two registries disagree on a
+        family's HELP or TYPE.
         """
         plan = self._plan(self.registries() if registries is None else registries)
         families = []
         for name in sorted(plan):
-            family = _merge(name, plan[name])
+            family = _merge(name, plan[name], created)
             if family is not None:
                 families.append(family)
         return families
+
+    def openmetrics_expfmt(self):
+        """The combined scrape of this registry in OpenMetrics 1.0.
+
+        The same steps as :meth:`prometheus_expfmt`; the exposition-text
+        callbacks' output is parsed as text 0.0.4 and re-encoded. Text that
+        does not parse is logged and left out, and a callback family whose
+        HELP or TYPE disagrees with a native one is dropped with a log line,
+        so one broken engine cannot make the whole scrape invalid.
+        """
+        registries = self.registries()
+        for reg in registries:
+            reg.execute_update_callbacks()
+        families = self.collect(registries, created=True)
+        extra = join_texts([reg.execute_expfmt_callbacks() for reg in registries])
+        if extra:
+            try:
+                extra_families = parse_exposition(extra, "text")
+            except ParseError as exc:
+                _log.error("exposition text callbacks' output left out of the OpenMetrics "
+                           "scrape: it is not valid text format 0.0.4: %s", exc)
+            else:
+                families = _merge_parsed(families, extra_families)
+        return omfmt.encode_to_string(families)
 
     def prometheus_expfmt(self):
         """The combined text 0.0.4 scrape of this registry (section 4.1, all steps)."""
@@ -257,22 +292,22 @@ def _group_sort_key(group):
     return (len(pairs),) + tuple(v for _, v in pairs)
 
 
-def _local_groups(collectors):
+def _local_groups(collectors, created=False):
     """One registry's groups for one name: rust-prometheus merges and sorts them."""
     if len(collectors) == 1:
-        return collectors[0].collect_groups()
-    groups = [g for c in collectors for g in c.collect_groups()]
+        return collectors[0].collect_groups(created)
+    groups = [g for c in collectors for g in c.collect_groups(created)]
     groups.sort(key=_group_sort_key)
     return groups
 
 
-def _merge(name, sources):
+def _merge(name, sources, created=False):
     """Merge one family across registries (first wins); None if it has no samples."""
     first = None
     seen = set()
     samples = []
     for collectors in sources:
-        groups = _local_groups(collectors)
+        groups = _local_groups(collectors, created)
         if not groups:
             continue
         desc = collectors[0].desc
@@ -293,3 +328,28 @@ def _merge(name, sources):
     if first is None:
         return None
     return Family(name, first.type, first.help, tuple(samples))
+
+
+def _series_identity(sample):
+    return tuple(sorted(p for p in sample.labels if p[0] not in ("le", "quantile")))
+
+
+def _merge_parsed(families, extra):
+    """Native families plus parsed callback families, merged by name (natives win)."""
+    by_name = {f.name: f for f in families}
+    for family in extra:
+        native = by_name.get(family.name)
+        if native is None:
+            by_name[family.name] = family
+            continue
+        if (native.type, native.help) != (family.type, family.help):
+            _log.error("Metric family '%s' has inconsistent help/type across sources; "
+                       "dropping the exposition-text callback's family", family.name)
+            continue
+        seen = {_series_identity(s) for s in native.samples}
+        kept = [s for s in family.samples if _series_identity(s) not in seen]
+        if len(kept) < len(family.samples):
+            _log.warning("Duplicate Prometheus series while merging; dropping later "
+                         "sample of %s", family.name)
+        by_name[family.name] = native._replace(samples=native.samples + tuple(kept))
+    return [by_name[name] for name in sorted(by_name)]
