@@ -11,13 +11,13 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dyn_metrics import check as check_module
 from dyn_metrics.check import CheckResult, Problem, check, main
 
 CORPUS = os.path.join(os.path.dirname(__file__), "corpus")
@@ -152,13 +152,13 @@ def test_check_valid_input_per_spec_is_never_an_error():
 def _run(argv, stdin=b""):
     out, err = io.StringIO(), io.StringIO()
     fake_stdin = io.TextIOWrapper(io.BytesIO(stdin))
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        real = check_module.sys.stdin
-        check_module.sys.stdin = fake_stdin
-        try:
+    real = sys.stdin
+    sys.stdin = fake_stdin
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
-        finally:
-            check_module.sys.stdin = real
+    finally:
+        sys.stdin = real
     return code, out.getvalue(), err.getvalue()
 
 
