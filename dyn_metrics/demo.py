@@ -15,6 +15,7 @@ import sys
 import threading
 
 from . import prometheus_names as names
+from .config import SystemConfig
 from .metrics import Counter, exponential_buckets
 from .registry import Registry
 from .runtime import DistributedRuntime
@@ -165,7 +166,7 @@ def main(argv=None):
     """Entry point of ``python -m dyn_metrics demo``; returns the exit code."""
     args = _parser().parse_args(argv)
     if args.once:
-        worker = SimulatedWorker(DistributedRuntime(worker_id=0x1D, config=_off()))
+        worker = SimulatedWorker(DistributedRuntime(worker_id=0x1D, config=SystemConfig()))
         for _ in range(3):
             worker.step()
         sys.stdout.write(worker.drt.render_exposition("text"))
@@ -195,8 +196,3 @@ def main(argv=None):
         server.stop()
         drt.shutdown()
     return 0
-
-
-def _off():
-    from .config import SystemConfig
-    return SystemConfig()

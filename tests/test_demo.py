@@ -1,10 +1,12 @@
-"""``python -m dyn_metrics demo --once``: a simulated worker's exposition, end to end."""
+"""``python -m dyn_metrics demo``: the simulated worker, printed (--once) and served."""
 
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -76,3 +78,52 @@ def test_demo_once_histograms_are_consistent(demo_output):
             assert entry["buckets"][-1][0] == "+Inf", (family, key)
             assert counts == sorted(counts), (family, key)
             assert entry["count"] == counts[-1], (family, key)
+
+
+def _start_demo(*args, env=None):
+    """The served demo as a subprocess, and the URL it printed on its first line."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("DYN_")}
+    child_env.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dyn_metrics", "demo", *args],
+        cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # the demo prints the URL once the port is bound
+    match = re.search(r"http://\S+/metrics", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"no URL in {line!r}; stderr: {proc.communicate(timeout=10)[1]}")
+    return proc, match.group(0)
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers, response.read().decode()
+
+
+def test_demo_serves_until_its_duration_ends():
+    proc, url = _start_demo("--port", "0", "--host", "127.0.0.1", "--duration", "1")
+    try:
+        status, headers, body = _get(url)
+        assert status == 200
+        assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert "dynamo_component_requests_total{" in body
+        status, _, health = _get(url.replace("/metrics", "/health"))
+        assert status == 200 and '"status":"ready"' in health
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_demo_prefers_dyn_system_port_and_exits_cleanly_on_ctrl_c():
+    proc, url = _start_demo("--port", "1", env={"DYN_SYSTEM_PORT": "0",
+                                                "DYN_SYSTEM_HOST": "127.0.0.1"})
+    try:
+        assert not url.endswith(":1/metrics")
+        assert _get(url)[0] == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.communicate()
