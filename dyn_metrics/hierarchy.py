@@ -167,6 +167,15 @@ class Metrics:
         return self._node._registry.prometheus_expfmt()
 
 
+def _child_node(parent, children, name, cls):
+    """``children[name]``, created as ``cls(name, parent)`` on first use."""
+    with _CREATE_LOCK:
+        found = children.get(name)
+        if found is None:
+            found = children[name] = cls(name, parent)
+        return found
+
+
 class _Node:
     """Common part of every hierarchy level."""
 
@@ -226,11 +235,7 @@ class _NamespaceParent(_Node):
 
     def namespace(self, name):
         """The child :class:`Namespace` ``name`` (the same object for the same name)."""
-        with _CREATE_LOCK:
-            found = self._namespaces.get(name)
-            if found is None:
-                found = self._namespaces[name] = Namespace(name, self)
-            return found
+        return _child_node(self, self._namespaces, name, Namespace)
 
 
 class Namespace(_NamespaceParent):
@@ -242,11 +247,7 @@ class Namespace(_NamespaceParent):
 
     def component(self, name):
         """The child :class:`Component` ``name`` (the same object for the same name)."""
-        with _CREATE_LOCK:
-            found = self._components.get(name)
-            if found is None:
-                found = self._components[name] = Component(name, self)
-            return found
+        return _child_node(self, self._components, name, Component)
 
     def display_name(self):
         """The dotted path of nested namespaces, e.g. ``ns1.ns2``."""

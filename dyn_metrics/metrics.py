@@ -423,12 +423,6 @@ class HistogramFamily(MetricFamily):
     def _new_cell(self):
         return HistogramCell(self._lock, self.desc.buckets)
 
-    def _snapshot(self):
-        with self._lock:
-            items = self._sorted_children_locked()
-            created = self._created_at or {}
-            return [(key, cell.snapshot_locked(), created.get(key)) for key, cell in items]
-
     def _samples(self, pairs, value):
         cumulative, total, count = value
         name = self.desc.name
