@@ -64,7 +64,6 @@ class CounterCell(itertools.count):
     """A float counter whose ``inc()`` is a single atomic C call (GIL builds)."""
 
     __slots__ = ("_value", "_reads", "_lock")
-    _kind = "counter"
 
     def __init__(self, lock):
         # itertools.count.__new__ takes the start; the counter starts at 0.
@@ -112,7 +111,6 @@ class IntCounterCell(CounterCell):
     """An integer counter (unbounded Python int; Dynamo's is a u64)."""
 
     __slots__ = ()
-    _kind = "int counter"
 
     def __init__(self, lock):
         self._value = 0
