@@ -5,6 +5,7 @@ listed in ``__all__``.
 """
 
 from . import prometheus_names
+from .check import CheckResult, Problem, check
 from .errors import (
     AlreadyRegisteredError,
     CardinalityError,
@@ -30,6 +31,7 @@ from .metrics import (
     linear_buckets,
 )
 from .model import Exemplar, Family, Sample
+from .parse import parse
 from .registry import Registry
 from .runtime import DistributedRuntime
 from .system import start_http_server
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyRegisteredError",
+    "CheckResult",
     "CardinalityError",
     "Component",
     "ConfigError",
@@ -66,11 +69,14 @@ __all__ = [
     "MetricsError",
     "Namespace",
     "ParseError",
+    "Problem",
     "Registry",
     "RegistrationError",
     "Sample",
+    "check",
     "exponential_buckets",
     "linear_buckets",
+    "parse",
     "prometheus_names",
     "start_http_server",
 ]

@@ -144,7 +144,8 @@ def _lint(family, line, sample_lines, om):
     total = name.endswith("_total")
     if t == COUNTER:
         if om and total:
-            out.append((line, f"{name}: counter family name ends in '_total'; its samples are named {name}_total"))
+            out.append((line, f"{name}: counter family name ends in '_total'; its samples are named "
+                              f"{name}_total"))
         elif not om and not total:
             out.append((line, f'{name}: counter metrics should have "_total" suffix'))
     elif total and t not in (UNTYPED, UNKNOWN):
@@ -166,11 +167,14 @@ def _lint(family, line, sample_lines, om):
         if not histogram and name.endswith("_bucket"):
             out.append((line, f'{name}: non-histogram metrics should not have "_bucket" suffix'))
         if not histogram and t != SUMMARY and (name.endswith("_count") or name.endswith("_sum")):
-            out.append((line, f'{name}: non-histogram and non-summary metrics should not have "_{name.rsplit("_", 1)[1]}" suffix'))
+            suffix = name.rsplit("_", 1)[1]
+            out.append((line, f"{name}: non-histogram and non-summary metrics "
+                              f'should not have "_{suffix}" suffix'))
     for sample, sample_line in zip(family.samples, sample_lines):
         for label, _ in sample.labels:
             if _CAMEL.search(label):
-                out.append((sample_line, f"{name}: label names should be written in 'snake_case' not 'camelCase'"))
+                out.append((sample_line,
+                            f"{name}: label names should be written in 'snake_case' not 'camelCase'"))
             if label == "le" and t not in (HISTOGRAM, GAUGEHISTOGRAM):
                 out.append((sample_line, f'{name}: non-histogram metrics should not have "le" label'))
             if label == "quantile" and t != SUMMARY:
@@ -213,7 +217,8 @@ def main(argv=None):
     parser.add_argument("source", nargs="?", default="-", metavar="FILE|URL|-",
                         help="file, http(s) URL, or - for standard input (default)")
     parser.add_argument("--format", choices=FORMATS, default=AUTO,
-                        help="exposition format; auto uses the Content-Type of a URL, else a final '# EOF' line")
+                        help="exposition format; auto uses the Content-Type of a URL, "
+                             "else a final '# EOF' line")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"seconds to wait for a URL (default {DEFAULT_TIMEOUT:g})")
     try:

@@ -152,6 +152,33 @@ def write_sample(write, name, sample, canonical=None):
     write(line + "\n")
 
 
+def _sums_to_drop(family, bucket):
+    """``{sample name: {labels}}`` of the ``_sum``/``_count`` pairs to leave out.
+
+    The sum of a histogram is a counter in OpenMetrics: a histogram with a
+    negative bucket threshold MUST NOT have one, and a negative or NaN sum
+    (negative or NaN observations) cannot be written as one. ``_count``
+    appears if and only if ``_sum`` does, so both go; the buckets (``+Inf``
+    is the count) still say everything else.
+    """
+    negative_bound = any(
+        s.name == bucket and not dict(s.labels).get("le", "").startswith("+")
+        and parse_bound(dict(s.labels).get("le")) < 0
+        for s in family.samples)
+    sum_name = family.name + "_sum"
+    bad = {s.labels for s in family.samples
+           if s.name == sum_name and (negative_bound or not s.value >= 0)}
+    return {sum_name: bad, family.name + "_count": bad} if bad else {}
+
+
+def parse_bound(text):
+    """A ``le`` value as a float (``+Inf`` included); NaN when it is not a number."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def write_families(write, families):
     """Write families in the given order, then ``# EOF``."""
     for family in families:
@@ -170,7 +197,10 @@ def write_families(write, families):
                 write_sample(write, name + (_CREATED if created else _TOTAL), s)
         elif t in (HISTOGRAM, GAUGEHISTOGRAM):
             bucket = name + "_bucket"
+            drop = _sums_to_drop(family, bucket) if t == HISTOGRAM else ()
             for s in family.samples:
+                if s.name in drop and s.labels in drop[s.name]:
+                    continue
                 write_sample(write, s.name, s, "le" if s.name == bucket else None)
         elif t == SUMMARY:
             for s in family.samples:

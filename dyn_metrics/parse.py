@@ -58,8 +58,8 @@ OPENMETRICS = "openmetrics"
 AUTO = "auto"
 FORMATS = (TEXT, OPENMETRICS, AUTO)
 
-# re.ASCII everywhere: without it [0-9]-free classes are fine, but IGNORECASE
-# would let the dotless "ı" match "i" in "inf".
+# re.ASCII everywhere: with Unicode matching, IGNORECASE would let the
+# dotless "ı" match the "i" of "inf".
 _NAME_AT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*", re.A)
 _LABEL_AT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.A)
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z", re.A)
@@ -255,7 +255,8 @@ class _Reader:
         eof_line = None
         for number, line in enumerate(lines, 1):
             if line.endswith("\r"):
-                self.error(number, "line ends with a carriage return (CRLF); only LF line endings are allowed")
+                self.error(number, "line ends with a carriage return (CRLF); "
+                                   "only LF line endings are allowed")
                 line = line.rstrip("\r")
             if self.om:
                 if eof_line is not None:
@@ -295,10 +296,12 @@ class _Reader:
         keyword, _, after = _split_blank(body)
         if keyword not in ("HELP", "TYPE"):
             if keyword in ("EOF", "UNIT") and len(body) != len(rest):
-                self.warn(number, f"'# {keyword}' is OpenMetrics syntax; text 0.0.4 reads it as a plain comment")
+                self.warn(number, f"'# {keyword}' is OpenMetrics syntax; "
+                                  "text 0.0.4 reads it as a plain comment")
             return
         if len(body) == len(rest):
-            self.warn(number, f"no blank after '#': promtool reads a {keyword} line, Prometheus a plain comment")
+            self.warn(number, f"no blank after '#': promtool reads a {keyword} line, "
+                              "Prometheus a plain comment")
         name, _, after = _split_blank(after.lstrip(_BLANKS))
         if not name:
             self.error(number, f"{keyword} line without a metric name")
@@ -316,7 +319,8 @@ class _Reader:
             elif after.rstrip(_BLANKS) in TEXT_TYPES:
                 self.error(number, f"unknown metric type {after!r}: trailing whitespace")
             elif after in OPENMETRICS_TYPES:
-                self.error(number, f"metric type {after!r} exists only in OpenMetrics; text 0.0.4 allows counter, gauge, histogram, summary, untyped")
+                self.error(number, f"metric type {after!r} exists only in OpenMetrics; text 0.0.4 "
+                                   "allows counter, gauge, histogram, summary, untyped")
             else:
                 self.error(number, f"unknown metric type {after!r}")
             after = None
@@ -344,7 +348,8 @@ class _Reader:
             elif nxt == "n":
                 out.append("\n")
             else:
-                self.error(number, f"invalid escape sequence '\\{nxt}' in HELP (text 0.0.4 allows only \\\\ and \\n)")
+                self.error(number, f"invalid escape sequence '\\{nxt}' in HELP (text 0.0.4 allows only "
+                                   "\\\\ and \\n)")
                 out.append(c + nxt)
             i += 2
         return "".join(out)
@@ -397,7 +402,8 @@ class _Reader:
                     self.error(number, f"invalid timestamp {token!r}: expected integer milliseconds")
                 if tend < n:
                     if line[tend:].strip(_BLANKS):
-                        self.error(number, f"unexpected text after the timestamp: {line[tend:].strip(_BLANKS)!r}")
+                        self.error(number, "unexpected text after the timestamp: "
+                                           f"{line[tend:].strip(_BLANKS)!r}")
                     else:
                         self.error(number, "trailing whitespace after the timestamp (promtool rejects it)")
         self._sample(number, Sample(name, labels, value, timestamp))
@@ -416,9 +422,11 @@ class _Reader:
                     return
             words = line[1:].split()
             if words and words[0] in ("TYPE", "HELP", "UNIT", "EOF"):
-                self.error(number, f"malformed '# {words[0]}' line: expected single spaces between its fields")
+                self.error(number, f"malformed '# {words[0]}' line: "
+                                   "expected single spaces between its fields")
             else:
-                self.error(number, "comment lines are not allowed in OpenMetrics (only # TYPE, # UNIT, # HELP and # EOF)")
+                self.error(number, "comment lines are not allowed in OpenMetrics (only # TYPE, # UNIT, "
+                                   "# HELP and # EOF)")
             return
         if first in _BLANKS:
             self.error(number, "whitespace at the start of a line")
@@ -487,7 +495,8 @@ class _Reader:
             self.error(number, f"sample {name!r} has no value")
             return
         if line[pos] != " ":
-            self.error(number, f"invalid character {line[pos]!r} after {name!r}: expected a single space and the value")
+            self.error(number, f"invalid character {line[pos]!r} after {name!r}: expected a single "
+                               "space and the value")
             return
         pos += 1
         end = line.find(" ", pos)
@@ -530,7 +539,8 @@ class _Reader:
             self.error(number, f"timestamp {token!r} is out of the float64 range")
             return _BAD
         if abs(ts) >= _MS_LOOKING:
-            self.warn(number, f"timestamp {token} looks like milliseconds; OpenMetrics timestamps are seconds")
+            self.warn(number, f"timestamp {token} looks like milliseconds; "
+                              "OpenMetrics timestamps are seconds")
         elif not exemplar:
             self.warn(number, "explicit timestamp: OpenMetrics says MetricPoints SHOULD NOT have one")
         return ts
@@ -544,7 +554,8 @@ class _Reader:
             return _BAD
         chars = sum(len(k) + len(v) for k, v in labels)
         if chars > _EXEMPLAR_MAX_CHARS:
-            self.error(number, f"exemplar labels have {chars} characters; at most {_EXEMPLAR_MAX_CHARS} allowed")
+            self.error(number, f"exemplar labels have {chars} characters; "
+                               f"at most {_EXEMPLAR_MAX_CHARS} allowed")
         fields = rest[pos:].split(" ")
         if fields[0] != "" or len(fields) < 2:
             self.error(number, "expected a single space and the exemplar value after its labels")
@@ -586,9 +597,11 @@ class _Reader:
                 if pos >= n:
                     self.error(number, f"unterminated label set for {metric!r}")
                 elif om and line[pos] == "}":
-                    self.error(number, f"trailing comma in the label set of {metric!r} (not allowed in OpenMetrics)")
+                    self.error(number, f"trailing comma in the label set of {metric!r} (not allowed in "
+                                       "OpenMetrics)")
                 elif om and line[pos] == " ":
-                    self.error(number, f"space inside the label set of {metric!r} (not allowed in OpenMetrics)")
+                    self.error(number, f"space inside the label set of {metric!r} (not allowed in "
+                                       "OpenMetrics)")
                 else:
                     self.error(number, f"invalid label name {token or line[pos]!r} for {metric!r}")
                 return None, pos
@@ -615,7 +628,8 @@ class _Reader:
             if om and label.startswith("_"):
                 self.error(number, f"label names starting with '_' are reserved in OpenMetrics: {label!r}")
             elif label.startswith("__"):
-                self.warn(number, f"label names starting with '__' are reserved for Prometheus' internal use: {label!r}")
+                self.warn(number, "label names starting with '__' are reserved for Prometheus' "
+                                  f"internal use: {label!r}")
             labels.append((label, value))
             if not om:
                 pos = _skip_blanks(line, pos)
@@ -651,7 +665,8 @@ class _Reader:
             if kind in fam.seen:
                 self.error(number, f"second {kind} line for {name!r}")
             else:
-                self.error(number, f"{kind} line for {name!r} after its family ended (families must not be interleaved)")
+                self.error(number, f"{kind} line for {name!r} after its family ended (families must not "
+                                   "be interleaved)")
             return
         elif kind in fam.seen:
             self.error(number, f"second {kind} line for {name!r}")
@@ -710,22 +725,26 @@ class _Reader:
         fam = self._owner(name)
         if fam is not None:
             if fam.samples:
-                self.error(number, f"samples of {fam.name!r} are interleaved with another family (one uninterrupted group required)")
+                self.error(number, f"samples of {fam.name!r} are interleaved with another family (one "
+                                   "uninterrupted group required)")
             else:
-                self.error(number, f"metadata of {fam.name!r} is separated from its samples by another family")
+                self.error(number, f"metadata of {fam.name!r} is separated from its samples "
+                                   "by another family")
             self.cur = fam
             return fam
         if cur is not None and name == cur.name:
             suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self._type(cur)]
             expected = " or ".join(repr(cur.name + s) for s in suffixes)
-            self.error(number, f"sample name {name!r} does not fit {self._type(cur)} family {cur.name!r} (expected {expected})")
+            self.error(number, f"sample name {name!r} does not fit {self._type(cur)} family "
+                               f"{cur.name!r} (expected {expected})")
             return None
         fam = self.by_name.get(name)
         if fam is not None:
             self.error(number, f"sample {name!r} does not fit the {self._type(fam)} family of the same name")
             return None
         if cur is not None and not cur.samples and not self.om and name.startswith(cur.name):
-            self.warn(cur.line, f"metadata for {cur.name!r} has no samples; the samples that follow are named {name!r}")
+            self.warn(cur.line, f"metadata for {cur.name!r} has no samples; the samples that follow are "
+                                f"named {name!r}")
         return self._new_family(name, number)
 
     def _sample(self, number, sample):
@@ -737,13 +756,15 @@ class _Reader:
         if seen is not None:
             first, ts = seen
             if not (self.om and ts is not None and sample.timestamp is not None and sample.timestamp > ts):
-                self.error(number, f"duplicate series {sample.name}{_labels_text(sample.labels)} (first on line {first})")
+                self.error(number, f"duplicate series {sample.name}{_labels_text(sample.labels)} (first "
+                                   f"on line {first})")
         self.series[key] = (seen[0] if seen else number, sample.timestamp)
         if self.om:
             metric = self._metric_key(fam, sample.labels)
             if metric != fam.last_metric:
                 if metric in fam.done_metrics:
-                    self.error(number, f"metric {fam.name}{_labels_text(sorted(metric))} is interleaved with other metrics of the family")
+                    self.error(number, f"metric {fam.name}{_labels_text(sorted(metric))} is interleaved "
+                                       "with other metrics of the family")
                 if fam.last_metric is not None:
                     fam.done_metrics.add(fam.last_metric)
                 fam.last_metric = metric
@@ -790,16 +811,19 @@ class _Reader:
                 if t in (INFO, STATESET):
                     self.error(fam.unit_line, f"{t} family {fam.name!r} must not have a unit")
                 elif not fam.name.endswith("_" + fam.unit):
-                    self.error(fam.unit_line, f"unit {fam.unit!r} is not a suffix of the family name {fam.name!r}")
+                    self.error(fam.unit_line, f"unit {fam.unit!r} is not a suffix of the family name "
+                                              f"{fam.name!r}")
             for s, line in fam.samples:
                 if s.exemplar is not None and not (
                         (t == COUNTER and s.name.endswith("_total"))
                         or (t in (HISTOGRAM, GAUGEHISTOGRAM) and s.name.endswith("_bucket"))):
-                    self.error(line, f"{s.name!r} cannot carry an exemplar (only counter _total and histogram _bucket samples can)")
+                    self.error(line, f"{s.name!r} cannot carry an exemplar (only counter _total and "
+                                     "histogram _bucket samples can)")
 
     def _check_created(self, sample, line):
         if self.om and abs(sample.value) >= _MS_LOOKING:
-            self.warn(line, f"{sample.name} = {sample.value!r} looks like milliseconds; _created holds seconds")
+            self.warn(line, f"{sample.name} = {sample.value!r} looks like milliseconds; "
+                            "_created holds seconds")
 
     def _counterlike(self, sample, line, what, integer):
         v = sample.value
@@ -832,7 +856,8 @@ class _Reader:
                     self.error(line, f"invalid 'le' value {le[0]!r}: expected a number")
                     continue
                 if om and le[0] != format_canonical(bound):
-                    self.warn(line, f"le={le[0]!r} is not canonical; OpenMetrics spells it {format_canonical(bound)!r}")
+                    self.warn(line, f"le={le[0]!r} is not canonical; OpenMetrics spells it "
+                                    f"{format_canonical(bound)!r}")
                 m["buckets"].append((bound, s, line, le[0]))
                 self._counterlike(s, line, "bucket", True)
                 if s.exemplar is not None and om and float(s.exemplar.value) > bound:
@@ -867,26 +892,31 @@ class _Reader:
                         self.error(line, f"buckets of {where} are not in increasing 'le' order")
                         ordered = False
                     elif ordered and s1.value < s0.value:
-                        self.error(line, f"bucket counts of {where} are not cumulative: le={le!r} has {s1.value!r} < {s0.value!r}")
+                        self.error(line, f"bucket counts of {where} are not cumulative: le={le!r} has "
+                                         f"{s1.value!r} < {s0.value!r}")
                 inf = [s for b, s, _, _ in buckets if b == math.inf]
                 if not inf:
                     self.error(buckets[-1][2], f"histogram {where} has no le=\"+Inf\" bucket")
                 count, total = m["count"], m["sum"]
                 if count is not None and inf and not _same(count[0].value, inf[0].value):
-                    self.error(count[1], f"{count[0].name} = {count[0].value!r} differs from the +Inf bucket {inf[0].value!r}")
+                    self.error(count[1], f"{count[0].name} = {count[0].value!r} differs from the +Inf "
+                                         f"bucket {inf[0].value!r}")
                 if total is not None and om and not gauge and buckets[0][0] < 0:
-                    self.error(total[1], f"histogram {where} has negative bucket thresholds, so it must not have {sum_sfx}")
+                    self.error(total[1], f"histogram {where} has negative bucket thresholds, so it must "
+                                         f"not have {sum_sfx}")
             count, total = m["count"], m["sum"]
             if om:
                 if total is not None and count is None:
                     self.error(total[1], f"histogram {where} has {sum_sfx} but no {count_sfx}")
                 elif count is not None and total is None:
-                    self.error(count[1], f"histogram {where} has {count_sfx} but no {sum_sfx} (OpenMetrics: both or neither)")
+                    self.error(count[1], f"histogram {where} has {count_sfx} but no {sum_sfx} "
+                                         "(OpenMetrics: both or neither)")
                 elif total is None and buckets and buckets[0][0] >= 0:
                     self.warn(m["line"], f"histogram {where} has no {sum_sfx}")
             else:
                 if count is None:
-                    self.error(m["line"], f"histogram {where} has no {count_sfx} (it must equal the +Inf bucket)")
+                    self.error(m["line"], f"histogram {where} has no {count_sfx} "
+                                          "(it must equal the +Inf bucket)")
                 if total is None:
                     self.warn(m["line"], f"histogram {where} has no {sum_sfx}")
 
@@ -910,7 +940,8 @@ class _Reader:
                 if om and s.value < 0:
                     self.error(line, f"quantile value {s.value!r} must not be negative")
                 if om and q[0] != format_canonical(value):
-                    self.warn(line, f"quantile={q[0]!r} is not canonical; OpenMetrics spells it {format_canonical(value)!r}")
+                    self.warn(line, f"quantile={q[0]!r} is not canonical; OpenMetrics spells it "
+                                    f"{format_canonical(value)!r}")
                 key = frozenset(p for p in s.labels if p[0] != "quantile" and p[1] != "")
                 quantiles.setdefault(key, []).append((value, line))
                 continue
@@ -937,7 +968,8 @@ class _Reader:
                 name = fam.name + suffix
                 other = claimed.get(name)
                 if other is not None and other is not fam:
-                    self.error(fam.line, f"family {fam.name!r} clashes with family {other.name!r}: both can have samples named {name!r}")
+                    self.error(fam.line, f"family {fam.name!r} clashes with family {other.name!r}: both "
+                                         f"can have samples named {name!r}")
                     break
                 claimed[name] = fam
 

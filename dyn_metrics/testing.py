@@ -30,6 +30,7 @@ import math
 
 from . import expfmt
 from .check import check
+from .metrics import Counter, Gauge, Histogram, IntCounter, IntGauge
 from .model import (
     COUNTER,
     GAUGE,
@@ -43,6 +44,8 @@ from .model import (
     Family,
     Sample,
 )
+from .registry import Registry
+from .vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 
 __all__ = [
     "assert_valid_exposition",
@@ -253,7 +256,8 @@ _REGISTRY_HELP = _HELP.filter(bool)
 _CONST_LABELS = st.lists(st.tuples(_LABEL_NAMES, _LABEL_VALUES), max_size=2, unique_by=lambda p: p[0])
 _VARIABLE_NAMES = st.lists(_LABEL_NAMES, min_size=1, max_size=2, unique=True)
 _VEC_ROWS = [None] + [st.lists(st.tuples(*[_LABEL_VALUES] * k), max_size=3) for k in (1, 2)]
-_BUCKETS = st.one_of(st.none(), st.lists(st.floats(0.001, 1e4), min_size=1, max_size=5, unique=True).map(sorted))
+_BUCKETS = st.one_of(
+    st.none(), st.lists(st.floats(0.001, 1e4), min_size=1, max_size=5, unique=True).map(sorted))
 _COUNTER_STEPS = st.lists(st.floats(0, 1e9), max_size=3)
 _INT_STEPS = st.lists(st.integers(0, 2 ** 62), max_size=3)
 # Non-negative: a negative _sum is invalid OpenMetrics ("Sum MUST NOT be negative").
@@ -271,9 +275,7 @@ def registries(draw, max_metrics=5):
     Uses only the public API: the metric classes, ``register``,
     ``with_label_values`` and the update methods.
     """
-    import dyn_metrics as dm
-
-    reg = dm.Registry()
+    reg = Registry()
     claimed = set()
     for _ in range(draw(st.integers(0, max_metrics))):
         kind = draw(st.sampled_from(_KINDS))
@@ -288,7 +290,7 @@ def registries(draw, max_metrics=5):
         const = dict(draw(_CONST_LABELS))
         variable = [n for n in draw(_VARIABLE_NAMES) if n not in const] or ["v" + str(len(const))]
         buckets = draw(_BUCKETS)
-        metric = _make_metric(dm, kind, name, help_text, const, variable, buckets)
+        metric = _make_metric(kind, name, help_text, const, variable, buckets)
         reg.register(metric)
         if kind.endswith("vec"):
             for row in draw(_VEC_ROWS[len(variable)]):
@@ -298,15 +300,15 @@ def registries(draw, max_metrics=5):
     return reg
 
 
-def _make_metric(dm, kind, name, help_text, const, variable, buckets):
+def _make_metric(kind, name, help_text, const, variable, buckets):
     if kind == "histogram":
-        return dm.Histogram(name, help_text, const_labels=const, buckets=buckets)
+        return Histogram(name, help_text, const_labels=const, buckets=buckets)
     if kind == "histogramvec":
-        return dm.HistogramVec(name, help_text, variable, const_labels=const, buckets=buckets)
-    cls = {"counter": dm.Counter, "intcounter": dm.IntCounter, "gauge": dm.Gauge,
-           "intgauge": dm.IntGauge, "countervec": dm.CounterVec,
-           "intcountervec": dm.IntCounterVec, "gaugevec": dm.GaugeVec,
-           "intgaugevec": dm.IntGaugeVec}[kind]
+        return HistogramVec(name, help_text, variable, const_labels=const, buckets=buckets)
+    cls = {"counter": Counter, "intcounter": IntCounter, "gauge": Gauge,
+           "intgauge": IntGauge, "countervec": CounterVec,
+           "intcountervec": IntCounterVec, "gaugevec": GaugeVec,
+           "intgaugevec": IntGaugeVec}[kind]
     if kind.endswith("vec"):
         return cls(name, help_text, variable, const_labels=const)
     return cls(name, help_text, const_labels=const)

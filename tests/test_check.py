@@ -91,7 +91,8 @@ def test_check_rejects_everything_promtool_rejects(promtool):
     assert missed == [], "promtool rejects these, the checker does not"
     assert changed == [], "promtool's verdicts differ from the ones recorded in MANIFEST.tsv"
     # The record of what only we catch (the brief's "stricter than promtool").
-    recorded = [row["file"] for row in TEXT_CASES if row["verdict"] == "invalid" and row["promtool"] != "invalid"]
+    recorded = [row["file"] for row in TEXT_CASES
+                if row["verdict"] == "invalid" and row["promtool"] != "invalid"]
     assert stricter == recorded
     assert len(stricter) >= 20
 
@@ -139,7 +140,8 @@ def test_check_valid_input_per_spec_is_never_an_error():
         'http_requests_total{method="post",code="400"}    3 1395066363000\n'
         "\n"
         "# Escaping in label values:\n"
-        'msdos_file_access_time_seconds{path="C:\\\\DIR\\\\FILE.TXT",error="Cannot find file:\\n\\"FILE.TXT\\""} 1.458255915e9\n'
+        'msdos_file_access_time_seconds{path="C:\\\\DIR\\\\FILE.TXT",'
+        'error="Cannot find file:\\n\\"FILE.TXT\\""} 1.458255915e9\n'
         "\n"
         "# Minimalistic line:\n"
         "metric_without_timestamp_and_labels 12.47\n"

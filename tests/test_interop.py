@@ -74,7 +74,8 @@ def test_interop_promtool_accepts_registry_text_with_every_type():
     promtool = _binary("promtool")
     text = _every_type_registry().prometheus_expfmt()
     assert check(text, "text").errors == []
-    proc = subprocess.run([promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
+    proc = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                          capture_output=True, timeout=30)
     assert proc.returncode in (0, 3), proc.stderr.decode()  # 3 = lint only
     assert b"error" not in proc.stderr.lower(), proc.stderr.decode()
 

@@ -224,7 +224,30 @@ def test_omfmt_output_of_dynamo_families_checks_clean():
         Family("dynamo_component_requests_total", "counter", "Total requests", (
             S("dynamo_component_requests_total", 100, [("dynamo_endpoint", "ep1")]),
             S("dynamo_component_requests_total", 200, [("dynamo_endpoint", "ep2")]))),
-        Family("dynamo_component_uptime_seconds", "gauge", "Uptime", (S("dynamo_component_uptime_seconds", 12.5),)),
+        Family("dynamo_component_uptime_seconds", "gauge", "Uptime",
+               (S("dynamo_component_uptime_seconds", 12.5),)),
     ]
     result = check(omfmt.encode_to_string(fams), "openmetrics")
     assert result.errors == [] and result.warnings == []
+
+
+def test_omfmt_histogram_with_negative_threshold_has_no_sum_or_count():
+    import dyn_metrics as dm
+    reg = dm.Registry()
+    reg.register(dm.Histogram("lat", "L", buckets=[-1, 1])).observe(-2)
+    text = reg.openmetrics_expfmt()
+    assert "lat_sum" not in text and "lat_count" not in text
+    assert 'lat_bucket{le="+Inf"} 1\n' in text
+    assert check(text, "openmetrics").errors == []
+
+
+def test_omfmt_negative_sum_drops_only_that_series_sum_and_count():
+    import dyn_metrics as dm
+    reg = dm.Registry()
+    vec = reg.register(dm.HistogramVec("lat", "L", ["a"], buckets=[1]))
+    vec.with_label_values("neg").observe(-2)
+    vec.with_label_values("pos").observe(0.5)
+    text = reg.openmetrics_expfmt()
+    assert 'lat_sum{a="neg"}' not in text and 'lat_count{a="neg"}' not in text
+    assert 'lat_sum{a="pos"} 0.5\n' in text and 'lat_count{a="pos"} 1\n' in text
+    assert check(text, "openmetrics").errors == []

@@ -51,7 +51,8 @@ OK = [
     # 8: metadata-only family survives with no samples
     ("# HELP x X.\n# TYPE x gauge\n", "text", [Family("x", "gauge", "X.", ())]),
     # 9: OpenMetrics counter -> model name with _total, created kept
-    ("# TYPE jobs counter\n# HELP jobs Jobs.\njobs_total 3\njobs_created 1700000000.5\n# EOF\n", "openmetrics",
+    ("# TYPE jobs counter\n# HELP jobs Jobs.\njobs_total 3\njobs_created 1700000000.5\n# EOF\n",
+     "openmetrics",
      [Family("jobs_total", "counter", "Jobs.", (S("jobs_total", 3), S("jobs_created", 1700000000.5)))]),
     # 10: OpenMetrics le respelled to text spelling, unit kept, unknown -> untyped
     ('# TYPE l_seconds histogram\n# UNIT l_seconds seconds\nl_seconds_bucket{le="1e-05"} 0\n'
@@ -105,12 +106,14 @@ ERRORS = [
     ("x 1\ny 1\nx{a=\"b\"} 1\n", "text", 3, "samples of 'x' are interleaved"),
     ('x{a="1"} 1\nx{a="1"} 2\n', "text", 2, 'duplicate series x{a="1"} (first on line 1)'),
     ('x{a=""} 1\nx 2\n', "text", 2, "duplicate series x (first on line 1)"),
-    ('# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n', "text", 2, 'histogram h has no le="+Inf" bucket'),
+    ('# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n', "text", 2,
+     'histogram h has no le="+Inf" bucket'),
     ('# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n', "text", 3,
      "bucket counts of h are not cumulative"),
     ('# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n', "text", 4,
      "h_count = 1 differs from the +Inf bucket 2"),
-    ('# TYPE s summary\ns{quantile="0.9"} 1\ns{quantile="0.1"} 1\n', "text", 3, "quantiles of s are not in increasing order"),
+    ('# TYPE s summary\ns{quantile="0.9"} 1\ns{quantile="0.1"} 1\n', "text", 3,
+     "quantiles of s are not in increasing order"),
     ('# TYPE s summary\ns{quantile="2"} 1\n', "text", 2, "invalid quantile '2'"),
     # OpenMetrics
     ("x 1\n", "openmetrics", 1, "missing '# EOF'"),
@@ -174,7 +177,8 @@ def test_parse_number_nan(token):
     assert math.isnan(parse_number(token))
 
 
-@pytest.mark.parametrize("token", ["1,5", "0x10", "0x1p-2", "1_000", "1e400", "one", "+NaN", "infin", "", " 1", "١"])
+@pytest.mark.parametrize("token", ["1,5", "0x10", "0x1p-2", "1_000", "1e400", "one", "+NaN", "infin", "",
+                                   " 1", "١"])
 def test_parse_number_rejects(token):
     with pytest.raises(ValueError):
         parse_number(token)
@@ -203,7 +207,8 @@ def _with_examples(test):
 
 
 @_with_examples
-@given(text=st.text(st.sampled_from('xy_:{}="\\# \t\n\r1.e+-IinfNaHELPTYPEUOcountergauhis_bucketsumle'), max_size=60),
+@given(text=st.text(st.sampled_from('xy_:{}="\\# \t\n\r1.e+-IinfNaHELPTYPEUOcountergauhis_bucketsumle'),
+                    max_size=60),
        fmt=st.sampled_from(["text", "openmetrics", "auto"]))
 def test_parse_never_raises_anything_but_parse_error(text, fmt):
     try:

@@ -67,7 +67,8 @@ def test_testing_families_reach_every_type(fmt, type_word):
 
 
 def test_testing_openmetrics_families_reach_created_units_and_exemplars():
-    reaches(families("openmetrics"), lambda fs: any(s.name.endswith("_created") for f in fs for s in f.samples))
+    reaches(families("openmetrics"),
+            lambda fs: any(s.name.endswith("_created") for f in fs for s in f.samples))
     reaches(families("openmetrics"), lambda fs: any(f.unit for f in fs))
     reaches(families("openmetrics"), lambda fs: any(s.exemplar for f in fs for s in f.samples))
 
