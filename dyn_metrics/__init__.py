@@ -5,7 +5,6 @@ listed in ``__all__``.
 """
 
 from . import prometheus_names
-from .check import CheckResult, Problem, check
 from .errors import (
     AlreadyRegisteredError,
     CardinalityError,
@@ -31,13 +30,37 @@ from .metrics import (
     linear_buckets,
 )
 from .model import Exemplar, Family, Sample
-from .parse import parse
 from .registry import Registry
 from .runtime import DistributedRuntime
-from .system import start_http_server
 from .vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562): the checker, the parser and the HTTP server
+# pull in most of the import time, and most processes need none of them.
+_LAZY = {
+    "check": ("check", "check"),
+    "CheckResult": ("check", "CheckResult"),
+    "Problem": ("check", "Problem"),
+    "parse": ("parse", "parse"),
+    "start_http_server": ("system", "start_http_server"),
+}
+
+
+def __getattr__(name):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "AlreadyRegisteredError",

@@ -18,12 +18,8 @@ name clashes (the full list is in ``tests/corpus/MANIFEST.tsv``).
 exit 0 valid, 1 errors, 2 usage or I/O error, 3 valid with lint warnings.
 """
 
-import argparse
-import gzip
 import re
 import sys
-import urllib.error
-import urllib.request
 from typing import List, NamedTuple
 
 from . import omfmt
@@ -186,6 +182,11 @@ def _lint(family, line, sample_lines, om):
 
 
 def _fetch(url, fmt, timeout):
+    # Imported here: urllib.request and gzip cost more to import than the
+    # rest of the package, and only the command line fetches.
+    import gzip
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"Accept": ACCEPT[fmt], "Accept-Encoding": "gzip"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read()
@@ -209,6 +210,9 @@ def _read(source, fmt, timeout):
 
 def main(argv=None):
     """Run the checker as a command; returns the exit status."""
+    import argparse
+    import urllib.error
+
     parser = argparse.ArgumentParser(
         prog="python -m dyn_metrics check",
         description="Strictly validate a Prometheus text 0.0.4 or OpenMetrics 1.0 exposition.",

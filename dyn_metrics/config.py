@@ -25,12 +25,10 @@ variable, the value and what was expected; with ``strict=True`` it raises
 :class:`~dyn_metrics.errors.ConfigError` with that message instead.
 """
 
-import dataclasses
-import json
 import logging
 import os
 import re
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
 from .errors import ConfigError
 
@@ -54,47 +52,77 @@ _PORT_RE = re.compile(r"-?[0-9]+")
 _PATH_RE = re.compile(r"/[^\s?#]*")
 
 
-@dataclasses.dataclass(frozen=True)
+_FIELDS = {
+    "port": None,
+    "host": "0.0.0.0",
+    "health_path": "/health",
+    "live_path": "/live",
+    "starting_health_status": "notready",
+    "use_endpoint_health_status": (),
+    "openmetrics": False,
+    "health_check_enabled": False,
+}
+
+
 class SystemConfig:
     """Settings of the system status server; ``port=None`` means the server is off.
 
     Construct it directly (fields are validated; bad values raise
     :class:`~dyn_metrics.errors.ConfigError`) or with :meth:`from_env`.
-    Immutable, so safe to share between threads.
+    Immutable, so safe to share between threads. (A plain class rather than
+    a dataclass: ``dataclasses`` alone would cost a quarter of the package's
+    import time.)
     """
 
-    port: Optional[int] = None
-    host: str = "0.0.0.0"
-    health_path: str = "/health"
-    live_path: str = "/live"
-    starting_health_status: str = "notready"
-    use_endpoint_health_status: Tuple[str, ...] = ()
-    openmetrics: bool = False
-    health_check_enabled: bool = False
+    __slots__ = tuple(_FIELDS)
 
-    def __post_init__(self):
-        if self.port is not None and (
-            self.port.__class__ is not int or not 0 <= self.port <= 65535
-        ):
-            raise ConfigError(f"port: expected None or an int in 0..65535, got {self.port!r}")
-        if not isinstance(self.host, str) or not self.host:
-            raise ConfigError(f"host: expected a non-empty string, got {self.host!r}")
-        for field in ("health_path", "live_path"):
-            value = getattr(self, field)
+    def __init__(self, port=None, host="0.0.0.0", health_path="/health", live_path="/live",
+                 starting_health_status="notready", use_endpoint_health_status=(),
+                 openmetrics=False, health_check_enabled=False):
+        if port is not None and (port.__class__ is not int or not 0 <= port <= 65535):
+            raise ConfigError(f"port: expected None or an int in 0..65535, got {port!r}")
+        if not isinstance(host, str) or not host:
+            raise ConfigError(f"host: expected a non-empty string, got {host!r}")
+        for field, value in (("health_path", health_path), ("live_path", live_path)):
             problem = _path_problem(value)
             if problem:
                 raise ConfigError(f"{field}: expected {problem}, got {value!r}")
-        if self.starting_health_status not in _STATUSES:
+        if starting_health_status not in _STATUSES:
             raise ConfigError(
                 "starting_health_status: expected 'ready' or 'notready', "
-                f"got {self.starting_health_status!r}"
+                f"got {starting_health_status!r}"
             )
-        names = self.use_endpoint_health_status
+        names = use_endpoint_health_status
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):
             raise ConfigError(
                 f"use_endpoint_health_status: expected a sequence of strings, got {names!r}"
             )
-        object.__setattr__(self, "use_endpoint_health_status", tuple(names))
+        values = (port, host, health_path, live_path, starting_health_status, tuple(names),
+                  bool(openmetrics), bool(health_check_enabled))
+        for field, value in zip(_FIELDS, values):
+            object.__setattr__(self, field, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"SystemConfig is immutable; cannot set {name!r}")
+
+    def _values(self):
+        return tuple(getattr(self, field) for field in _FIELDS)
+
+    def as_dict(self):
+        """The fields as a ``{name: value}`` dict."""
+        return dict(zip(_FIELDS, self._values()))
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS)
+        return f"SystemConfig({fields})"
 
     @property
     def enabled(self):
@@ -184,6 +212,8 @@ def _parse(env):
             "%s is deprecated; register health check targets instead", USE_ENDPOINT_HEALTH_STATUS
         )
         try:
+            import json  # only when the deprecated variable is set
+
             names = json.loads(value)
         except ValueError:
             names = None

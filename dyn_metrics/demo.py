@@ -12,7 +12,7 @@ import argparse
 import os
 import random
 import sys
-import threading
+import time
 
 from . import prometheus_names as names
 from .config import SystemConfig
@@ -180,15 +180,14 @@ def main(argv=None):
         port = 8081 if args.port is None else args.port
         host = args.host or os.environ.get("DYN_SYSTEM_HOST") or "0.0.0.0"
         server = start_http_server(drt, port, host, openmetrics=args.openmetrics)
-    print(f"dyn_metrics demo: serving {server.url} (Ctrl-C to stop)", flush=True)
-    stop = threading.Event()
     try:
+        # Inside the try: Ctrl-C may come as soon as the URL is out.
+        print(f"dyn_metrics demo: serving {server.url} (Ctrl-C to stop)", flush=True)
         deadline = args.duration
         elapsed = 0.0
         while deadline is None or elapsed < deadline:
             worker.step()
-            if stop.wait(1.0):
-                break
+            time.sleep(1.0)
             elapsed += 1.0
     except KeyboardInterrupt:
         pass

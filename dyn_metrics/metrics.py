@@ -187,8 +187,11 @@ class MetricFamily:
         self._lock = threading.Lock()
         self._children = {}
         self._version = 0  # bumped when the set of children changes
-        self._order = None  # (version, [(key, cell)] sorted as rust-prometheus sorts)
-        self._text = None  # (version, line prefixes, cells) for write_text
+        # (version, keys, cells) sorted as rust-prometheus sorts children, and
+        # (version, line prefixes) for write_text: rebuilt only when the set
+        # of children changes, so a steady scrape neither sorts nor escapes.
+        self._order = None
+        self._text = None
         self._born = time.time()
         self._created_at = None  # {key: creation time} once track_created() is called
         names = desc.label_names
@@ -258,14 +261,13 @@ class MetricFamily:
                 self._created_at = dict.fromkeys(self._children, self._born)
 
     def _sorted_children_locked(self):
+        """``(version, keys, cells)`` in exposition order; the family lock is held."""
         order = self._order
         if order is None or order[0] != self._version:
-            sort_key = self._sort_key
-            items = sorted(self._children.items(),
-                           key=(operator.itemgetter(0) if sort_key is None
-                                else lambda item: sort_key(item[0])))
-            order = self._order = (self._version, items)
-        return order[1]
+            children = self._children
+            keys = sorted(children, key=self._sort_key)
+            order = self._order = (self._version, keys, [children[k] for k in keys])
+        return order
 
     def _label_pairs(self, key):
         return tuple((k, key[i] if i is not None else v) for k, v, i in self._slots)
@@ -275,9 +277,10 @@ class MetricFamily:
     def _snapshot(self):
         """``[(key, value, created)]`` in exposition order, read under the family lock."""
         with self._lock:
-            items = self._sorted_children_locked()
+            _, keys, cells = self._sorted_children_locked()
             created = self._created_at or {}
-            return [(key, cell._read_locked(), created.get(key)) for key, cell in items]
+            return [(key, cell._read_locked(), created.get(key))
+                    for key, cell in zip(keys, cells)]
 
     def _samples(self, pairs, value):
         """The samples of one child (scalar types; histograms override)."""
@@ -313,13 +316,11 @@ class MetricFamily:
     def write_text(self, write):
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
         with self._lock:
+            version, keys, cells = self._sorted_children_locked()
             text = self._text
-            if text is None or text[0] != self._version:
-                items = self._sorted_children_locked()
-                text = self._text = (self._version,
-                                     [self._line_prefix(key) for key, _ in items],
-                                     [cell for _, cell in items])
-            values = [cell._read_locked() for cell in text[2]]
+            if text is None or text[0] != version:
+                text = self._text = (version, [self._line_prefix(key) for key in keys])
+            values = [cell._read_locked() for cell in cells]
         if values:
             write(self._header)
             write("\n".join(map(operator.add, text[1], map(expfmt.format_value, values))))

@@ -22,10 +22,9 @@ scrape copies what it needs under it and runs callbacks and encoders outside.
 import logging
 import threading
 
-from . import expfmt, omfmt
+from . import expfmt
 from .errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, ParseError
 from .model import Family
-from .parse import parse as parse_exposition
 
 _log = logging.getLogger("dyn_metrics")
 
@@ -226,6 +225,11 @@ class Registry:
         HELP or TYPE disagrees with a native one is dropped with a log line,
         so one broken engine cannot make the whole scrape invalid.
         """
+        # Imported on first use: a process that only serves text never pays
+        # for the OpenMetrics encoder and the parser.
+        from . import omfmt
+        from .parse import parse as parse_exposition
+
         registries = self.registries()
         for reg in registries:
             reg.execute_update_callbacks()

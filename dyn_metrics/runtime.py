@@ -15,7 +15,6 @@ from .config import SystemConfig
 from .errors import InvalidValueError
 from .health import SystemHealth
 from .hierarchy import _NamespaceParent
-from .system import start_from_config
 
 UPTIME_HELP = "Total uptime of the DistributedRuntime in seconds"
 
@@ -45,6 +44,10 @@ class DistributedRuntime(_NamespaceParent):
         self._registry.add_update_callback(self._refresh_uptime)
         self.system_server = None
         if self.config.enabled:
+            # Imported only when a server runs: the HTTP stack (sockets, TLS)
+            # doubles the import time of the package.
+            from .system import start_from_config
+
             self.system_server = start_from_config(self, self.config)
 
     def connection_id(self):

@@ -89,8 +89,8 @@ def _errors(caplog):
 @pytest.mark.parametrize("env, fields", GOOD)
 def test_config_from_env_good_values(env, fields, caplog):
     config = SystemConfig.from_env(env, strict=True)
-    expected = {**DEFAULT.__dict__, **fields}
-    assert config.__dict__ == expected
+    expected = {**DEFAULT.as_dict(), **fields}
+    assert config.as_dict() == expected
     assert config.enabled == (expected["port"] is not None)
     assert not _errors(caplog)
 

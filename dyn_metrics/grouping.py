@@ -1,0 +1,207 @@
+"""Which family each line belongs to, and the rules that follow from it.
+
+A :class:`Grouper` takes the tokens of an exposition in order and files them
+into :class:`FamilyDraft` records, reporting what breaks the grouping: a
+second or late HELP/TYPE/UNIT line, duplicate series, interleaved families
+(and, in OpenMetrics, interleaved metrics within a family), sample names that
+do not fit their family's type, and OpenMetrics families whose sample names
+clash. Problems go to ``report``, any object with ``error(line, msg)`` and
+``warn(line, msg)``. Not thread-safe: one grouper per input.
+"""
+
+from .model import COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY, UNKNOWN, UNTYPED
+
+_TEXT_SUFFIXES = {
+    COUNTER: ("",),
+    GAUGE: ("",),
+    UNTYPED: ("",),
+    HISTOGRAM: ("_bucket", "_sum", "_count"),
+    SUMMARY: ("", "_sum", "_count"),
+}
+_OM_SUFFIXES = {
+    COUNTER: ("_total", "_created"),
+    GAUGE: ("",),
+    UNKNOWN: ("",),
+    STATESET: ("",),
+    INFO: ("_info",),
+    HISTOGRAM: ("_bucket", "_count", "_sum", "_created"),
+    GAUGEHISTOGRAM: ("_bucket", "_gcount", "_gsum"),
+    SUMMARY: ("", "_count", "_sum", "_created"),
+}
+_OM_RESERVED = ("_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info")
+
+
+def labels_text(labels):
+    """``{k="v",...}`` for messages (values not re-escaped); empty for no labels."""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else ""
+
+
+def _series_key(name, labels):
+    # Empty label values count as absent: Prometheus drops them on ingestion.
+    return name, frozenset(p for p in labels if p[1] != "")
+
+
+class FamilyDraft:
+    """A family while it is being read."""
+
+    __slots__ = ("name", "type", "help", "unit", "line", "seen", "samples",
+                 "unit_line", "last_metric", "done_metrics")
+
+    def __init__(self, name, line):
+        self.name = name
+        self.type = None
+        self.help = None
+        self.unit = None
+        self.line = line
+        self.seen = []          # metadata kinds in the order they came
+        self.samples = []       # (Sample, line)
+        self.unit_line = line
+        self.last_metric = None
+        self.done_metrics = set()
+
+
+class Grouper:
+    """Files metadata and samples into families, in input order; ``fams`` holds the result."""
+
+    def __init__(self, report, om):
+        self.error = report.error
+        self.warn = report.warn
+        self.om = om
+        self.fams = []
+        self.by_name = {}
+        self.cur = None
+        self.series = {}
+
+    def type_of(self, fam):
+        """The family's type word; ``unknown`` (OpenMetrics) or ``untyped`` without a TYPE line."""
+        if fam.type:
+            return fam.type
+        return UNKNOWN if self.om else UNTYPED
+
+    def metadata(self, number, kind, name, value):
+        """Attach a HELP, TYPE or UNIT line to its family, starting one if needed."""
+        fam = self.by_name.get(name)
+        if fam is None:
+            fam = self._new_family(name, number)
+        elif fam is not self.cur:
+            if kind in fam.seen:
+                self.error(number, f"second {kind} line for {name!r}")
+            else:
+                self.error(number, f"{kind} line for {name!r} after its family ended (families must not "
+                                   "be interleaved)")
+            return
+        elif kind in fam.seen:
+            self.error(number, f"second {kind} line for {name!r}")
+            return
+        elif fam.samples:
+            self.error(number, f"{kind} line for {name!r} after its samples")
+            return
+        if self.om and fam.seen:
+            order = ("TYPE", "UNIT", "HELP")
+            if any(order.index(k) > order.index(kind) for k in fam.seen):
+                self.warn(number, f"metadata of {name!r} should be in the order TYPE, UNIT, HELP")
+        fam.seen.append(kind)
+        if kind == "TYPE":
+            fam.type = value
+        elif kind == "HELP":
+            fam.help = value
+        else:
+            fam.unit = value
+            fam.unit_line = number
+
+    def sample(self, number, sample):
+        """Add a sample to the family that owns its name; a sample no family can take is dropped."""
+        fam = self._family_for(number, sample.name)
+        if fam is None:
+            return
+        key = _series_key(sample.name, sample.labels)
+        seen = self.series.get(key)
+        if seen is not None:
+            first, ts = seen
+            if not (self.om and ts is not None and sample.timestamp is not None and sample.timestamp > ts):
+                self.error(number, f"duplicate series {sample.name}{labels_text(sample.labels)} (first "
+                                   f"on line {first})")
+        self.series[key] = (seen[0] if seen else number, sample.timestamp)
+        if self.om:
+            metric = self._metric_key(fam, sample.labels)
+            if metric != fam.last_metric:
+                if metric in fam.done_metrics:
+                    self.error(number, f"metric {fam.name}{labels_text(sorted(metric))} is interleaved "
+                                       "with other metrics of the family")
+                if fam.last_metric is not None:
+                    fam.done_metrics.add(fam.last_metric)
+                fam.last_metric = metric
+        fam.samples.append((sample, number))
+
+    def check_clashes(self):
+        """OpenMetrics: report families that could both have samples of the same name."""
+        claimed = {}
+        for fam in self.fams:
+            for suffix in _OM_SUFFIXES[self.type_of(fam)]:
+                name = fam.name + suffix
+                other = claimed.get(name)
+                if other is not None and other is not fam:
+                    self.error(fam.line, f"family {fam.name!r} clashes with family {other.name!r}: both "
+                                         f"can have samples named {name!r}")
+                    break
+                claimed[name] = fam
+
+    def _metric_key(self, fam, labels):
+        t = self.type_of(fam)
+        drop = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile", STATESET: fam.name}.get(t)
+        return frozenset(p for p in labels if p[0] != drop and p[1] != "")
+
+    def _new_family(self, name, number):
+        if self.om and name.startswith("_"):
+            self.error(number, f"metric family names starting with '_' are reserved in OpenMetrics: {name!r}")
+        fam = FamilyDraft(name, number)
+        self.fams.append(fam)
+        self.by_name[name] = fam
+        self.cur = fam
+        return fam
+
+    def _owns(self, fam, name):
+        if not name.startswith(fam.name):
+            return False
+        suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self.type_of(fam)]
+        return name[len(fam.name):] in suffixes
+
+    def _owner(self, name):
+        fam = self.by_name.get(name)
+        if fam is not None and self._owns(fam, name):
+            return fam
+        for suffix in _OM_RESERVED:
+            if name.endswith(suffix):
+                fam = self.by_name.get(name[: -len(suffix)])
+                if fam is not None and self._owns(fam, name):
+                    return fam
+        return None
+
+    def _family_for(self, number, name):
+        cur = self.cur
+        if cur is not None and self._owns(cur, name):
+            return cur
+        fam = self._owner(name)
+        if fam is not None:
+            if fam.samples:
+                self.error(number, f"samples of {fam.name!r} are interleaved with another family (one "
+                                   "uninterrupted group required)")
+            else:
+                self.error(number, f"metadata of {fam.name!r} is separated from its samples "
+                                   "by another family")
+            self.cur = fam
+            return fam
+        if cur is not None and name == cur.name:
+            suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self.type_of(cur)]
+            expected = " or ".join(repr(cur.name + s) for s in suffixes)
+            self.error(number, f"sample name {name!r} does not fit {self.type_of(cur)} family "
+                               f"{cur.name!r} (expected {expected})")
+            return None
+        fam = self.by_name.get(name)
+        if fam is not None:
+            self.error(number, f"sample {name!r} does not fit the {self.type_of(fam)} family of the same name")
+            return None
+        if cur is not None and not cur.samples and not self.om and name.startswith(cur.name):
+            self.warn(cur.line, f"metadata for {cur.name!r} has no samples; the samples that follow are "
+                                f"named {name!r}")
+        return self._new_family(name, number)

@@ -1,0 +1,99 @@
+"""A bounded pool of daemon threads, made on demand, that run queued jobs.
+
+At most ``max_workers`` threads exist and at most ``max_queued`` jobs wait
+for one; :meth:`HandlerPool.reserve` refuses past that, so the caller can
+answer "busy" at once instead of queueing without bound. A thread idle for
+``idle_timeout`` seconds exits, unless the other idle threads would not cover
+the queued jobs.
+"""
+
+import itertools
+import queue
+import threading
+import time
+
+
+class HandlerPool:
+    """Runs ``run(job)`` on pool threads named ``{name}-worker-N``.
+
+    ``name`` is read each time a thread is made, so an owner that learns its
+    name late (a server's port) may set it before the first :meth:`reserve`.
+    ``run`` must not raise: an escaping exception ends its thread. Submitting
+    is two steps, :meth:`reserve` then :meth:`put`, so the caller can finish
+    handing a job over between them. Thread-safe.
+    """
+
+    def __init__(self, run, *, name, max_workers, max_queued, idle_timeout):
+        self._run = run
+        self.name = name
+        self._max_workers = max_workers
+        self._max_queued = max_queued
+        self._idle_timeout = idle_timeout
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards _workers, _idle, _queued
+        self._workers = []
+        self._worker_ids = itertools.count(1)
+        self._idle = 0
+        self._queued = 0
+
+    def reserve(self):
+        """Count one job as queued and return True, or False (nothing counted) when full.
+
+        Starts a thread when the idle ones do not cover the queued jobs and the
+        bound allows one more. Each True must be followed by one :meth:`put`.
+        """
+        with self._lock:
+            if self._queued >= self._max_queued:
+                return False
+            self._queued += 1
+            spawn = self._idle < self._queued and len(self._workers) < self._max_workers
+            if spawn:
+                worker = threading.Thread(
+                    target=self._work,
+                    name=f"{self.name}-worker-{next(self._worker_ids)}",
+                    daemon=True,
+                )
+                self._workers.append(worker)
+        if spawn:
+            worker.start()
+        return True
+
+    def put(self, job):
+        """Queue ``job`` (not None) for the slot taken by :meth:`reserve`."""
+        self._jobs.put(job)
+
+    def stop(self, timeout):
+        """Ask every thread to exit once its current job is done; wait up to ``timeout`` in all.
+
+        Threads still busy then are abandoned (they are daemons).
+        """
+        with self._lock:
+            workers = list(self._workers)
+        for _ in workers:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _work(self):
+        while True:
+            with self._lock:
+                self._idle += 1
+            try:
+                job = self._jobs.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    self._idle -= 1
+                    # Leave only if the other idle handlers cover the queued jobs;
+                    # reserve() counts a job under this lock before it is put.
+                    if self._queued <= self._idle:
+                        self._workers.remove(threading.current_thread())
+                        return
+                continue
+            with self._lock:
+                self._idle -= 1
+                if job is not None:
+                    self._queued -= 1
+            if job is None:
+                return
+            self._run(job)

@@ -1,0 +1,453 @@
+"""The connection engine of the HTTP server: one event-loop thread and a bounded handler pool.
+
+It knows nothing of routes or metrics: it accepts connections, reads one
+request head each (:mod:`dyn_metrics.httpwire`), calls ``handler(request) ->
+(status, response_bytes)`` on a handler thread and sends what it returns.
+
+How it stays up (prometheus_client's exporter has no timeouts, no thread bound,
+and does the TLS handshake inside ``accept()``, so one idle TLS client stops
+every scrape):
+
+* One event-loop thread accepts, does the TLS handshake (non-blocking) and
+  reads the request head. A connection costs no thread while it does that, so
+  idle, half-open or slow clients cannot take handler threads. Each must
+  finish handshake and head within ``read_timeout`` seconds of being accepted,
+  or it is closed.
+* Complete requests run on at most ``max_connections`` handler threads, made
+  on demand. A response must be sent within ``write_timeout`` seconds.
+* At most ``max_pending`` connections may still be sending their request;
+  past that the oldest of them is dropped. At most ``max_queued`` complete
+  requests wait for a free handler thread; past that a request gets 503 with
+  ``Retry-After: 1``. So a flood costs descriptors up to those bounds, never
+  threads.
+* Oversized or malformed request heads get 414, 431, 400 or 505 (see
+  :mod:`dyn_metrics.httpwire`).
+* One request per connection (``Connection: close``).
+* A client that goes away is not an error: logged at DEBUG only. Every request
+  is logged at DEBUG on ``logging.getLogger("dyn_metrics.server")``; nothing is
+  written to stderr.
+"""
+
+import collections
+import errno
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+
+from .handlerpool import HandlerPool
+from .httpwire import BadRequest, HeadReader, text_response
+
+# The server's one logger, so a user configures a single name for all of it.
+_log = logging.getLogger("dyn_metrics.server")
+
+_WRITE_CHUNK = 256 * 1024
+_LINGER = 1.0
+# What a client going away looks like: resets, broken pipes, timeouts and TLS
+# errors are all OSErrors.
+_DISCONNECTS = OSError
+_LISTENER = object()
+_WAKER = object()
+
+
+class _Conn:
+    __slots__ = ("sock", "addr", "reader", "deadline", "handshaking", "events")
+
+    def __init__(self, sock, addr, reader, deadline, handshaking):
+        self.sock = sock
+        self.addr = addr
+        self.reader = reader
+        self.deadline = deadline
+        self.handshaking = handshaking
+        self.events = selectors.EVENT_READ
+
+
+class HttpLoop:
+    """Serves ``handler`` on ``host:port`` from a daemon event-loop thread.
+
+    ``handler(request) -> (status, response_bytes)`` gets an
+    :class:`~dyn_metrics.httpwire.Request` on a handler thread, possibly
+    concurrently, and should not raise (an exception is logged). With an
+    ``ssl_context`` every connection is TLS. Threads are named ``name-PORT``
+    (the loop) and ``name-PORT-worker-N`` (handlers).
+
+    Call :meth:`bind` until it succeeds, then :meth:`start` once; :meth:`stop`
+    only after :meth:`start`. The owner keeps that order; nothing here checks it.
+    """
+
+    def __init__(
+        self,
+        handler,
+        *,
+        host,
+        port,
+        ssl_context,
+        max_connections,
+        max_pending,
+        max_queued,
+        read_timeout,
+        write_timeout,
+        max_request_line,
+        max_header_bytes,
+        max_headers,
+        worker_idle,
+        name,
+    ):
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._ssl = ssl_context
+        self._max_pending = max_pending
+        self._read_timeout = float(read_timeout)
+        self._write_timeout = float(write_timeout)
+        self._head_limits = (max_request_line, max_header_bytes, max_headers)
+        self._name_prefix = name
+        self._name = name
+        self._pool = HandlerPool(
+            self._serve,
+            name=name,
+            max_workers=max_connections,
+            max_queued=max_queued,
+            idle_timeout=worker_idle,
+        )
+
+        self._lock = threading.Lock()  # guards _stopping, _conns, _handbacks
+        self._stopping = False
+        self._conns = set()  # every accepted socket not yet closed
+        self._handbacks = collections.deque()
+        self._listener = None
+        self._selector = None
+        self._wake_r = self._wake_w = None
+        self._thread = None
+        self._pending = collections.OrderedDict()  # loop thread only; accept order = deadline order
+        self._draining = collections.OrderedDict()  # loop thread only
+        self._paused_until = None
+        self._fd_warned = False
+
+    @property
+    def thread(self):
+        """The event-loop thread (None before :meth:`start`)."""
+        return self._thread
+
+    def bind(self):
+        """Bind and listen; return the bound ``(host, port)``. Raises OSError if the bind fails."""
+        host = self._host or "0.0.0.0"
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            host, self._port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(1024)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._listener = sock
+        self._host, self._port = sock.getsockname()[:2]
+        self._name = self._pool.name = f"{self._name_prefix}-{self._port}"
+        return self._host, self._port
+
+    def start(self):
+        """Start the event-loop thread on the bound socket."""
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKER)
+        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        """Close the listening socket and every connection; wait briefly for the threads.
+
+        Returns within about a second even if a handler is stuck (its thread is
+        a daemon and is abandoned).
+        """
+        with self._lock:
+            self._stopping = True
+        self._wake()
+        self._thread.join(1.0)
+        with self._lock:
+            # Unblock handlers that are sending; they close their own sockets.
+            for sock in self._conns:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._pool.stop(0.5)
+        if self._thread.is_alive():  # never expected; free the port regardless
+            self._listener.close()
+
+    # -- event loop (one thread) -----------------------------------------------------------
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    def _loop(self):
+        select = self._selector.select
+        try:
+            while not self._stopping:
+                for key, mask in select(self._timeout()):
+                    what = key.data
+                    if what is _LISTENER:
+                        self._accept()
+                    elif what is _WAKER:
+                        self._on_wake()
+                    else:
+                        try:
+                            if what in self._draining:
+                                self._drain(what)
+                            else:
+                                self._on_ready(what)
+                        except Exception:
+                            _log.exception("unexpected error on connection from %s", what.addr[0])
+                            self._drop(what)
+                self._sweep()
+        except Exception:
+            _log.exception("metrics server loop failed")
+        finally:
+            self._close_all()
+
+    def _timeout(self):
+        now = time.monotonic()
+        timeout = 1.0
+        for conns in (self._pending, self._draining):
+            if conns:
+                timeout = min(timeout, next(iter(conns)).deadline - now)
+        if self._paused_until is not None:
+            timeout = min(timeout, self._paused_until - now)
+        return max(timeout, 0.0)
+
+    def _sweep(self):
+        now = time.monotonic()
+        for conns in (self._pending, self._draining):
+            while conns:
+                conn = next(iter(conns))
+                if conn.deadline > now:
+                    break
+                _log.debug("%s: closed after the read timeout", conn.addr[0])
+                self._drop(conn)
+        if self._paused_until is not None and now >= self._paused_until:
+            self._paused_until = None
+            self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
+
+    def _accept(self):
+        for _ in range(128):
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    _log.debug("accept failed: %s", e)
+                    return
+                # Out of descriptors: make room by dropping the oldest idle
+                # connection, else stop accepting for a moment.
+                if self._pending:
+                    self._drop(next(iter(self._pending)))
+                    continue
+                # Warn once per shortage, not every 0.1 s while it lasts.
+                log = _log.debug if self._fd_warned else _log.warning
+                log("accept failed, pausing for 0.1 s: %s", e)
+                self._fd_warned = True
+                self._selector.unregister(self._listener)
+                self._paused_until = time.monotonic() + 0.1
+                return
+            self._fd_warned = False
+            self._admit(sock, addr)
+
+    def _admit(self, sock, addr):
+        try:
+            sock.setblocking(False)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as e:
+            _log.debug("%s: dropped at accept: %s", addr[0], e)
+            sock.close()
+            return
+        if len(self._pending) >= self._max_pending:
+            oldest = next(iter(self._pending))
+            _log.debug("%s: dropped, too many pending connections", oldest.addr[0])
+            self._drop(oldest)
+        deadline = time.monotonic() + self._read_timeout
+        conn = _Conn(sock, addr, HeadReader(*self._head_limits), deadline, self._ssl is not None)
+        with self._lock:
+            self._conns.add(sock)
+        self._pending[conn] = None
+        self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _want(self, conn, events):
+        if conn.events != events:
+            conn.events = events
+            self._selector.modify(conn.sock, events, conn)
+
+    def _on_ready(self, conn):
+        sock = conn.sock
+        if conn.handshaking:
+            try:
+                sock.do_handshake()
+            except ssl.SSLWantReadError:
+                return self._want(conn, selectors.EVENT_READ)
+            except ssl.SSLWantWriteError:
+                return self._want(conn, selectors.EVENT_WRITE)
+            except _DISCONNECTS as e:
+                _log.debug("%s: TLS handshake failed: %s", conn.addr[0], e)
+                return self._drop(conn)
+            conn.handshaking = False
+            self._want(conn, selectors.EVENT_READ)
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return None
+            except _DISCONNECTS as e:
+                _log.debug("%s: read failed: %s", conn.addr[0], e)
+                return self._drop(conn)
+            if not data:
+                _log.debug("%s: closed before a complete request", conn.addr[0])
+                return self._drop(conn)
+            try:
+                request = conn.reader.feed(data)
+            except BadRequest as e:
+                return self._reject(conn, e.status, e.body)
+            if request is not None:
+                return self._dispatch(conn, request)
+
+    def _reject(self, conn, status, body, extra=()):
+        _log.debug("%s: rejected with %d: %s", conn.addr[0], status, body)
+        try:
+            conn.sock.send(text_response(status, body, extra))
+        except OSError:
+            pass
+        self._linger(conn)
+
+    def _linger(self, conn):
+        """Half-close and read until EOF for a moment, so unread input cannot reset the reply."""
+        self._pending.pop(conn, None)
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return self._drop(conn)
+        if len(self._draining) >= self._max_pending:
+            self._drop(next(iter(self._draining)))
+        conn.deadline = time.monotonic() + _LINGER
+        self._draining[conn] = None
+        return None
+
+    def _drain(self, conn):
+        try:
+            for _ in range(16):
+                if not conn.sock.recv(65536):
+                    return self._drop(conn)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return self._drop(conn)
+        return None
+
+    def _drop(self, conn):
+        self._pending.pop(conn, None)
+        self._draining.pop(conn, None)
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        self._close(conn.sock)
+
+    def _close(self, sock):
+        with self._lock:
+            self._conns.discard(sock)
+            sock.close()
+
+    def _on_wake(self):
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+        while True:
+            with self._lock:
+                if not self._handbacks:
+                    return
+                conn = self._handbacks.popleft()
+            try:
+                conn.sock.setblocking(False)
+                conn.events = selectors.EVENT_READ
+                self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            except (OSError, ValueError):
+                self._close(conn.sock)
+                continue
+            self._linger(conn)
+
+    def _close_all(self):
+        with self._lock:
+            self._stopping = True
+            handbacks = list(self._handbacks)
+            self._handbacks.clear()
+        for conn in list(self._pending) + list(self._draining):
+            self._drop(conn)
+        for conn in handbacks:
+            self._close(conn.sock)
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+        self._selector.close()
+
+    def _dispatch(self, conn, request):
+        if not self._pool.reserve():
+            return self._reject(conn, 503, "Server busy", [("Retry-After", "1")])
+        del self._pending[conn]
+        # Off the selector before a handler thread can touch the socket.
+        self._selector.unregister(conn.sock)
+        self._pool.put((conn, request))
+        return None
+
+    # -- handler threads ------------------------------------------------------------------------
+
+    def _serve(self, job):
+        try:
+            self._handle(*job)
+        except Exception:
+            _log.exception("unexpected error in a metrics server handler")
+
+    def _handle(self, conn, request):
+        if self._stopping:
+            return self._close(conn.sock)
+        status, data = self._handler(request)
+        # Logged before sending, so the line exists once the client has its answer.
+        _log.debug(
+            '%s "%s %s %s" %d %d',
+            conn.addr[0], request.method, request.target, request.version, status, len(data),
+        )
+        try:
+            self._send_all(conn.sock, data)
+        except _DISCONNECTS as e:
+            _log.debug("%s: client went away: %s", conn.addr[0], e)
+            return self._close(conn.sock)
+        if request.unread_body:
+            with self._lock:
+                if not self._stopping:
+                    self._handbacks.append(conn)
+                    self._wake()
+                    return None
+        return self._close(conn.sock)
+
+    def _send_all(self, sock, data):
+        # A total deadline, so a client reading one byte at a time cannot hold
+        # a handler thread for longer than write_timeout.
+        deadline = time.monotonic() + self._write_timeout
+        view = memoryview(data)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("write timed out")
+            sock.settimeout(left)
+            view = view[sock.send(view[:_WRITE_CHUNK]):]

@@ -1,0 +1,135 @@
+"""Content negotiation and ``name[]`` filtering for ``/metrics``, as pure functions.
+
+:func:`negotiate` picks the exposition format from ``Accept``,
+:func:`accepts_gzip` reads ``Accept-Encoding``, and :func:`filter_families`
+cuts rendered text down to the families a scrape asked for. No I/O and no
+state, so each is tested with tables alone.
+"""
+
+import re
+
+from .expfmt import CONTENT_TYPE as TEXT_CONTENT_TYPE
+
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+CONTENT_TYPES = {"text": TEXT_CONTENT_TYPE, "openmetrics": OPENMETRICS_CONTENT_TYPE}
+
+_QVALUE_RE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+_OM_VERSIONS = (None, "1.0.0", "0.0.1")
+_SAMPLE_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info", "_gcount", "_gsum")
+
+
+def _parse_list(header):
+    """Split an Accept-style header into ``(token, params, q)``; bad q-values give q=0."""
+    for item in header.split(","):
+        token, *params = item.split(";")
+        token = token.strip().lower()
+        if not token:
+            continue
+        q, rest = 1.0, {}
+        for param in params:
+            key, _, value = param.partition("=")
+            key, value = key.strip().lower(), value.strip().strip('"')
+            if key == "q":
+                q = float(value) if _QVALUE_RE.fullmatch(value) else 0.0
+            elif key:
+                rest[key] = value
+        yield token, rest, q
+
+
+def negotiate(accept_header, openmetrics_enabled):
+    """Choose ``"text"`` or ``"openmetrics"`` for an ``Accept`` header.
+
+    OpenMetrics only when ``openmetrics_enabled`` and the header names
+    ``application/openmetrics-text`` with version 1.0.0, 0.0.1 or none, at a
+    q-value > 0 and >= text's. Text's q comes from the most specific of
+    ``text/plain;version=0.0.4``, ``text/plain``, ``text/*``, ``*/*``. A
+    missing header or ``*/*`` gives text; wildcards never select OpenMetrics.
+    """
+    if not openmetrics_enabled or not accept_header:
+        return "text"
+    om = (-1, 0.0)  # (specificity, q) of the most specific matching range
+    text = (-1, 0.0)
+    for token, params, q in _parse_list(accept_header):
+        version = params.get("version")
+        if token == "application/openmetrics-text":
+            if version in _OM_VERSIONS:
+                om = max(om, (1 if version else 0, q))
+        elif token == "text/plain":
+            if version in (None, "0.0.4"):
+                text = max(text, (3 if version else 2, q))
+        elif token == "text/*":
+            text = max(text, (1, q))
+        elif token == "*/*":
+            text = max(text, (0, q))
+    if om[1] > 0.0 and om[1] >= text[1]:
+        return "openmetrics"
+    return "text"
+
+
+def accepts_gzip(accept_encoding):
+    """True when ``Accept-Encoding`` allows gzip (``q=0`` refuses; ``*`` counts)."""
+    if not accept_encoding:
+        return False
+    explicit, star = None, None
+    for token, _, q in _parse_list(accept_encoding):
+        if token in ("gzip", "x-gzip"):
+            explicit = q if explicit is None else max(explicit, q)
+        elif token == "*":
+            star = q
+    if explicit is not None:
+        return explicit > 0.0
+    return bool(star)
+
+
+def _family_of(line):
+    """The family a comment line names (``# HELP x``, ``# TYPE x``, ``# UNIT x``), else None."""
+    parts = line.split(None, 3)
+    if len(parts) >= 3 and parts[0] == "#" and parts[1] in ("HELP", "TYPE", "UNIT"):
+        return parts[2]
+    return None
+
+
+def _belongs(sample, family):
+    if family is None:
+        return False
+    if sample == family:
+        return True
+    return sample.startswith(family) and sample[len(family):] in _SAMPLE_SUFFIXES
+
+
+def filter_families(text, names):
+    """Keep the family blocks of ``text`` whose name, or one of whose sample names, is in ``names``.
+
+    A block starts at a HELP/TYPE/UNIT line naming a new family, or at a sample
+    line that does not belong to the current family (``x``, ``x_bucket``,
+    ``x_sum``, ... belong to ``x``). ``# EOF`` is always kept.
+    """
+    wanted = frozenset(names)
+    out = []
+    block, family, samples = [], None, set()
+    for line in text.splitlines(keepends=True):
+        sample, start = None, None
+        if line.startswith("#"):
+            if line.rstrip("\r\n") == "# EOF":
+                if family in wanted or not wanted.isdisjoint(samples):
+                    out.extend(block)
+                out.append(line)
+                block, family, samples = [], None, set()
+                continue
+            named = _family_of(line)
+            if named is not None and named != family:
+                start = named
+        elif line.strip():
+            sample = line.split("{", 1)[0].split(None, 1)[0]
+            if not _belongs(sample, family):
+                start = sample
+        if start is not None:
+            if family in wanted or not wanted.isdisjoint(samples):
+                out.extend(block)
+            block, family, samples = [], start, set()
+        if sample is not None:
+            samples.add(sample)
+        block.append(line)
+    if family in wanted or not wanted.isdisjoint(samples):
+        out.extend(block)
+    return "".join(out)

@@ -1,0 +1,206 @@
+"""Per-family shape rules, checked once the whole input is read.
+
+:func:`check_family` looks at one grouped family (a
+:class:`~dyn_metrics.grouping.FamilyDraft`) as a whole: histogram buckets
+(``le``, order, cumulative counts, ``+Inf``, ``_count``/``_sum``), summary
+quantiles, counter, info and stateset values, and in OpenMetrics units and
+which samples may carry exemplars. Problems go to ``report``, any object with
+``error(line, msg)`` and ``warn(line, msg)``.
+"""
+
+import math
+
+from .grouping import labels_text
+from .lexer import MS_LOOKING, float_or_nan
+from .model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY
+from .omfmt import format_canonical
+
+
+def check_family(report, fam, t, om):
+    """Report what is wrong with the shape of ``fam``, whose type word is ``t``."""
+    if t in (HISTOGRAM, GAUGEHISTOGRAM):
+        _check_histogram(report, fam, t, om)
+    elif t == SUMMARY:
+        _check_summary(report, fam, om)
+    elif t == COUNTER:
+        for s, line in fam.samples:
+            if s.name.endswith("_created") and s.name != fam.name:
+                _check_created(report, s, line, om)
+                continue
+            v = s.value
+            if v != v or v < 0:
+                what = "NaN" if v != v else "negative"
+                if om:
+                    report.error(line, f"counter {s.name!r} is {what}")
+                else:
+                    report.warn(line, f"counter {s.name!r} is {what}")
+    elif t == INFO:
+        for s, line in fam.samples:
+            if s.value != 1:
+                report.error(line, f"info sample {s.name!r} must have the value 1, got {s.value!r}")
+    elif t == STATESET:
+        for s, line in fam.samples:
+            if not any(k == fam.name for k, _ in s.labels):
+                report.error(line, f"stateset sample needs a label named {fam.name!r} holding the state")
+            if s.value not in (0, 1):
+                report.error(line, f"stateset sample values must be 0 or 1, got {s.value!r}")
+    if om:
+        if fam.unit:
+            if t in (INFO, STATESET):
+                report.error(fam.unit_line, f"{t} family {fam.name!r} must not have a unit")
+            elif not fam.name.endswith("_" + fam.unit):
+                report.error(fam.unit_line, f"unit {fam.unit!r} is not a suffix of the family name "
+                                            f"{fam.name!r}")
+        for s, line in fam.samples:
+            if s.exemplar is not None and not (
+                    (t == COUNTER and s.name.endswith("_total"))
+                    or (t in (HISTOGRAM, GAUGEHISTOGRAM) and s.name.endswith("_bucket"))):
+                report.error(line, f"{s.name!r} cannot carry an exemplar (only counter _total and "
+                                   "histogram _bucket samples can)")
+
+
+def _check_created(report, sample, line, om):
+    if om and abs(sample.value) >= MS_LOOKING:
+        report.warn(line, f"{sample.name} = {sample.value!r} looks like milliseconds; "
+                          "_created holds seconds")
+
+
+def _counterlike(report, sample, line, what, integer, om):
+    v = sample.value
+    if v != v or v < 0:
+        report.error(line, f"{what} {sample.name!r} must not be {'NaN' if v != v else 'negative'}")
+    elif integer and om and not float(v).is_integer():
+        report.error(line, f"{what} {sample.name!r} must be an integer, got {v!r}")
+
+
+def _check_histogram(report, fam, t, om):
+    gauge = t == GAUGEHISTOGRAM
+    count_sfx, sum_sfx = ("_gcount", "_gsum") if gauge else ("_count", "_sum")
+    metrics = {}
+    for s, line in fam.samples:
+        suffix = s.name[len(fam.name):]
+        key = frozenset(p for p in s.labels if p[0] != "le" and p[1] != "")
+        m = metrics.get(key)
+        if m is None:
+            m = metrics[key] = {"buckets": [], "count": None, "sum": None, "line": line}
+        if suffix == "_bucket":
+            le = [v for k, v in s.labels if k == "le"]
+            if not le:
+                report.error(line, f"histogram bucket {s.name!r} has no 'le' label")
+                continue
+            bound = float_or_nan(le[0])
+            if bound != bound:
+                report.error(line, f"invalid 'le' value {le[0]!r}: expected a number")
+                continue
+            if om and le[0] != format_canonical(bound):
+                report.warn(line, f"le={le[0]!r} is not canonical; OpenMetrics spells it "
+                                  f"{format_canonical(bound)!r}")
+            m["buckets"].append((bound, s, line, le[0]))
+            _counterlike(report, s, line, "bucket", True, om)
+            if s.exemplar is not None and om and float(s.exemplar.value) > bound:
+                report.error(line, f"exemplar value {s.exemplar.value!r} is above the bucket's le={le[0]}")
+            continue
+        if any(k == "le" for k, _ in s.labels):
+            report.error(line, f"'le' label on {s.name!r}: only _bucket samples may have it")
+        if suffix == count_sfx:
+            m["count"] = (s, line)
+            _counterlike(report, s, line, "count", True, om)
+        elif suffix == sum_sfx:
+            m["sum"] = (s, line)
+            if gauge:
+                if s.value != s.value:
+                    report.error(line, f"{s.name!r} must not be NaN")
+            elif om:
+                _counterlike(report, s, line, "sum", False, om)
+        elif suffix == "_created":
+            _check_created(report, s, line, om)
+    for key, m in metrics.items():
+        _check_histogram_metric(report, f"{fam.name}{labels_text(sorted(key))}", m,
+                                count_sfx, sum_sfx, gauge, om)
+
+
+def _check_histogram_metric(report, where, m, count_sfx, sum_sfx, gauge, om):
+    """The rules for one labelled histogram ``where`` across its buckets, count and sum."""
+    buckets = m["buckets"]
+    if not buckets:
+        report.error(m["line"], f"histogram {where} has no buckets; a le=\"+Inf\" bucket is required")
+    else:
+        ordered = True
+        for (b0, s0, _, _), (b1, s1, line, le) in zip(buckets, buckets[1:]):
+            if b1 == b0:
+                report.error(line, f"duplicate bucket threshold le={le!r} in {where}")
+                ordered = False
+            elif b1 < b0:
+                report.error(line, f"buckets of {where} are not in increasing 'le' order")
+                ordered = False
+            elif ordered and s1.value < s0.value:
+                report.error(line, f"bucket counts of {where} are not cumulative: le={le!r} has "
+                                   f"{s1.value!r} < {s0.value!r}")
+        inf = [s for b, s, _, _ in buckets if b == math.inf]
+        if not inf:
+            report.error(buckets[-1][2], f"histogram {where} has no le=\"+Inf\" bucket")
+        count, total = m["count"], m["sum"]
+        if count is not None and inf and not _same(count[0].value, inf[0].value):
+            report.error(count[1], f"{count[0].name} = {count[0].value!r} differs from the +Inf "
+                                   f"bucket {inf[0].value!r}")
+        if total is not None and om and not gauge and buckets[0][0] < 0:
+            report.error(total[1], f"histogram {where} has negative bucket thresholds, so it must "
+                                   f"not have {sum_sfx}")
+    count, total = m["count"], m["sum"]
+    if om:
+        if total is not None and count is None:
+            report.error(total[1], f"histogram {where} has {sum_sfx} but no {count_sfx}")
+        elif count is not None and total is None:
+            report.error(count[1], f"histogram {where} has {count_sfx} but no {sum_sfx} "
+                                   "(OpenMetrics: both or neither)")
+        elif total is None and buckets and buckets[0][0] >= 0:
+            report.warn(m["line"], f"histogram {where} has no {sum_sfx}")
+    else:
+        if count is None:
+            report.error(m["line"], f"histogram {where} has no {count_sfx} "
+                                    "(it must equal the +Inf bucket)")
+        if total is None:
+            report.warn(m["line"], f"histogram {where} has no {sum_sfx}")
+
+
+def _check_summary(report, fam, om):
+    quantiles = {}
+    for s, line in fam.samples:
+        suffix = s.name[len(fam.name):]
+        q = [v for k, v in s.labels if k == "quantile"]
+        if suffix == "":
+            if not q:
+                report.error(line, f"summary sample {s.name!r} has no 'quantile' label")
+                continue
+            value = float_or_nan(q[0])
+            if not 0 <= value <= 1:
+                report.error(line, f"invalid quantile {q[0]!r}: expected a number from 0 to 1")
+                continue
+            if om and s.value < 0:
+                report.error(line, f"quantile value {s.value!r} must not be negative")
+            if om and q[0] != format_canonical(value):
+                report.warn(line, f"quantile={q[0]!r} is not canonical; OpenMetrics spells it "
+                                  f"{format_canonical(value)!r}")
+            key = frozenset(p for p in s.labels if p[0] != "quantile" and p[1] != "")
+            quantiles.setdefault(key, []).append((value, line))
+            continue
+        if q:
+            report.error(line, f"'quantile' label on {s.name!r}: only quantile samples may have it")
+        if suffix == "_created":
+            _check_created(report, s, line, om)
+        elif om:
+            _counterlike(report, s, line, suffix[1:], suffix == "_count", om)
+    for key, qs in quantiles.items():
+        where = f"{fam.name}{labels_text(sorted(key))}"
+        seen = set()
+        for i, (value, line) in enumerate(qs):
+            if value in seen:
+                report.error(line, f"duplicate quantile {value!r} in {where}")
+            elif not om and i and value < qs[i - 1][0]:
+                report.error(line, f"quantiles of {where} are not in increasing order")
+            seen.add(value)
+
+
+def _same(a, b):
+    """Equal, with NaN equal to NaN."""
+    return a == b or (a != a and b != b)

@@ -1,0 +1,164 @@
+"""One line of a text 0.0.4 exposition -> a :class:`~dyn_metrics.lexer.Metadata` or a Sample.
+
+:func:`lex_text_line` checks the grammar of a single line and what Prometheus
+2.42 or promtool refuse in it; which family the line belongs to is
+:mod:`~dyn_metrics.grouping`'s job. Problems go to ``report``
+(see :mod:`~dyn_metrics.lexer`).
+"""
+
+import re
+
+from .lexer import (
+    BLANKS,
+    INT,
+    METRIC_NAME,
+    BadToken,
+    Metadata,
+    find_blank,
+    lex_labels,
+    lex_number,
+    skip_blanks,
+    split_blank,
+)
+from .model import OPENMETRICS_TYPES, TEXT_TYPES, Sample
+
+_DIGITS = re.compile(r"[0-9]+\Z", re.A)
+_TEXT_NAME_END = re.compile(r"[ \t{]")
+
+_INT64_MAX = 2 ** 63 - 1
+
+
+def lex_text_line(report, number, line):
+    """``None`` for a blank line, a comment or a line too broken to use, else the line's token.
+
+    A sample whose timestamp is bad is still returned (without the
+    timestamp), so the rest of the input is checked against it.
+    """
+    stripped = line.lstrip(BLANKS)
+    if not stripped:
+        return None
+    if stripped[0] == "#":
+        return _text_comment(report, number, stripped)
+    if len(stripped) != len(line):
+        report.error(number, "whitespace before the metric name (Prometheus 2.42 rejects such a sample)")
+    return _text_sample(report, number, stripped)
+
+
+def _text_comment(report, number, line):
+    rest = line[1:]
+    body = rest.lstrip(BLANKS)
+    keyword, _, after = split_blank(body)
+    if keyword not in ("HELP", "TYPE"):
+        if keyword in ("EOF", "UNIT") and len(body) != len(rest):
+            report.warn(number, f"'# {keyword}' is OpenMetrics syntax; "
+                                "text 0.0.4 reads it as a plain comment")
+        return None
+    if len(body) == len(rest):
+        report.warn(number, f"no blank after '#': promtool reads a {keyword} line, "
+                            "Prometheus a plain comment")
+    name, _, after = split_blank(after.lstrip(BLANKS))
+    if not name:
+        report.error(number, f"{keyword} line without a metric name")
+        return None
+    if not METRIC_NAME.match(name):
+        report.error(number, f"invalid metric name {name!r} in {keyword} line")
+        return None
+    after = after.lstrip(BLANKS)
+    if keyword == "HELP":
+        return Metadata("HELP", name, _unescape_help_text(report, number, after))
+    if after not in TEXT_TYPES:
+        if not after:
+            report.error(number, f"TYPE line for {name!r} without a type")
+        elif after.rstrip(BLANKS) in TEXT_TYPES:
+            report.error(number, f"unknown metric type {after!r}: trailing whitespace")
+        elif after in OPENMETRICS_TYPES:
+            report.error(number, f"metric type {after!r} exists only in OpenMetrics; text 0.0.4 "
+                                 "allows counter, gauge, histogram, summary, untyped")
+        else:
+            report.error(number, f"unknown metric type {after!r}")
+        after = None
+    return Metadata("TYPE", name, after)
+
+
+def _unescape_help_text(report, number, text):
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        if i + 1 >= n:
+            report.error(number, "HELP text ends with a lone backslash")
+            out.append(c)
+            break
+        nxt = text[i + 1]
+        if nxt == "\\":
+            out.append("\\")
+        elif nxt == "n":
+            out.append("\n")
+        else:
+            report.error(number, f"invalid escape sequence '\\{nxt}' in HELP (text 0.0.4 allows only "
+                                 "\\\\ and \\n)")
+            out.append(c + nxt)
+        i += 2
+    return "".join(out)
+
+
+def _text_sample(report, number, line):
+    n = len(line)
+    m = _TEXT_NAME_END.search(line)
+    end = m.start() if m else n
+    name = line[:end]
+    if not METRIC_NAME.match(name):
+        report.error(number, f"invalid metric name {name!r}" if name else "missing metric name")
+        return None
+    pos = skip_blanks(line, end)
+    labels = ()
+    if pos < n and line[pos] == "{":
+        labels, pos = lex_labels(report, number, line, pos + 1, name, om=False)
+        if labels is None:
+            return None
+        pos = skip_blanks(line, pos)
+    if pos >= n:
+        report.error(number, f"sample {name!r} has no value")
+        return None
+    vend = find_blank(line, pos)
+    token = line[pos:vend]
+    try:
+        value = lex_number(token)
+    except BadToken as exc:
+        report.error(number, f"{exc} for {name!r}")
+        return None
+    timestamp = None
+    if vend < n:
+        tpos = skip_blanks(line, vend)
+        if tpos >= n:
+            report.error(number, "trailing whitespace after the value (promtool rejects it)")
+        else:
+            tend = find_blank(line, tpos)
+            token = line[tpos:tend]
+            if token == "#":
+                report.error(number, "exemplars exist only in OpenMetrics, not in text 0.0.4")
+                return None
+            if _DIGITS.match(token):
+                ms = int(token)
+                if ms > _INT64_MAX:
+                    report.error(number, f"timestamp {token!r} is out of the int64 range")
+                else:
+                    timestamp = ms / 1000
+            elif INT.match(token):
+                report.error(number, f"signed timestamp {token!r}: Prometheus 2.42 accepts only digits")
+            else:
+                report.error(number, f"invalid timestamp {token!r}: expected integer milliseconds")
+            if tend < n:
+                if line[tend:].strip(BLANKS):
+                    report.error(number, "unexpected text after the timestamp: "
+                                         f"{line[tend:].strip(BLANKS)!r}")
+                else:
+                    report.error(number, "trailing whitespace after the timestamp (promtool rejects it)")
+    return Sample(name, labels, value, timestamp)
