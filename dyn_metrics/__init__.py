@@ -39,10 +39,10 @@ __version__ = "0.1.0"
 # Imported on first use (PEP 562): the checker, the parser and the HTTP server
 # pull in most of the import time, and most processes need none of them.
 _LAZY = {
-    "check": ("check", "check"),
-    "CheckResult": ("check", "CheckResult"),
-    "Problem": ("check", "Problem"),
-    "parse": ("parse", "parse"),
+    "check": ("checker", "check"),
+    "CheckResult": ("checker", "CheckResult"),
+    "Problem": ("checker", "Problem"),
+    "parse": ("parser", "parse"),
     "start_http_server": ("system", "start_http_server"),
 }
 

@@ -3,7 +3,7 @@
 ``write_families(write, families)`` writes :class:`~dyn_metrics.model.Family`
 records through any ``str -> None`` callable and ends with ``# EOF``;
 ``encode_to_string`` joins the pieces. As in expfmt the input is trusted:
-nothing here validates (:mod:`dyn_metrics.check` is the strict half).
+nothing here validates (:mod:`dyn_metrics.checker` is the strict half).
 
 How the text 0.0.4 view of the model is spelled in OpenMetrics:
 

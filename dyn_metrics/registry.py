@@ -228,7 +228,7 @@ class Registry:
         # Imported on first use: a process that only serves text never pays
         # for the OpenMetrics encoder and the parser.
         from . import omfmt
-        from .parse import parse as parse_exposition
+        from .parser import parse as parse_exposition
 
         registries = self.registries()
         for reg in registries:

@@ -15,7 +15,7 @@ Strategies (all produce input the encoders and the checker accept):
 * :func:`registries` - a :class:`dyn_metrics.Registry` holding random
   counters, gauges, histograms and vecs with recorded values.
 
-:func:`assert_valid_exposition` runs :func:`dyn_metrics.check.check` and
+:func:`assert_valid_exposition` runs :func:`dyn_metrics.checker.check` and
 raises ``AssertionError`` listing every problem.
 """
 
@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 import math
 
 from . import expfmt
-from .check import check
+from .checker import check
 from .metrics import Counter, Gauge, Histogram, IntCounter, IntGauge
 from .model import (
     COUNTER,

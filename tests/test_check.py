@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dyn_metrics.check import CheckResult, Problem, check, main
+from dyn_metrics.checker import CheckResult, Problem, check, main
 
 CORPUS = os.path.join(os.path.dirname(__file__), "corpus")
 

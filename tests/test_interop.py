@@ -26,7 +26,7 @@ import urllib.request
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.check import check
+from dyn_metrics.checker import check
 
 INSTALL_HINT = "install Debian's prometheus package (apt-get install prometheus)"
 AWKWARD = 'C:\\dir\\"x"\nline2\t✓ é'

@@ -39,13 +39,13 @@ ALLOWED = {
     "om_lexer": _FORMAT_DEPS | {"lexer"},
     "grouping": _FORMAT_DEPS,
     "shape": _FORMAT_DEPS | {"omfmt", "lexer", "grouping"},
-    "parse": _FORMAT_DEPS | {"omfmt", "lexer", "text_lexer", "om_lexer", "grouping", "shape"},
-    "check": _FORMAT_DEPS | {"omfmt", "parse"},
+    "parser": _FORMAT_DEPS | {"omfmt", "lexer", "text_lexer", "om_lexer", "grouping", "shape"},
+    "checker": _FORMAT_DEPS | {"omfmt", "parser"},
     "metrics": {"values", "prometheus_names", "model", "errors", "expfmt"},
     # layer 3
     "vec": {"metrics", "model", "values", "errors"},
     # layer 4
-    "registry": {"expfmt", "model", "errors", "metrics", "omfmt", "parse"},
+    "registry": {"expfmt", "model", "errors", "metrics", "omfmt", "parser"},
     # layer 5
     "hierarchy": {"registry", "vec", "metrics", "prometheus_names", "errors"},
     "runtime": {"hierarchy", "config", "health", "system", "prometheus_names", "errors"},

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from dyn_metrics import omfmt
-from dyn_metrics.check import check
+from dyn_metrics.checker import check
 from dyn_metrics.model import Exemplar, Family, Sample
 
 

@@ -11,9 +11,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dyn_metrics import ParseError
-from dyn_metrics.check import check
+from dyn_metrics.checker import check
 from dyn_metrics.model import Exemplar, Family, Sample
-from dyn_metrics.parse import analyse, detect_format, parse, parse_number
+from dyn_metrics.parser import analyse, detect_format, parse, parse_number
 
 
 def S(name, value, labels=(), timestamp=None, exemplar=None):

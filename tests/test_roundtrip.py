@@ -9,9 +9,9 @@ import math
 from hypothesis import given
 
 from dyn_metrics import expfmt, omfmt
-from dyn_metrics.check import check
+from dyn_metrics.checker import check
 from dyn_metrics.model import COUNTER
-from dyn_metrics.parse import parse
+from dyn_metrics.parser import parse
 from dyn_metrics.testing import families, registries
 
 

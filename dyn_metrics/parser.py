@@ -3,7 +3,7 @@
 ``parse(text, format="text")`` returns the same :class:`~dyn_metrics.model.Family`
 records the encoders consume, or raises :class:`~dyn_metrics.errors.ParseError`
 for the first problem (lowest line number; lines are 1-based). It rejects
-everything :mod:`dyn_metrics.check` reports as an error: the grammar, what
+everything :mod:`dyn_metrics.checker` reports as an error: the grammar, what
 Prometheus 2.42 or promtool refuse, and the structural rules nobody else checks
 (duplicate series, interleaved families, histogram and summary shape).
 

@@ -24,7 +24,7 @@ from typing import List, NamedTuple
 
 from . import omfmt
 from .model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
-from .parse import AUTO, FORMATS, OPENMETRICS, TEXT, analyse, detect_format
+from .parser import AUTO, FORMATS, OPENMETRICS, TEXT, analyse, detect_format
 
 __all__ = ["Problem", "CheckResult", "check", "main"]
 

@@ -1,0 +1,50 @@
+"""The README's Python examples run, and its first two commands are the project's."""
+
+import pathlib
+import re
+
+import dyn_metrics as dm
+from dyn_metrics.config import SystemConfig
+
+README = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def test_readme_first_commands_are_the_demo_and_the_tests():
+    commands = re.search(r"```sh\n(.*?)```", README, re.S).group(1).splitlines()
+    assert commands[0].startswith("python -m dyn_metrics demo")
+    ci = (pathlib.Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    test_command = commands[1].split("#")[0].strip()
+    assert test_command in ci.splitlines()
+
+
+def test_readme_hierarchy_example_prints_what_it_says(monkeypatch, capsys):
+    monkeypatch.delenv("DYN_SYSTEM_PORT", raising=False)
+    exec(BLOCKS[0], {})
+    out = capsys.readouterr().out
+    assert ('dynamo_component_requests_total{dynamo_component="backend",dynamo_endpoint='
+            '"generate",dynamo_namespace="dynamo",model="llama",worker_id="ff"} 1\n') in out
+    assert dm.check(out, "text").ok
+
+
+def test_readme_registry_example_runs(capsys):
+    exec(BLOCKS[1], {"dm": dm})
+    out = capsys.readouterr().out
+    assert 'jobs_total{queue="a"} 1\n' in out
+    assert 'lat_seconds_count{route="/v1/chat"} 1\n' in out
+
+
+def test_readme_property_test_example_runs():
+    namespace = {"render_my_metrics": _render}
+    exec(BLOCKS[2], namespace)
+    namespace["test_my_exporter_survives_any_model_name"]()
+
+
+def _render(model):
+    reg = dm.Registry()
+    reg.register(dm.GaugeVec("queue", "Queue", ["model"])).with_label_values(model).set(1)
+    return reg.prometheus_expfmt()
+
+
+def test_readme_examples_need_no_server():
+    assert SystemConfig().enabled is False
