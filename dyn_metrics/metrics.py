@@ -222,7 +222,7 @@ class MetricFamily:
     def _new_cell(self):
         return self._cell_class(self._lock)
 
-    def _child_locked_or_new(self, key):
+    def _get_or_create_child(self, key):
         """The child for a validated key, created if missing (slow path)."""
         with self._lock:
             child = self._children.get(key)
@@ -279,8 +279,8 @@ class MetricFamily:
         with self._lock:
             _, keys, cells = self._sorted_children_locked()
             created = self._created_at or {}
-            return [(key, cell._read_locked(), created.get(key))
-                    for key, cell in zip(keys, cells)]
+            values = self._cell_class.read_many(cells)
+            return [(key, value, created.get(key)) for key, value in zip(keys, values)]
 
     def _samples(self, pairs, value):
         """The samples of one child (scalar types; histograms override)."""
@@ -320,10 +320,10 @@ class MetricFamily:
             text = self._text
             if text is None or text[0] != version:
                 text = self._text = (version, [self._line_prefix(key) for key in keys])
-            values = [cell._read_locked() for cell in cells]
+            values = self._cell_class.read_many(cells)
         if values:
             write(self._header)
-            write("\n".join(map(operator.add, text[1], map(expfmt.format_value, values))))
+            write("\n".join(map(operator.add, text[1], expfmt.format_values(values))))
             write("\n")
 
     def _line_prefix(self, key):
@@ -337,6 +337,17 @@ class MetricFamily:
         return f"<{type(self).__name__} {self.desc.name!r} children={len(self._children)}>"
 
 
+def _expose_only_child(metric):
+    """Create the one child of a label-less metric and bind its methods on it.
+
+    Instance attributes shadow the documenting stubs on the class, so
+    ``counter.inc()`` goes straight to the cell: one call, no forwarding.
+    """
+    child = metric._get_or_create_child(())
+    for method in metric._methods:
+        setattr(metric, method, getattr(child, method))
+
+
 class _ScalarMetric(MetricFamily):
     """A family with no label names and its single child exposed directly."""
 
@@ -345,10 +356,7 @@ class _ScalarMetric(MetricFamily):
 
     def __init__(self, name, help, const_labels=None):
         super().__init__(Desc(name, help, self._type, const_labels))
-        child = self._child_locked_or_new(())
-        # Bound methods of the cell, so a call goes straight to the cell.
-        for method in self._methods:
-            setattr(self, method, getattr(child, method))
+        _expose_only_child(self)
 
 
 class Counter(_ScalarMetric):
@@ -462,9 +470,7 @@ class Histogram(HistogramFamily):
 
     def __init__(self, name, help, const_labels=None, buckets=None):
         super().__init__(Desc(name, help, HISTOGRAM, const_labels, buckets=buckets))
-        child = self._child_locked_or_new(())
-        for method in self._methods:
-            setattr(self, method, getattr(child, method))
+        _expose_only_child(self)
 
     def observe(self, value):
         """Record one observation."""

@@ -31,7 +31,7 @@ class MetricVec(MetricFamily):
         try:
             return self._children[values]
         except (KeyError, TypeError):  # TypeError: an unhashable value, refused below
-            return self._child_locked_or_new(self._check_values(values))
+            return self._get_or_create_child(self._check_values(values))
 
     def with_labels(self, labels):
         """The child for a ``{label name: value}`` mapping, matched by name.

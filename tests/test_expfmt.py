@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from dyn_metrics import expfmt
 from dyn_metrics.expfmt import (
     CONTENT_TYPE,
     encode_to_string,
@@ -422,3 +423,8 @@ def test_write_families_keeps_given_order_and_accepts_any_writer():
 
 def test_content_type_is_text_0_0_4():
     assert CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+
+
+@given(st.lists(st.one_of(st.floats(), st.integers(), st.sampled_from([0.0, -0.0, 2.0 ** 53]))))
+def test_format_values_equals_format_value_one_by_one(values):
+    assert expfmt.format_values(values) == [format_value(v) for v in values]

@@ -294,3 +294,15 @@ def test_histogram_cell_start_timer_observe_duration():
     assert elapsed >= 0.0
     assert cell.get_sample_count() == 1
     assert cell.get_sample_sum() == elapsed
+
+
+@pytest.mark.parametrize("cls", [values.CounterCell, values.IntCounterCell,
+                                 values.LockedCounterCell, values.LockedIntCounterCell])
+def test_counter_cells_read_many_equals_reading_each(cls):
+    cells = [new_cell(cls) for _ in range(5)]
+    for n, cell in enumerate(cells):
+        for _ in range(n):
+            cell.inc()
+    assert cls.read_many(cells) == [0, 1, 2, 3, 4]
+    assert cls.read_many(cells) == [0, 1, 2, 3, 4]  # reads leave the values alone
+    assert [cell.get() for cell in cells] == [0, 1, 2, 3, 4]
