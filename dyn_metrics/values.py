@@ -9,8 +9,9 @@ whole budget of an increment):
   of the C-level ``count.__next__``, which runs entirely while holding the GIL
   and so never loses an update. A read also calls ``next`` (the only way to
   observe a count without copying it), so each cell remembers how many reads
-  it has taken (``_reads``) and subtracts them. Fractional increments and
-  reads take one of 64 locks shared by all counter cells (picked by the
+  it has taken (``_reads``) and subtracts them. ``inc_by(v)`` appends ``v``
+  to a list (one atomic C call too) that reads fold into the sum. Reads and
+  folds take one of 64 locks shared by all counter cells (picked by the
   cell's identity): a lock of its own would add 40% to a child's memory for
   paths that rarely contend.
 * :class:`HistogramCell` *is* a list of pending observations: ``observe(v)``
@@ -82,11 +83,15 @@ _FOLD_AT = 256
 
 
 def _float_increment(amount):
-    """``amount`` if it is a finite number >= 0, else :class:`InvalidValueError`."""
+    """``amount`` as an int or float if it is a finite number >= 0.
+
+    Anything else raises :class:`InvalidValueError`. Other number types
+    (Decimal, Fraction, numpy scalars) become floats, so sums stay floats.
+    """
     try:
         if 0.0 <= amount < _INF:
-            return amount
-    except TypeError:
+            return amount if amount.__class__ in (int, float) else float(amount)
+    except (TypeError, ValueError):
         pass
     raise InvalidValueError(f"counter increment must be a finite number >= 0, got {amount!r}")
 
@@ -108,24 +113,16 @@ def _as_int(value, what):
     return value.__index__()
 
 
-class _Increments:
-    """``inc_by`` for every counter cell: validate, then add under ``_guard()``."""
+class CounterCell(itertools.count):
+    """A float counter whose updates are single atomic C calls (GIL builds).
 
-    __slots__ = ()
-    _increment = staticmethod(_float_increment)
-
-    def inc_by(self, amount):
-        """Add ``amount`` (finite and >= 0; an int >= 0 for int counters).
-
-        Raises :class:`InvalidValueError` otherwise, leaving the value unchanged.
-        """
-        amount = self._increment(amount)
-        with self._guard():
-            self._value += amount
-
-
-class CounterCell(_Increments, itertools.count):
-    """A float counter whose ``inc()`` is a single atomic C call (GIL builds)."""
+    ``inc()`` is ``count.__next__``. ``_value`` holds the sum of ``inc_by``
+    amounts: a number until the first ``inc_by``, then a list ``[sum,
+    pending...]`` to which ``inc_by`` appends (``list.append`` is atomic), so
+    neither path takes a lock. Pending amounts are folded into ``list[0]``,
+    left to right as Rust adds them, under the cell's stripe: at every read
+    and whenever 256 are pending.
+    """
 
     __slots__ = ("_value", "_reads")
 
@@ -141,7 +138,28 @@ class CounterCell(_Increments, itertools.count):
         """Add 1. Lock-free and thread-safe."""
         next(self)
 
-    _guard = _stripe
+    def inc_by(self, amount):
+        """Add ``amount`` (finite and >= 0); :class:`InvalidValueError` otherwise.
+
+        Lock-free and thread-safe (an int counter takes ints >= 0).
+        """
+        cls = amount.__class__
+        if not ((cls is float or cls is int) and 0.0 <= amount < _INF):
+            amount = _float_increment(amount)  # raises, or converts to a float
+        pending = self._value
+        if pending.__class__ is not list:
+            pending = self._pending_list()
+        pending.append(amount)
+        if len(pending) > _FOLD_AT:
+            with _STRIPES[(id(self) >> 4) & 63]:
+                _fold_sum(pending)
+
+    def _pending_list(self):
+        with _STRIPES[(id(self) >> 4) & 63]:
+            # Re-checked under the stripe: two first calls make one list.
+            if self._value.__class__ is not list:
+                self._value = [self._value]
+            return self._value
 
     def get(self):
         """The current value."""
@@ -152,13 +170,13 @@ class CounterCell(_Increments, itertools.count):
         with _STRIPES[(id(self) >> 4) & 63]:
             ticks = next(self) - self._reads
             self._reads += 1
-            return ticks + self._value
+            return ticks + _sum_of(self._value)
 
     @staticmethod
     def read_many(cells):
         """The values of many cells at once (what a family read uses)."""
         with _ALL_STRIPES:
-            values = [next(cell) - cell._reads + cell._value for cell in cells]
+            values = [next(cell) - cell._reads + _sum_of(cell._value) for cell in cells]
             for cell in cells:
                 cell._reads += 1
         return values
@@ -170,22 +188,43 @@ class CounterCell(_Increments, itertools.count):
         raise TypeError(f"cannot pickle {type(self).__name__}")
 
 
+def _sum_of(value):
+    """A counter cell's ``inc_by`` total; its stripe is held."""
+    return value if value.__class__ is not list else _fold_sum(value)
+
+
+def _fold_sum(pending):
+    """Fold ``[sum, amounts...]`` into ``[sum]`` and return the sum; stripe held."""
+    n = len(pending)
+    total = pending[0]
+    if n > 1:
+        # Appenders only add at the end, so the first n items are exactly
+        # the ones summed here, whatever was appended meanwhile.
+        total = functools.reduce(operator.add, pending[1:n], total)
+        pending[0:n] = [total]
+    return total
+
+
 class IntCounterCell(CounterCell):
     """An integer counter (unbounded Python int; Dynamo's is a u64)."""
 
     __slots__ = ()
-    _increment = staticmethod(_int_increment)
 
     def __init__(self, lock):
         self._value = 0
         self._reads = 0
 
+    def inc_by(self, amount):
+        """Add an integer >= 0; :class:`InvalidValueError` otherwise. Lock-free."""
+        CounterCell.inc_by(self, _int_increment(amount))
 
-class LockedCounterCell(_Increments):
+
+class LockedCounterCell:
     """The counter for free-threaded interpreters: every update takes a lock."""
 
     __slots__ = ("_value", "_lock")
     _zero = 0.0
+    _increment = staticmethod(_float_increment)
 
     def __init__(self, lock):
         # Its own lock, so threads updating different children never contend.
@@ -197,8 +236,11 @@ class LockedCounterCell(_Increments):
         with self._lock:
             self._value += 1
 
-    def _guard(self):
-        return self._lock
+    def inc_by(self, amount):
+        """Add ``amount`` (finite and >= 0; an int >= 0 for int counters)."""
+        amount = self._increment(amount)
+        with self._lock:
+            self._value += amount
 
     def get(self):
         """The current value (a single attribute read: atomic)."""

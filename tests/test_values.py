@@ -10,6 +10,8 @@ family's ``threading.Lock``. Thread tests over the same classes live in
 import math
 import threading
 import time
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -306,3 +308,32 @@ def test_counter_cells_read_many_equals_reading_each(cls):
     assert cls.read_many(cells) == [0, 1, 2, 3, 4]
     assert cls.read_many(cells) == [0, 1, 2, 3, 4]  # reads leave the values alone
     assert [cell.get() for cell in cells] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("cls", [values.CounterCell, values.IntCounterCell])
+def test_counter_cell_inc_by_buffer_stays_bounded_and_exact(cls):
+    cell = new_cell(cls)
+    for _ in range(1000):
+        cell.inc_by(3)
+        assert len(cell._value) <= 257  # [sum] + at most 256 pending amounts
+    assert cell.get() == 3000
+
+
+def test_counter_cell_inc_by_converts_other_number_types_to_float():
+    cell = new_cell(values.CounterCell)
+    cell.inc_by(Decimal("1.5"))
+    cell.inc_by(Fraction(1, 4))
+    cell.inc_by(True)
+    assert cell.get() == 2.75
+    assert isinstance(cell.get(), float)
+
+
+def test_counter_cell_sums_inc_by_left_to_right_as_rust_does():
+    cell = new_cell(values.CounterCell)
+    amounts = [0.1] * 10 + [1e16, 1.0, 1.0]
+    for amount in amounts:
+        cell.inc_by(amount)
+    total = 0.0
+    for amount in amounts:
+        total += amount
+    assert cell.get() == total
