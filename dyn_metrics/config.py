@@ -3,7 +3,7 @@
 :meth:`SystemConfig.from_env` is the only code in the package that reads the
 environment for the server. It mirrors Dynamo's ``RuntimeConfig`` (config.rs):
 
-* ``DYN_SYSTEM_PORT``: unset or ``-1`` = off, ``0`` = ephemeral, ``1..65535``;
+* ``DYN_SYSTEM_PORT``: unset or negative (``-1``) = off, ``0`` = ephemeral, ``1..65535``;
 * ``DYN_SYSTEM_HOST``: bind address, default ``0.0.0.0`` (``[::1]`` is accepted);
 * ``DYN_SYSTEM_HEALTH_PATH`` / ``DYN_SYSTEM_LIVE_PATH``: default ``/health`` /
   ``/live``; must start with ``/``;
@@ -183,9 +183,10 @@ def _parse(env):
     value = _get(env, PORT)
     if value is not None:
         port = int(value) if _PORT_RE.fullmatch(value) else None
-        if port is None or not -1 <= port <= 65535:
-            raise _bad(PORT, value, "an integer in 0..65535 (0 = ephemeral), or -1 for off")
-        out["port"] = None if port == -1 else port
+        if port is None or port > 65535:
+            raise _bad(PORT, value, "an integer in 0..65535 (0 = ephemeral), or negative for off")
+        # Any negative value turns the server off, as in Dynamo.
+        out["port"] = None if port < 0 else port
     value = _get(env, HOST)
     if value is not None:
         # Accept the bracketed IPv6 spelling people copy from URLs.

@@ -120,14 +120,23 @@ class SystemHealth:
         return self._canary
 
     def set_status(self, ready):
-        """Set the process-wide status used by rule 5 (Dynamo ``set_health_status``)."""
+        """Set the process-wide status used by rule 5 (Dynamo ``set_health_status``).
+
+        ``ready`` is a bool or ``"ready"``/``"notready"``; anything else raises
+        :class:`InvalidValueError`.
+        """
+        ready = _to_ready(ready, "ready")
         with self._lock:
-            self._status = bool(ready)
+            self._status = ready
 
     def set_endpoint_status(self, name, ready):
-        """Mark one endpoint ready or not (Dynamo ``set_endpoint_health_status``)."""
+        """Mark one endpoint ready or not (Dynamo ``set_endpoint_health_status``).
+
+        ``ready`` as for :meth:`set_status`.
+        """
+        ready = _to_ready(ready, "ready")
         with self._lock:
-            self._endpoints[name] = bool(ready)
+            self._endpoints[name] = ready
 
     def endpoint_status(self, name):
         """True/False for a known endpoint, None for an unknown one."""

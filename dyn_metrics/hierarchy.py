@@ -93,14 +93,16 @@ class Metrics:
         return self._register(cls(full_name, help, const_labels, **kwargs))
 
     def _create_vec(self, cls, name, help, label_names, const_labels, **kwargs):
+        if isinstance(label_names, str):
+            raise InvalidLabelsError(
+                f"label names must be a sequence of strings, got the string {label_names!r}")
+        # A tuple first: an iterator would be used up by the checks below.
+        label_names = tuple(label_names or ())
+        full_name, const = self._prepare(name, const_labels, label_names)
         if not label_names:
             raise InvalidLabelsError(
                 f"{cls.__name__} requires const_labels parameter "
                 f"(the variable label names), got {label_names!r}")
-        if isinstance(label_names, str):
-            raise InvalidLabelsError(
-                f"label names must be a sequence of strings, got the string {label_names!r}")
-        full_name, const = self._prepare(name, const_labels, label_names)
         return self._register(cls(full_name, help, label_names, const, **kwargs))
 
     def create_counter(self, name, help, labels=()):

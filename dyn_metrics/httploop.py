@@ -416,7 +416,9 @@ class HttpLoop:
         try:
             self._handle(*job)
         except Exception:
+            # A handler bug costs this connection, never a descriptor for good.
             _log.exception("unexpected error in a metrics server handler")
+            self._close(job[0].sock)
 
     def _handle(self, conn, request):
         if self._stopping:

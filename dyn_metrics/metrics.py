@@ -83,6 +83,19 @@ def _check_buckets(buckets):
     return tuple(bounds)
 
 
+def check_utf8(text, error, what):
+    """Raise ``error`` if ``text`` cannot be encoded as UTF-8 (a lone surrogate).
+
+    Such a string would make every later scrape fail when the exposition is
+    encoded, so it is refused where it comes in.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"{what} is not valid Unicode text (it cannot be encoded as UTF-8): "
+                    f"{text!r}") from exc
+
+
 def const_label_pairs(labels):
     """A dict, a sequence of ``(name, value)`` pairs or None, as a list of pairs."""
     if labels is None:
@@ -117,6 +130,11 @@ class Desc:
             raise InvalidValueError(f"help must be a string, got {help!r}")
         if not help:
             raise InvalidValueError(f"empty help string (metric {name!r})")
+        if "\r" in help:
+            # The text format has no escape for it, and a parser takes it
+            # for the end of a CRLF line.
+            raise InvalidValueError(f"help of {name!r} must not contain a carriage return: {help!r}")
+        check_utf8(help, InvalidValueError, f"help of {name!r}")
         pairs = const_label_pairs(const_labels)
         seen = set()
         for key, value in pairs:
@@ -127,6 +145,7 @@ class Desc:
                 raise InvalidLabelsError(
                     f"const label {key!r} must have a string value, got {value!r}"
                 )
+            check_utf8(value, InvalidLabelsError, f"const label {key!r}")
             seen.add(key)
         if isinstance(label_names, str):
             raise InvalidLabelsError(

@@ -145,6 +145,10 @@ class Registry:
 
     def execute_expfmt_callbacks(self):
         """This registry's exposition-text callbacks joined by the 4.2 rule."""
+        return join_texts(self._expfmt_texts())
+
+    def _expfmt_texts(self):
+        """The texts of this registry's exposition-text callbacks; failures logged."""
         with self._lock:
             callbacks = list(self._expfmt_callbacks)
         texts = []
@@ -158,8 +162,15 @@ class Registry:
                 _log.error("expfmt callback must return a string, %r returned %r",
                            callback, type(text).__name__)
                 continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                # It would break the whole scrape when the server encodes it.
+                _log.error("expfmt callback %r returned text that is not valid Unicode "
+                           "(it cannot be encoded as UTF-8); left out", callback)
+                continue
             texts.append(text)
-        return join_texts(texts)
+        return texts
 
     # -- collection -------------------------------------------------------
 
@@ -219,11 +230,15 @@ class Registry:
     def openmetrics_expfmt(self):
         """The combined scrape of this registry in OpenMetrics 1.0.
 
-        The same steps as :meth:`prometheus_expfmt`; the exposition-text
-        callbacks' output is parsed as text 0.0.4 and re-encoded. Text that
+        The same steps as :meth:`prometheus_expfmt`; each exposition-text
+        callback's output is parsed as text 0.0.4 and re-encoded. Text that
         does not parse is logged and left out, and a callback family whose
         HELP or TYPE disagrees with a native one is dropped with a log line,
-        so one broken engine cannot make the whole scrape invalid.
+        so one broken engine cannot make the whole scrape invalid. Families
+        that OpenMetrics cannot express (a name or label name starting with
+        ``_``, which it reserves; names clashing with an earlier family's
+        samples, as counter ``foo_total`` and gauge ``foo`` do) are left out
+        with a log line too; the text format serves them all.
         """
         # Imported on first use: a process that only serves text never pays
         # for the OpenMetrics encoder and the parser.
@@ -234,15 +249,18 @@ class Registry:
         for reg in registries:
             reg.execute_update_callbacks()
         families = self.collect(registries, created=True)
-        extra = join_texts([reg.execute_expfmt_callbacks() for reg in registries])
-        if extra:
+        for text in (t for reg in registries for t in reg._expfmt_texts() if t):
+            # Each callback on its own, so one broken engine costs only its
+            # own families (the text path's join rule may leave a last line
+            # without its newline).
             try:
-                extra_families = parse_exposition(extra, "text")
+                parsed = parse_exposition(text if text.endswith("\n") else text + "\n", "text")
             except ParseError as exc:
-                _log.error("exposition text callbacks' output left out of the OpenMetrics "
+                _log.error("exposition text callback output left out of the OpenMetrics "
                            "scrape: it is not valid text format 0.0.4: %s", exc)
-            else:
-                families = _merge_parsed(families, extra_families)
+                continue
+            families = _merge_parsed(families, parsed)
+        families = _openmetrics_expressible(families, omfmt.family_name)
         return omfmt.encode_to_string(families)
 
     def prometheus_expfmt(self):
@@ -357,3 +375,34 @@ def _merge_parsed(families, extra):
                          "sample of %s", family.name)
         by_name[family.name] = native._replace(samples=native.samples + tuple(kept))
     return [by_name[name] for name in sorted(by_name)]
+
+
+# The sample names each OpenMetrics family type may write, as suffixes.
+_OM_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+    "summary": ("_sum", "_count", "_created"),
+    "info": ("_info",),
+}
+
+
+def _openmetrics_expressible(families, family_name):
+    """``families`` less those OpenMetrics cannot express (each one logged)."""
+    taken = set()
+    kept = []
+    for family in families:
+        name = family_name(family)
+        claimed = {name} | {name + suffix for suffix in _OM_SUFFIXES.get(family.type, ())}
+        reserved = sorted({k for s in family.samples for k, _ in s.labels if k.startswith("_")})
+        if name.startswith("_") or reserved:
+            _log.error("family %r left out of the OpenMetrics scrape: names starting with '_' "
+                       "are reserved there (%s)", family.name, ", ".join(reserved) or name)
+        elif claimed & taken:
+            _log.error("family %r left out of the OpenMetrics scrape: its samples would clash "
+                       "with an earlier family's (%s)", family.name,
+                       ", ".join(sorted(claimed & taken)))
+        else:
+            taken |= claimed
+            kept.append(family)
+    return kept

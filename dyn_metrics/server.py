@@ -304,7 +304,10 @@ class MetricsServer:
             return 401, text_response(401, "Unauthorized", extra, head_only)
         target = request.target
         if target.startswith(("http://", "https://")):  # absolute form
-            parts = urlsplit(target)
+            try:
+                parts = urlsplit(target)
+            except ValueError:  # e.g. "http://[/": an unbalanced IPv6 bracket
+                return 400, text_response(400, "Bad request target", head_only=head_only)
             path, query = parts.path or "/", parts.query
         else:
             path, _, query = target.partition("?")

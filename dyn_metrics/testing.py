@@ -252,7 +252,8 @@ def _metric_samples(draw, t, om, name, labels):
 
 
 _REGISTRY_NAMES = _name_strategy("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789_", 15)
-_REGISTRY_HELP = _HELP.filter(bool)
+# Metrics refuse a carriage return in help (the text format cannot escape it).
+_REGISTRY_HELP = _HELP.filter(lambda h: h and "\r" not in h)
 _CONST_LABELS = st.lists(st.tuples(_LABEL_NAMES, _LABEL_VALUES), max_size=2, unique_by=lambda p: p[0])
 _VARIABLE_NAMES = st.lists(_LABEL_NAMES, min_size=1, max_size=2, unique=True)
 _VEC_ROWS = [None] + [st.lists(st.tuples(*[_LABEL_VALUES] * k), max_size=3) for k in (1, 2)]

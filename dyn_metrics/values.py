@@ -35,7 +35,7 @@ import math
 import operator
 import sys
 import threading
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from time import perf_counter as _perf_counter
 
 from .errors import InvalidValueError
@@ -61,8 +61,16 @@ class _AllStripes:
     __slots__ = ()
 
     def __enter__(self):
-        for lock in _STRIPES:
-            lock.acquire()
+        taken = 0
+        try:
+            for lock in _STRIPES:
+                lock.acquire()
+                taken += 1
+        except BaseException:
+            # An interrupt half way must not leave stripes held for good.
+            for lock in reversed(_STRIPES[:taken]):
+                lock.release()
+            raise
 
     def __exit__(self, *exc):
         for lock in reversed(_STRIPES):
@@ -77,6 +85,8 @@ def _read_one_by_one(cells):
     return [cell._read_locked() for cell in cells]
 
 _INF = math.inf
+# Ints below 2**53 add to a float sum exactly, so they skip the conversion.
+_EXACT_INT = 2 ** 53
 # Pending histogram observations folded at once; bounds the memory a hot,
 # never-scraped histogram holds (a few KiB) and keeps each fold short.
 _FOLD_AT = 256
@@ -90,8 +100,10 @@ def _float_increment(amount):
     """
     try:
         if 0.0 <= amount < _INF:
-            return amount if amount.__class__ in (int, float) else float(amount)
-    except (TypeError, ValueError):
+            amount = amount if amount.__class__ is float else float(amount)
+            if amount < _INF:  # an int beyond a float's range rounds to inf
+                return amount
+    except (TypeError, ValueError, OverflowError):
         pass
     raise InvalidValueError(f"counter increment must be a finite number >= 0, got {amount!r}")
 
@@ -125,6 +137,7 @@ class CounterCell(itertools.count):
     """
 
     __slots__ = ("_value", "_reads")
+    _increment = staticmethod(_float_increment)
 
     def __new__(cls, lock):
         # itertools.count.__new__ takes the start; the counter starts at 0.
@@ -136,7 +149,12 @@ class CounterCell(itertools.count):
 
     def inc(self):
         """Add 1. Lock-free and thread-safe."""
-        next(self)
+        if self._value.__class__ is list:
+            # Amounts are buffered: add 1 in turn with them, so the float sum
+            # rounds exactly as Rust's sequence of additions does.
+            self.inc_by(1.0)
+        else:
+            next(self)
 
     def inc_by(self, amount):
         """Add ``amount`` (finite and >= 0); :class:`InvalidValueError` otherwise.
@@ -144,8 +162,11 @@ class CounterCell(itertools.count):
         Lock-free and thread-safe (an int counter takes ints >= 0).
         """
         cls = amount.__class__
-        if not ((cls is float or cls is int) and 0.0 <= amount < _INF):
-            amount = _float_increment(amount)  # raises, or converts to a float
+        if cls is float:
+            if not 0.0 <= amount < _INF:
+                amount = self._increment(amount)  # raises
+        elif cls is not int or not 0 <= amount < _EXACT_INT:
+            amount = self._increment(amount)  # raises, or converts
         pending = self._value
         if pending.__class__ is not list:
             pending = self._pending_list()
@@ -158,7 +179,12 @@ class CounterCell(itertools.count):
         with _STRIPES[(id(self) >> 4) & 63]:
             # Re-checked under the stripe: two first calls make one list.
             if self._value.__class__ is not list:
-                self._value = [self._value]
+                # The increments counted so far go first in the sum, in the
+                # order Rust would have added them; the count then only
+                # tracks reads (see inc()).
+                ticks = next(self)
+                self._value = [self._value + (ticks - self._reads)]
+                self._reads = ticks + 1
             return self._value
 
     def get(self):
@@ -213,6 +239,12 @@ class IntCounterCell(CounterCell):
     def __init__(self, lock):
         self._value = 0
         self._reads = 0
+
+    _increment = staticmethod(_int_increment)
+
+    def inc(self):
+        """Add 1. Lock-free (integer sums are exact in any order)."""
+        next(self)
 
     def inc_by(self, amount):
         """Add an integer >= 0; :class:`InvalidValueError` otherwise. Lock-free."""
@@ -342,6 +374,16 @@ class IntGaugeCell(GaugeCell):
         return _as_int(value, "int gauge value")
 
 
+def _observation(value):
+    """``value`` as a float, or :class:`InvalidValueError` if it is not a real number."""
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
+            pass
+    raise InvalidValueError(f"histogram observation must be a real number, got {value!r}")
+
+
 class HistogramCell(list):
     """A histogram child: a list of pending observations plus folded totals.
 
@@ -358,7 +400,14 @@ class HistogramCell(list):
         self._lock = lock
 
     def observe(self, value):
-        """Record one observation. Lock-free on the common path."""
+        """Record one observation (any real number; NaN and infinities too).
+
+        Lock-free on the common path. Anything that is not a real number
+        raises :class:`InvalidValueError` and records nothing.
+        """
+        cls = value.__class__
+        if cls is not float and (cls is not int or not -_EXACT_INT < value < _EXACT_INT):
+            value = _observation(value)
         self.append(value)
         if len(self) >= _FOLD_AT:
             with self._lock:
@@ -372,18 +421,12 @@ class HistogramCell(list):
         # read here, whatever was appended meanwhile.
         pending = self[:n]
         del self[:n]
-        try:
-            # Left to right, so the sum rounds exactly as Rust's `sum += v`.
-            total = functools.reduce(operator.add, pending, self._sum)
-            # NaN belongs in +Inf only (as in rust-prometheus) and would
-            # confuse the sort; `total` is NaN whenever one was observed.
-            numbers = [v for v in pending if v == v] if total != total else pending
-            numbers.sort()
-        except TypeError:
-            # A non-number slipped in (observe does not validate, to stay
-            # cheap): fold one by one and drop what is not a number.
-            self._fold_slowly(pending)
-            return
+        # Left to right, so the sum rounds exactly as Rust's `sum += v`.
+        total = functools.reduce(operator.add, pending, self._sum)
+        # NaN belongs in +Inf only (as in rust-prometheus) and would confuse
+        # the sort; `total` is NaN whenever one was observed.
+        numbers = [v for v in pending if v == v] if total != total else pending
+        numbers.sort()
         # One bisection per bound over the sorted batch instead of one per
         # observation: bisect_right counts the values <= bound.
         counts = self._counts
@@ -393,17 +436,6 @@ class HistogramCell(list):
             counts[i] += upto - below
             below = upto
         counts[-1] += n - below
-        self._sum = total
-
-    def _fold_slowly(self, pending):
-        bounds, counts, total = self._bounds, self._counts, self._sum
-        for v in pending:
-            try:
-                index = bisect_left(bounds, v) if v == v else len(bounds)
-                total += v
-            except TypeError:
-                continue
-            counts[index] += 1
         self._sum = total
 
     def snapshot_locked(self):

@@ -9,7 +9,7 @@ rust-prometheus and client_golang do.
 """
 
 from .errors import CardinalityError, InvalidLabelsError
-from .metrics import Desc, HistogramFamily, MetricFamily, const_label_pairs
+from .metrics import Desc, HistogramFamily, MetricFamily, check_utf8, const_label_pairs
 from .model import COUNTER, GAUGE, HISTOGRAM
 from .values import GaugeCell, IntGaugeCell, counter_cell_class
 
@@ -68,6 +68,7 @@ class MetricVec(MetricFamily):
                 raise InvalidLabelsError(
                     f"label {name!r} of {self.desc.name!r} needs a string value, got {value!r}"
                 )
+            check_utf8(value, InvalidLabelsError, f"label {name!r} of {self.desc.name!r}")
         # A str subclass would hash like its text but print differently.
         return tuple(str.__str__(v) for v in values)
 

@@ -15,6 +15,7 @@ GOOD = [
     ({}, {}),
     # port
     ({"DYN_SYSTEM_PORT": "-1"}, {}),
+    ({"DYN_SYSTEM_PORT": "-2"}, {}),  # any negative value is off, as in Dynamo
     ({"DYN_SYSTEM_PORT": ""}, {}),  # empty counts as unset
     ({"DYN_SYSTEM_PORT": "0"}, {"port": 0}),
     ({"DYN_SYSTEM_PORT": "9527"}, {"port": 9527}),
@@ -59,7 +60,6 @@ BAD = [
     ("DYN_SYSTEM_PORT", "abc", "an integer in 0..65535"),
     ("DYN_SYSTEM_PORT", "70000", "an integer in 0..65535"),
     ("DYN_SYSTEM_PORT", "65536", "an integer in 0..65535"),
-    ("DYN_SYSTEM_PORT", "-2", "an integer in 0..65535"),
     ("DYN_SYSTEM_PORT", "1.5", "an integer in 0..65535"),
     ("DYN_SYSTEM_PORT", "+80", "an integer in 0..65535"),
     ("DYN_SYSTEM_PORT", " 8081", "an integer in 0..65535"),

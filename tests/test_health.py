@@ -219,3 +219,22 @@ def test_health_concurrent_updates_and_snapshots():
     assert not errors
     healthy, body = health.snapshot()  # no holds left: rule 4 over the known endpoints
     assert healthy is all(s == "ready" for s in body["endpoints"].values())
+
+
+@pytest.mark.parametrize("word, ready", [("ready", True), ("notready", False),
+                                         (True, True), (False, False)])
+def test_health_setters_take_the_status_words(word, ready):
+    health = SystemHealth(starting_status="ready" if not ready else "notready")
+    health.set_status(word)
+    assert health.snapshot()[0] is ready
+    health.set_endpoint_status("generate", word)
+    assert health.endpoint_status("generate") is ready
+
+
+@pytest.mark.parametrize("bad", ["READY", "yes", 1, None])
+def test_health_setters_refuse_other_values(bad):
+    health = SystemHealth()
+    with pytest.raises(InvalidValueError):
+        health.set_status(bad)
+    with pytest.raises(InvalidValueError):
+        health.set_endpoint_status("generate", bad)

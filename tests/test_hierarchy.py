@@ -671,3 +671,27 @@ def test_raising_callbacks_through_facade_are_logged(caplog):
     assert text == ("# HELP dynamo_component_g h\n# TYPE dynamo_component_g gauge\n"
                     'dynamo_component_g{dynamo_component="c",dynamo_namespace="ns"} 1\n')
     assert len([r for r in caplog.records if r.name == "dyn_metrics"]) == 3
+
+
+def _metrics():
+    return dm.DistributedRuntime(config=SystemConfig()).namespace("ns").metrics()
+
+
+@pytest.mark.parametrize("args, error, prefix", [
+    # Section 1.4 order: the name is checked before a missing label-name list,
+    (("@#$%", "h", []), dm.InvalidNameError, "metric name should be valid or sanitizable"),
+    # and duplicate user label keys before that too.
+    (("ok", "h", [], [("a", "1"), ("a", "2")]), dm.InvalidLabelsError,
+     "Duplicate label key 'a' found in labels"),
+    (("ok", "h", []), dm.InvalidLabelsError, "CounterVec requires const_labels parameter"),
+])
+def test_create_vec_checks_in_dynamo_order(args, error, prefix):
+    with pytest.raises(error) as info:
+        _metrics().create_countervec(*args)
+    assert str(info.value).startswith(prefix)
+
+
+def test_create_vec_takes_label_names_from_any_iterable():
+    vec = _metrics().create_countervec("r", "h", (n for n in ["method", "status"]))
+    assert vec.desc.label_names == ("method", "status")
+    vec.with_label_values("GET", "200").inc()

@@ -2,6 +2,7 @@
 and the two renderings (``collect()`` model and ``write_text``) agreeing."""
 
 import decimal
+import fractions
 import math
 
 import pytest
@@ -320,20 +321,29 @@ def test_histogram_negative_infinity_in_first_bucket():
         "h_sum -inf\nh_count 1\n")
 
 
-@pytest.mark.parametrize("bad", ["x", None, [1.0], decimal.Decimal("1"), 1j],
-                         ids=["str", "None", "list", "Decimal", "complex"])
-def test_histogram_non_number_observation_is_dropped_and_scrape_works(bad):
-    # observe() does not validate (hot path); a non-number must be dropped
-    # without breaking the histogram or any later scrape.
+@pytest.mark.parametrize("bad", ["x", "5", b"5", None, [1.0], 1j, 10 ** 400,
+                                 decimal.Decimal("sNaN")],
+                         ids=["str", "numeric str", "bytes", "None", "list", "complex",
+                              "huge int", "signalling NaN"])
+def test_histogram_observation_that_is_not_a_real_number_is_refused(bad):
     h = dm.Histogram("h", "h", buckets=[1.0])
     h.observe(0.5)
-    h.observe(bad)
+    with pytest.raises(InvalidValueError, match="histogram observation must be a real number"):
+        h.observe(bad)
     h.observe(2.0)
     assert h.get_sample_count() == 2
-    assert h.get_sample_sum() == 2.5
     assert scrape(h) == (
         "# HELP h h\n# TYPE h histogram\n"
         'h_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 2.5\nh_count 2\n')
+
+
+@pytest.mark.parametrize("number, as_float", [(decimal.Decimal("0.25"), 0.25),
+                                              (fractions.Fraction(1, 4), 0.25),
+                                              (True, 1.0), (2 ** 60, 2.0 ** 60)])
+def test_histogram_observation_of_other_number_types_counts_as_float(number, as_float):
+    h = dm.Histogram("h", "h", buckets=[1.0])
+    h.observe(number)
+    assert h.get_sample_sum() == as_float and h.get_sample_count() == 1
 
 
 def test_histogram_time_context_manager_and_decorator():
@@ -477,3 +487,13 @@ def test_odd_label_values_are_escaped_in_text():
     g = dm.Gauge("g", "h", {"a": 'say "hi"', "b": "back\\slash", "c": "new\nline", "d": "ü✓"})
     assert scrape(g).splitlines()[2] == (
         'g{a="say \\"hi\\"",b="back\\\\slash",c="new\\nline",d="ü✓"} 0')
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"help": "bad \ud800 help"}, dm.InvalidValueError),
+    ({"help": "ends with CR\r"}, dm.InvalidValueError),
+    ({"help": "h", "const_labels": {"a": "\udcff"}}, dm.InvalidLabelsError),
+])
+def test_desc_refuses_text_the_exposition_cannot_carry(kwargs, error):
+    with pytest.raises(error):
+        dm.Gauge("g", **kwargs)

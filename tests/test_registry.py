@@ -435,7 +435,11 @@ LABEL_ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
 HELP_ESCAPES = {"\\": "\\", "n": "\n"}
 
 
-@given(value=st.text(), help_text=st.text(min_size=1))
+# Any text a metric accepts: no lone surrogates, and no carriage return in help.
+_TEXT = st.characters(blacklist_categories=("Cs",))
+
+
+@given(value=st.text(_TEXT), help_text=st.text(_TEXT.filter(lambda c: c != "\r"), min_size=1))
 @example(value='say "hi"\\\n', help_text="back\\slash\nnew line \"quoted\"")
 @example(value="\\n", help_text="\\n")
 @example(value="", help_text=" ")
@@ -483,3 +487,39 @@ def test_intgauge_value_written_as_exact_integer(value):
     reg = dm.Registry()
     reg.register(dm.IntGauge("g", "h")).set(value)
     assert reg.prometheus_expfmt().split("\n")[2] == f"g {value}"
+
+
+def test_expfmt_callback_returning_invalid_unicode_is_left_out(caplog):
+    reg = dm.Registry()
+    reg.add_expfmt_callback(lambda: "a 1\n\udcff")
+    reg.add_expfmt_callback(lambda: "b 2\n")
+    assert reg.prometheus_expfmt() == "\nb 2\n"
+    assert "not valid Unicode" in caplog.text
+
+
+def test_openmetrics_parses_each_callback_on_its_own(caplog):
+    reg = dm.Registry()
+    reg.add_expfmt_callback(lambda: "a 1")          # no final newline: fine on its own
+    reg.add_expfmt_callback(lambda: "b{ 1\n")       # broken: only this one is left out
+    reg.add_expfmt_callback(lambda: "c 2\n")
+    text = reg.openmetrics_expfmt()
+    assert "a 1\n" in text and "c 2\n" in text and "b" not in text.replace("# EOF", "")
+    assert dm.check(text, "openmetrics").ok
+
+
+def test_openmetrics_leaves_out_families_it_cannot_express(caplog):
+    reg = dm.Registry()
+    reg.register(dm.Histogram("bar", "h", buckets=[1])).observe(1)
+    reg.register(dm.Gauge("bar_bucket", "h")).set(1)      # clashes with bar's buckets
+    reg.register(dm.Counter("foo_total", "h")).inc()      # OpenMetrics family "foo" ...
+    reg.register(dm.Gauge("foo", "h")).set(1)             # ... clashes with this gauge
+    reg.register(dm.Gauge("_x", "h")).set(1)              # reserved name
+    reg.register(dm.Gauge("y", "h", {"_a": "1"})).set(1)  # reserved label name
+    text = reg.openmetrics_expfmt()
+    assert dm.check(text, "openmetrics").errors == []
+    assert "bar_bucket{le=" in text and "# TYPE foo gauge" in text
+    for gone in ("bar_bucket 1", "foo_total", "_x", "_a"):
+        assert gone not in text
+    assert caplog.text.count("left out of the OpenMetrics scrape") == 4
+    # The text format serves them all.
+    assert dm.check(reg.prometheus_expfmt(), "text").errors == []

@@ -552,6 +552,7 @@ def test_server_oversize_headers_are_431(serve, headers):
     (b"\r\n\r\nGET /metrics HTTP/1.0\r\n\r\n", 200),  # leading empty lines are allowed
     (b"GET /metrics HTTP/1.0\n\n", 200),  # bare LF line ends are tolerated
     (b"GET http://example/metrics HTTP/1.1\r\n\r\n", 200),  # absolute form
+    (b"GET http://[/ HTTP/1.1\r\n\r\n", 400),  # absolute form urlsplit() refuses
     (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", None),  # a TLS hello on plain HTTP: closed
 ])
 def test_server_malformed_requests(serve, data, status):

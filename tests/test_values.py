@@ -337,3 +337,37 @@ def test_counter_cell_sums_inc_by_left_to_right_as_rust_does():
     for amount in amounts:
         total += amount
     assert cell.get() == total
+
+
+# Mixed inc()/inc_by() on a float counter: the value is what Rust's sequence
+# of f64 additions gives (a reordered sum differs in the last digit).
+MIXED_OPERATIONS = [
+    [0.1, 1, 0.7],
+    [0.1, 1, 0.1],
+    [1, 1, 0.1],
+    [0.1, 0.2, 1, 1, 0.3],
+    [1e16, 1, 1, 1],
+]
+
+
+@pytest.mark.parametrize("operations", MIXED_OPERATIONS)
+def test_counter_cell_mixed_inc_and_inc_by_add_in_rust_order(operations):
+    cell = new_cell(values.CounterCell)
+    expected = 0.0
+    for op in operations:
+        if op == 1:
+            cell.inc()
+        else:
+            cell.inc_by(op)
+        expected += op
+        assert cell.get() == expected
+
+
+def test_counter_cell_inc_by_beyond_float_range_is_refused():
+    cell = new_cell(values.CounterCell)
+    with pytest.raises(InvalidValueError):
+        cell.inc_by(10 ** 400)
+    assert cell.get() == 0.0
+    big = new_cell(values.IntCounterCell)
+    big.inc_by(10 ** 400)  # int counters are unbounded
+    assert big.get() == 10 ** 400

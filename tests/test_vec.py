@@ -273,3 +273,10 @@ def test_histogramvec_child_methods():
         pass
     child.start_timer().observe_duration()
     assert child.get_sample_count() == 3
+
+
+def test_vec_refuses_a_label_value_that_is_not_valid_unicode():
+    vec = dm.GaugeVec("g", "h", ["a"])
+    with pytest.raises(dm.InvalidLabelsError, match="not valid Unicode"):
+        vec.with_label_values("\ud800")
+    assert vec.collect() == []
