@@ -50,13 +50,18 @@ def format_value(value):
     if value.__class__ is int:
         return str(value)
     v = float(value)
+    return _special(v) or repr(v)
+
+
+def _special(v):
+    """The OpenMetrics spelling of NaN and the infinities; ``None`` for a finite ``v``."""
     if v != v:
         return "NaN"
     if v == math.inf:
         return "+Inf"
     if v == -math.inf:
         return "-Inf"
-    return repr(v)
+    return None
 
 
 def format_canonical(value):
@@ -68,12 +73,9 @@ def format_canonical(value):
     ``0.0``, ``0.005``, ``1.0``, ``100000.0``, ``1e+06``, ``1e-05``, ``+Inf``.
     """
     v = float(value)
-    if v != v:
-        return "NaN"
-    if v == math.inf:
-        return "+Inf"
-    if v == -math.inf:
-        return "-Inf"
+    special = _special(v)
+    if special:
+        return special
     r = repr(v)
     sign = ""
     if r[0] == "-":
