@@ -753,13 +753,18 @@ def certs(tmp_path_factory):
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True, timeout=60)
 
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    # Key usages spelled out: Python 3.13's default strict X.509 checks refuse
+    # a CA certificate without them.
     run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=dyn_metrics test CA")
+        "-subj", "/CN=dyn_metrics test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     for serial, (name, usage, extra) in enumerate(
         [("server", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
          ("client", "clientAuth", "")], start=2):
         (d / f"{name}.ext").write_text(
-            f"basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{extra}")
+            f"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            f"extendedKeyUsage={usage}\n{extra}")
         run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
         run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
             "-set_serial", str(serial), "-days", "2", "-out", f"{name}.pem",
