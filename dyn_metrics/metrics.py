@@ -1,7 +1,7 @@
 """Metric descriptors and the family core shared by every metric type.
 
-A :class:`MetricFamily` is one collector: a validated :class:`Desc` plus a map
-from label-value tuples to value cells (the *children*). The plain metrics
+A :class:`MetricFamily` is one collector: a validated :class:`Desc` plus a
+map from label-value tuples to value cells (the *children*). The plain metrics
 (:class:`Counter`, :class:`Gauge`, :class:`Histogram` and the Int variants)
 are families with no label names and one child, whose methods they expose
 directly, so ``counter.inc()`` costs exactly one call into the cell. The Vec
