@@ -3,6 +3,8 @@ one child per label set. Threads start together on a barrier and are joined
 with timeouts; a thread that raised fails the test."""
 
 import re
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -320,3 +322,42 @@ def test_concurrent_creates_on_one_node():
     text = m.prometheus_expfmt()
     assert text.count("# TYPE ") == THREADS * 50
     assert text.count("} 1\n") == THREADS * 50
+
+
+FREE_THREADED_SCENARIO = r"""
+import sys
+sys._is_gil_enabled = lambda: False  # what a free-threaded interpreter reports
+import threading
+import dyn_metrics as dm
+from dyn_metrics import values
+
+assert not values.GIL_ENABLED
+assert dm.Counter._cell_class is values.LockedCounterCell
+assert dm.IntCounterVec._cell_class is values.LockedIntCounterCell
+reg = dm.Registry()
+c = reg.register(dm.Counter("c_total", "h"))
+v = reg.register(dm.IntCounterVec("v_total", "h", ["a"]))
+child = v.with_label_values("x")
+
+def work():
+    for _ in range(20000):
+        c.inc()
+        c.inc_by(0.5)
+        child.inc()
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(reg.prometheus_expfmt(), end="")
+"""
+
+
+def test_free_threaded_fallback_is_exact_end_to_end():
+    # The counter cells a free-threaded interpreter gets, exercised through
+    # the public API in a fresh interpreter that reports no GIL.
+    out = subprocess.run([sys.executable, "-c", FREE_THREADED_SCENARIO], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert out == ("# HELP c_total h\n# TYPE c_total counter\nc_total 240000\n"
+                   "# HELP v_total h\n# TYPE v_total counter\nv_total{a=\"x\"} 160000\n")
