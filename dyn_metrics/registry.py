@@ -204,7 +204,7 @@ class Registry:
         return families
 
     def _plan(self, registries):
-        """``{name: [(registry, [collectors])]}`` over ``registries``, in order."""
+        """``{name: [[collectors of one registry], ...]}`` over ``registries``, in order."""
         plan = {}
         for reg in registries:
             for name, collectors in reg._collectors_by_name().items():
