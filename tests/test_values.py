@@ -96,18 +96,6 @@ BAD_FLOAT_INCREMENTS = [
 ]
 
 
-@pytest.mark.parametrize("cls", FLOAT_COUNTER_CELLS, ids=_cell_id)
-@pytest.mark.parametrize("amount, prefix", BAD_FLOAT_INCREMENTS)
-def test_counter_cell_rejects_bad_increment_and_keeps_value(cls, amount, prefix):
-    cell = new_cell(cls)
-    cell.inc_by(2.5)
-    with pytest.raises(InvalidValueError) as info:
-        cell.inc_by(amount)
-    assert str(info.value).startswith(prefix)
-    assert isinstance(info.value, ValueError) and isinstance(info.value, MetricsError)
-    assert cell.get() == 2.5
-
-
 BAD_INT_INCREMENTS = [
     (1.0, "int counter increment must be an integer, got 1.0"),
     (0.5, "int counter increment must be an integer, got 0.5"),
@@ -120,15 +108,23 @@ BAD_INT_INCREMENTS = [
 ]
 
 
-@pytest.mark.parametrize("cls", INT_COUNTER_CELLS, ids=_cell_id)
-@pytest.mark.parametrize("amount, prefix", BAD_INT_INCREMENTS)
-def test_int_counter_cell_rejects_bad_increment_and_keeps_value(cls, amount, prefix):
+# (cell classes, starting increment, bad increments): the value must not move.
+BAD_INCREMENT_CASES = (
+    [(cls, 2.5, amount, prefix) for cls in FLOAT_COUNTER_CELLS
+     for amount, prefix in BAD_FLOAT_INCREMENTS]
+    + [(cls, 3, amount, prefix) for cls in INT_COUNTER_CELLS
+       for amount, prefix in BAD_INT_INCREMENTS])
+
+
+@pytest.mark.parametrize("cls, start, amount, prefix", BAD_INCREMENT_CASES)
+def test_counter_cell_rejects_bad_increment_and_keeps_value(cls, start, amount, prefix):
     cell = new_cell(cls)
-    cell.inc_by(3)
+    cell.inc_by(start)
     with pytest.raises(InvalidValueError) as info:
         cell.inc_by(amount)
     assert str(info.value).startswith(prefix)
-    assert cell.get() == 3
+    assert isinstance(info.value, ValueError) and isinstance(info.value, MetricsError)
+    assert cell.get() == start
 
 
 @pytest.mark.parametrize("cls", INT_COUNTER_CELLS, ids=_cell_id)
