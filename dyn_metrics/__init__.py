@@ -5,6 +5,8 @@ listed in ``__all__``.
 """
 
 from . import prometheus_names
+from .dynamo.hierarchy import Component, Endpoint, Metrics, Namespace
+from .dynamo.runtime import DistributedRuntime
 from .errors import (
     AlreadyRegisteredError,
     CardinalityError,
@@ -18,8 +20,7 @@ from .errors import (
     ParseError,
     RegistrationError,
 )
-from .hierarchy import Component, Endpoint, Metrics, Namespace
-from .metrics import (
+from .metrics.family import (
     DEFAULT_BUCKETS,
     Counter,
     Gauge,
@@ -29,21 +30,20 @@ from .metrics import (
     exponential_buckets,
     linear_buckets,
 )
+from .metrics.vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 from .model import Exemplar, Family, Sample
 from .registry import Registry
-from .runtime import DistributedRuntime
-from .vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 
 __version__ = "0.1.0"
 
 # Imported on first use (PEP 562): the checker, the parser and the HTTP server
 # pull in most of the import time, and most processes need none of them.
 _LAZY = {
-    "check": ("checker", "check"),
-    "CheckResult": ("checker", "CheckResult"),
-    "Problem": ("checker", "Problem"),
-    "parse": ("parser", "parse"),
-    "start_http_server": ("system", "start_http_server"),
+    "check": ("exposition.check", "check"),
+    "CheckResult": ("exposition.check", "CheckResult"),
+    "Problem": ("exposition.check", "Problem"),
+    "parse": ("exposition.parse.reader", "parse"),
+    "start_http_server": ("dynamo.system_server", "start_http_server"),
 }
 
 
@@ -61,6 +61,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AlreadyRegisteredError",

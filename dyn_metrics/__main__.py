@@ -19,7 +19,7 @@ def main(argv=None):
     if command == "demo":
         from .demo import main as run
     elif command == "check":
-        from .checker import main as run
+        from .exposition.check import main as run
     else:
         sys.stderr.write(f"unknown command {command!r}\n{USAGE}")
         return 2

@@ -15,16 +15,33 @@ import sys
 import time
 
 from . import prometheus_names as names
-from .config import SystemConfig
-from .metrics import Counter, exponential_buckets
+from .dynamo.config import SystemConfig
+from .dynamo.runtime import DistributedRuntime
+from .dynamo.system_server import start_http_server
+from .metrics.family import Counter, exponential_buckets
+from .metrics.vec import CounterVec, GaugeVec, HistogramVec
 from .registry import Registry
-from .runtime import DistributedRuntime
-from .system import start_http_server
-from .vec import CounterVec, GaugeVec, HistogramVec
 
 # Buckets of Dynamo's work-handler request duration histogram (2026 revision).
-WORK_HANDLER_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60,
-                        120, 300, 600]
+WORK_HANDLER_BUCKETS = [
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    20,
+    30,
+    60,
+    120,
+    300,
+    600,
+]
 MODEL = "Qwen/Qwen3-0.6B"
 
 
@@ -36,24 +53,38 @@ class WorkHandlerMetrics:
         wh = names.work_handler
         labels = list(metrics_labels)
         self.requests = m.create_intcounter(
-            wh.REQUESTS_TOTAL, "Total number of requests processed by work handler", labels)
+            wh.REQUESTS_TOTAL, "Total number of requests processed by work handler", labels
+        )
         self.duration = m.create_histogram(
-            wh.REQUEST_DURATION_SECONDS, "Time spent processing requests by work handler",
-            labels, buckets=WORK_HANDLER_BUCKETS)
+            wh.REQUEST_DURATION_SECONDS,
+            "Time spent processing requests by work handler",
+            labels,
+            buckets=WORK_HANDLER_BUCKETS,
+        )
         self.inflight = m.create_intgauge(
-            wh.INFLIGHT_REQUESTS, "Number of requests currently being processed by work handler",
-            labels)
+            wh.INFLIGHT_REQUESTS,
+            "Number of requests currently being processed by work handler",
+            labels,
+        )
         self.request_bytes = m.create_intcounter(
-            wh.REQUEST_BYTES_TOTAL, "Total number of bytes received in requests by work handler",
-            labels)
+            wh.REQUEST_BYTES_TOTAL,
+            "Total number of bytes received in requests by work handler",
+            labels,
+        )
         self.response_bytes = m.create_intcounter(
-            wh.RESPONSE_BYTES_TOTAL, "Total number of bytes sent in responses by work handler",
-            labels)
+            wh.RESPONSE_BYTES_TOTAL,
+            "Total number of bytes sent in responses by work handler",
+            labels,
+        )
         self.errors = m.create_intcountervec(
-            wh.ERRORS_TOTAL, "Total number of errors in work handler processing",
-            [wh.ERROR_TYPE_LABEL], labels)
+            wh.ERRORS_TOTAL,
+            "Total number of errors in work handler processing",
+            [wh.ERROR_TYPE_LABEL],
+            labels,
+        )
         self.cancellations = m.create_intcounter(
-            wh.CANCELLATION_TOTAL, "Total number of requests cancelled by work handler", labels)
+            wh.CANCELLATION_TOTAL, "Total number of requests cancelled by work handler", labels
+        )
 
 
 class FrontendMetrics:
@@ -67,28 +98,58 @@ class FrontendMetrics:
         def reg(metric):
             return registry.register(metric)
 
-        self.requests = reg(CounterVec(
-            prefix + fs.REQUESTS_TOTAL, "Total number of LLM requests processed",
-            ["model", "endpoint", "request_type", "status"]))
-        self.inflight = reg(GaugeVec(
-            prefix + fs.INFLIGHT_REQUESTS, "Number of inflight requests", ["model"]))
-        self.ttft = reg(HistogramVec(
-            prefix + fs.TIME_TO_FIRST_TOKEN_SECONDS, "Time to first token in seconds", ["model"],
-            buckets=exponential_buckets(0.001, 2, 14)))
-        self.itl = reg(HistogramVec(
-            prefix + fs.INTER_TOKEN_LATENCY_SECONDS, "Inter-token latency in seconds", ["model"],
-            buckets=exponential_buckets(0.001, 2, 12)))
-        self.isl = reg(HistogramVec(
-            prefix + fs.INPUT_SEQUENCE_TOKENS, "Input sequence length in tokens", ["model"],
-            buckets=tokens))
-        self.osl = reg(HistogramVec(
-            prefix + fs.OUTPUT_SEQUENCE_TOKENS, "Output sequence length in tokens", ["model"],
-            buckets=tokens))
-        self.output_tokens = reg(CounterVec(
-            prefix + fs.OUTPUT_TOKENS_TOTAL, "Total number of output tokens generated",
-            ["model"]))
-        self.disconnects = reg(Counter(
-            prefix + fs.DISCONNECTED_CLIENTS, "Number of disconnected clients"))
+        self.requests = reg(
+            CounterVec(
+                prefix + fs.REQUESTS_TOTAL,
+                "Total number of LLM requests processed",
+                ["model", "endpoint", "request_type", "status"],
+            )
+        )
+        self.inflight = reg(
+            GaugeVec(prefix + fs.INFLIGHT_REQUESTS, "Number of inflight requests", ["model"])
+        )
+        self.ttft = reg(
+            HistogramVec(
+                prefix + fs.TIME_TO_FIRST_TOKEN_SECONDS,
+                "Time to first token in seconds",
+                ["model"],
+                buckets=exponential_buckets(0.001, 2, 14),
+            )
+        )
+        self.itl = reg(
+            HistogramVec(
+                prefix + fs.INTER_TOKEN_LATENCY_SECONDS,
+                "Inter-token latency in seconds",
+                ["model"],
+                buckets=exponential_buckets(0.001, 2, 12),
+            )
+        )
+        self.isl = reg(
+            HistogramVec(
+                prefix + fs.INPUT_SEQUENCE_TOKENS,
+                "Input sequence length in tokens",
+                ["model"],
+                buckets=tokens,
+            )
+        )
+        self.osl = reg(
+            HistogramVec(
+                prefix + fs.OUTPUT_SEQUENCE_TOKENS,
+                "Output sequence length in tokens",
+                ["model"],
+                buckets=tokens,
+            )
+        )
+        self.output_tokens = reg(
+            CounterVec(
+                prefix + fs.OUTPUT_TOKENS_TOTAL,
+                "Total number of output tokens generated",
+                ["model"],
+            )
+        )
+        self.disconnects = reg(
+            Counter(prefix + fs.DISCONNECTED_CLIENTS, "Number of disconnected clients")
+        )
 
 
 class SimulatedWorker:
@@ -103,7 +164,8 @@ class SimulatedWorker:
         kv = component.metrics()
         self.kv_total = kv.create_intgauge(names.kvstats.TOTAL_BLOCKS, "Total KV cache blocks")
         self.kv_usage = kv.create_gauge(
-            names.kvstats.GPU_CACHE_USAGE_PERCENT, "GPU KV cache usage in percent")
+            names.kvstats.GPU_CACHE_USAGE_PERCENT, "GPU KV cache usage in percent"
+        )
         self.kv_total.set(8192)
         frontend = Registry()
         drt.metrics().registry.add_child_registry(frontend)
@@ -147,18 +209,35 @@ class SimulatedWorker:
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="python -m dyn_metrics demo",
-                                description="Serve the metrics of a simulated Dynamo worker.")
-    p.add_argument("--port", type=int, default=None,
-                   help="port when DYN_SYSTEM_PORT is unset (default 8081; 0 = any free port)")
-    p.add_argument("--host", default=None,
-                   help="bind address when DYN_SYSTEM_HOST is unset (default 0.0.0.0)")
-    p.add_argument("--once", action="store_true",
-                   help="print the exposition after a few simulated seconds and exit")
-    p.add_argument("--duration", type=float, default=None,
-                   help="stop after this many seconds (default: run until Ctrl-C)")
-    p.add_argument("--openmetrics", action="store_true",
-                   help="also serve OpenMetrics to clients that prefer it")
+    p = argparse.ArgumentParser(
+        prog="python -m dyn_metrics demo",
+        description="Serve the metrics of a simulated Dynamo worker.",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port when DYN_SYSTEM_PORT is unset (default 8081; 0 = any free port)",
+    )
+    p.add_argument(
+        "--host", default=None, help="bind address when DYN_SYSTEM_HOST is unset (default 0.0.0.0)"
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="print the exposition after a few simulated seconds and exit",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    p.add_argument(
+        "--openmetrics",
+        action="store_true",
+        help="also serve OpenMetrics to clients that prefer it",
+    )
     return p
 
 

@@ -17,7 +17,7 @@ Conventions (the text 0.0.4 view, which is Dynamo's):
   it, parsed input may carry one.
 """
 
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple, Optional, Union
 
 COUNTER = "counter"
 GAUGE = "gauge"
@@ -36,7 +36,7 @@ OPENMETRICS_TYPES = frozenset(
 )
 
 Number = Union[int, float]
-Labels = Tuple[Tuple[str, str], ...]
+Labels = tuple[tuple[str, str], ...]
 
 
 class Exemplar(NamedTuple):
@@ -63,5 +63,5 @@ class Family(NamedTuple):
     name: str
     type: str
     help: str
-    samples: Tuple[Sample, ...]
+    samples: tuple[Sample, ...]
     unit: str = ""

@@ -22,15 +22,40 @@ import re
 from .errors import InvalidLabelsError, InvalidNameError
 
 __all__ = [
-    "name_prefix", "labels", "component_names", "frontend_service", "work_handler",
-    "task_tracker", "distributed_runtime", "kvbm", "router_request", "routing_overhead",
-    "router", "frontend_perf", "tokio_perf", "kvindexer", "request_plane", "transport",
-    "kvrouter", "kv_publisher", "trtllm_additional", "kvstats", "model_info",
-    "MODULES", "AUTO_LABEL_NAMES", "iter_constants",
-    "is_valid_metric_name", "is_valid_label_name", "validate_metric_name",
-    "validate_label_name", "sanitize_prometheus_name", "sanitize_prometheus_label",
-    "sanitize_frontend_prometheus_prefix", "build_component_metric_name",
-    "clamp_u64_to_i64", "parse_const_labels",
+    "name_prefix",
+    "labels",
+    "component_names",
+    "frontend_service",
+    "work_handler",
+    "task_tracker",
+    "distributed_runtime",
+    "kvbm",
+    "router_request",
+    "routing_overhead",
+    "router",
+    "frontend_perf",
+    "tokio_perf",
+    "kvindexer",
+    "request_plane",
+    "transport",
+    "kvrouter",
+    "kv_publisher",
+    "trtllm_additional",
+    "kvstats",
+    "model_info",
+    "MODULES",
+    "AUTO_LABEL_NAMES",
+    "iter_constants",
+    "is_valid_metric_name",
+    "is_valid_label_name",
+    "validate_metric_name",
+    "validate_label_name",
+    "sanitize_prometheus_name",
+    "sanitize_prometheus_label",
+    "sanitize_frontend_prometheus_prefix",
+    "build_component_metric_name",
+    "clamp_u64_to_i64",
+    "parse_const_labels",
 ]
 
 
@@ -394,10 +419,27 @@ class model_info:
 
 # Source order of prometheus_names.rs (the generated Dynamo Python module sorts them instead).
 MODULES = (
-    "name_prefix", "labels", "component_names", "frontend_service", "work_handler",
-    "task_tracker", "distributed_runtime", "kvbm", "router_request", "routing_overhead",
-    "router", "frontend_perf", "tokio_perf", "kvindexer", "request_plane", "transport",
-    "kvrouter", "kv_publisher", "trtllm_additional", "kvstats", "model_info",
+    "name_prefix",
+    "labels",
+    "component_names",
+    "frontend_service",
+    "work_handler",
+    "task_tracker",
+    "distributed_runtime",
+    "kvbm",
+    "router_request",
+    "routing_overhead",
+    "router",
+    "frontend_perf",
+    "tokio_perf",
+    "kvindexer",
+    "request_plane",
+    "transport",
+    "kvrouter",
+    "kv_publisher",
+    "trtllm_additional",
+    "kvstats",
+    "model_info",
 )
 
 # The label keys the hierarchy sets itself; users may not supply them.
@@ -452,9 +494,7 @@ def is_valid_label_name(name):
 
 def _require_str(name, what):
     if not isinstance(name, str):
-        raise InvalidNameError(
-            f"expected {what} as str, got {type(name).__name__}: {name!r}"
-        )
+        raise InvalidNameError(f"expected {what} as str, got {type(name).__name__}: {name!r}")
 
 
 def validate_metric_name(name):

@@ -22,11 +22,11 @@ scrape copies what it needs under it and runs callbacks and encoders outside.
 import logging
 import threading
 
-from . import expfmt
 from .errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, ParseError
+from .exposition import text as expfmt
 from .model import Family
 
-_log = logging.getLogger("dyn_metrics")
+_log = logging.getLogger(__name__)
 
 
 class Registry:
@@ -62,7 +62,10 @@ class Registry:
             if any(c is collector for c in self._collectors):
                 raise AlreadyRegisteredError(
                     "Duplicate metrics collector registration attempted: "
-                    f"{collector!r} is already registered", existing=collector, new=collector)
+                    f"{collector!r} is already registered",
+                    existing=collector,
+                    new=collector,
+                )
             for desc in descs:
                 # rust-prometheus' order: a differing help, type or label-name
                 # set is a conflict even when the constant labels are the same.
@@ -71,13 +74,17 @@ class Registry:
                         raise DescriptorConflictError(
                             "a previously registered descriptor with the same "
                             f"fully-qualified name as {desc!r} has different label "
-                            f"names or a different help string (registered: {other.desc!r})")
+                            f"names or a different help string (registered: {other.desc!r})"
+                        )
                 existing = self._by_identity.get(desc.identity())
                 if existing is not None:
                     raise AlreadyRegisteredError(
                         "Duplicate metrics collector registration attempted: "
                         f"{desc.name!r} with constant labels {dict(desc.const_labels)!r} "
-                        "is already registered", existing=existing, new=collector)
+                        "is already registered",
+                        existing=existing,
+                        new=collector,
+                    )
             if self._created and hasattr(collector, "track_created"):
                 collector.track_created()
             self._collectors.append(collector)
@@ -159,15 +166,21 @@ class Registry:
                 _log.exception("Error executing exposition text callback: %r", callback)
                 continue
             if not isinstance(text, str):
-                _log.error("expfmt callback must return a string, %r returned %r",
-                           callback, type(text).__name__)
+                _log.error(
+                    "expfmt callback must return a string, %r returned %r",
+                    callback,
+                    type(text).__name__,
+                )
                 continue
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 # It would break the whole scrape when the server encodes it.
-                _log.error("expfmt callback %r returned text that is not valid Unicode "
-                           "(it cannot be encoded as UTF-8); left out", callback)
+                _log.error(
+                    "expfmt callback %r returned text that is not valid Unicode "
+                    "(it cannot be encoded as UTF-8); left out",
+                    callback,
+                )
                 continue
             texts.append(text)
         return texts
@@ -242,8 +255,8 @@ class Registry:
         """
         # Imported on first use: a process that only serves text never pays
         # for the OpenMetrics encoder and the parser.
-        from . import omfmt
-        from .parser import parse as parse_exposition
+        from .exposition import openmetrics as omfmt
+        from .exposition.parse.reader import parse as parse_exposition
 
         registries = self.registries()
         for reg in registries:
@@ -256,8 +269,11 @@ class Registry:
             try:
                 parsed = parse_exposition(text if text.endswith("\n") else text + "\n", "text")
             except ParseError as exc:
-                _log.error("exposition text callback output left out of the OpenMetrics "
-                           "scrape: it is not valid text format 0.0.4: %s", exc)
+                _log.error(
+                    "exposition text callback output left out of the OpenMetrics "
+                    "scrape: it is not valid text format 0.0.4: %s",
+                    exc,
+                )
                 continue
             families = _merge_parsed(families, parsed)
         families = _openmetrics_expressible(families, omfmt.family_name)
@@ -338,12 +354,16 @@ def _merge(name, sources, created=False):
         elif (desc.help, desc.type) != (first.help, first.type):
             raise DescriptorConflictError(
                 f"Metric family '{name}' has inconsistent help/type across sources: "
-                f"{first.type} {first.help!r} then {desc.type} {desc.help!r}")
+                f"{first.type} {first.help!r} then {desc.type} {desc.help!r}"
+            )
         for pairs, group in groups:
             identity = tuple(sorted(pairs))
             if identity in seen:
-                _log.warning("Duplicate Prometheus series while merging; dropping later "
-                             "sample: %s%s", name, expfmt.format_labels(pairs))
+                _log.warning(
+                    "Duplicate Prometheus series while merging; dropping later sample: %s%s",
+                    name,
+                    expfmt.format_labels(pairs),
+                )
                 continue
             seen.add(identity)
             samples.extend(group)
@@ -365,14 +385,19 @@ def _merge_parsed(families, extra):
             by_name[family.name] = family
             continue
         if (native.type, native.help) != (family.type, family.help):
-            _log.error("Metric family '%s' has inconsistent help/type across sources; "
-                       "dropping the exposition-text callback's family", family.name)
+            _log.error(
+                "Metric family '%s' has inconsistent help/type across sources; "
+                "dropping the exposition-text callback's family",
+                family.name,
+            )
             continue
         seen = {_series_identity(s) for s in native.samples}
         kept = [s for s in family.samples if _series_identity(s) not in seen]
         if len(kept) < len(family.samples):
-            _log.warning("Duplicate Prometheus series while merging; dropping later "
-                         "sample of %s", family.name)
+            _log.warning(
+                "Duplicate Prometheus series while merging; dropping later sample of %s",
+                family.name,
+            )
         by_name[family.name] = native._replace(samples=native.samples + tuple(kept))
     return [by_name[name] for name in sorted(by_name)]
 
@@ -396,12 +421,19 @@ def _openmetrics_expressible(families, family_name):
         claimed = {name} | {name + suffix for suffix in _OM_SUFFIXES.get(family.type, ())}
         reserved = sorted({k for s in family.samples for k, _ in s.labels if k.startswith("_")})
         if name.startswith("_") or reserved:
-            _log.error("family %r left out of the OpenMetrics scrape: names starting with '_' "
-                       "are reserved there (%s)", family.name, ", ".join(reserved) or name)
+            _log.error(
+                "family %r left out of the OpenMetrics scrape: names starting with '_' "
+                "are reserved there (%s)",
+                family.name,
+                ", ".join(reserved) or name,
+            )
         elif claimed & taken:
-            _log.error("family %r left out of the OpenMetrics scrape: its samples would clash "
-                       "with an earlier family's (%s)", family.name,
-                       ", ".join(sorted(claimed & taken)))
+            _log.error(
+                "family %r left out of the OpenMetrics scrape: its samples would clash "
+                "with an earlier family's (%s)",
+                family.name,
+                ", ".join(sorted(claimed & taken)),
+            )
         else:
             taken |= claimed
             kept.append(family)

@@ -28,9 +28,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 
 import math
 
-from . import expfmt
-from .checker import check
-from .metrics import Counter, Gauge, Histogram, IntCounter, IntGauge
+from .exposition import text as expfmt
+from .exposition.check import check
+from .metrics.family import Counter, Gauge, Histogram, IntCounter, IntGauge
+from .metrics.vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 from .model import (
     COUNTER,
     GAUGE,
@@ -45,7 +46,6 @@ from .model import (
     Sample,
 )
 from .registry import Registry
-from .vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 
 __all__ = [
     "assert_valid_exposition",
@@ -74,7 +74,9 @@ _DIGITS = "0123456789"
 
 
 def _name_strategy(first, rest, max_size):
-    return st.tuples(st.sampled_from(first), st.text(st.sampled_from(rest), max_size=max_size)).map("".join)
+    return st.tuples(st.sampled_from(first), st.text(st.sampled_from(rest), max_size=max_size)).map(
+        "".join
+    )
 
 
 _METRIC_NAMES = {
@@ -82,29 +84,33 @@ _METRIC_NAMES = {
     "openmetrics": _name_strategy(_LETTERS + ":", _LETTERS + _DIGITS + "_:", 15),
 }
 _LABEL_NAMES = _name_strategy(_LETTERS, _LETTERS + _DIGITS + "_", 10).filter(
-    lambda n: n not in ("le", "quantile"))
+    lambda n: n not in ("le", "quantile")
+)
 _LABEL_VALUES = st.one_of(st.sampled_from(_AWKWARD), st.text(_CHARS, max_size=12))
 _VALUES = st.one_of(
-    st.integers(-(2 ** 70), 2 ** 70),
+    st.integers(-(2**70), 2**70),
     st.floats(),
     st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.0]),
 )
 # The text format separates the docstring from the name by blanks, so a
 # leading blank cannot survive; a trailing CR would read as CRLF.
 _HELP = st.text(_CHARS, max_size=20).filter(lambda h: h == h.lstrip(" \t") and not h.endswith("\r"))
-_COUNTS = st.integers(0, 2 ** 40)
+_COUNTS = st.integers(0, 2**40)
 _NON_NEGATIVE = st.one_of(_COUNTS, st.floats(0, 1e12), st.just(math.inf))
 _SUMS = st.one_of(_COUNTS, st.floats(0, 1e12))
 _TIMESTAMPS = {
     True: st.one_of(st.none(), st.floats(-1e10, 1e10)),
-    False: st.one_of(st.none(), st.integers(0, 10 ** 13).map(lambda ms: ms / 1000)),
+    False: st.one_of(st.none(), st.integers(0, 10**13).map(lambda ms: ms / 1000)),
 }
 _CREATED = st.floats(0, 1e10)
-_EXEMPLAR_LABELS = st.lists(st.tuples(_LABEL_NAMES, st.text(_CHARS, max_size=8)),
-                            max_size=2, unique_by=lambda p: p[0])
+_EXEMPLAR_LABELS = st.lists(
+    st.tuples(_LABEL_NAMES, st.text(_CHARS, max_size=8)), max_size=2, unique_by=lambda p: p[0]
+)
 _EXEMPLAR_TS = st.one_of(st.none(), st.floats(0, 1e10))
-_ROWS = [st.lists(st.tuples(*[_LABEL_VALUES] * k), min_size=1, max_size=3 if k else 1, unique=True)
-         for k in range(4)]
+_ROWS = [
+    st.lists(st.tuples(*[_LABEL_VALUES] * k), min_size=1, max_size=3 if k else 1, unique=True)
+    for k in range(4)
+]
 _NAME_LISTS = st.lists(_LABEL_NAMES, max_size=3, unique=True)
 _BOUNDS = st.lists(st.floats(0, 1e6), max_size=4, unique=True).map(sorted)
 _QUANTILES = st.lists(st.floats(0, 1), max_size=3, unique=True).map(sorted)
@@ -242,8 +248,10 @@ def _metric_samples(draw, t, om, name, labels):
                 out.append(Sample(name + "_created", labels, created_value))
         return out
     # summary
-    out = [Sample(name, labels + (("quantile", expfmt.format_value(q)),), draw(_QUANTILE_VALUES))
-           for q in draw(_QUANTILES)]
+    out = [
+        Sample(name, labels + (("quantile", expfmt.format_value(q)),), draw(_QUANTILE_VALUES))
+        for q in draw(_QUANTILES)
+    ]
     out.append(Sample(name + "_sum", labels, draw(_SUMS)))
     out.append(Sample(name + "_count", labels, draw(_COUNTS)))
     if created:
@@ -251,22 +259,37 @@ def _metric_samples(draw, t, om, name, labels):
     return out
 
 
-_REGISTRY_NAMES = _name_strategy("abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789_", 15)
+_REGISTRY_NAMES = _name_strategy(
+    "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyz0123456789_", 15
+)
 # Metrics refuse a carriage return in help (the text format cannot escape it).
 _REGISTRY_HELP = _HELP.filter(lambda h: h and "\r" not in h)
-_CONST_LABELS = st.lists(st.tuples(_LABEL_NAMES, _LABEL_VALUES), max_size=2, unique_by=lambda p: p[0])
+_CONST_LABELS = st.lists(
+    st.tuples(_LABEL_NAMES, _LABEL_VALUES), max_size=2, unique_by=lambda p: p[0]
+)
 _VARIABLE_NAMES = st.lists(_LABEL_NAMES, min_size=1, max_size=2, unique=True)
 _VEC_ROWS = [None] + [st.lists(st.tuples(*[_LABEL_VALUES] * k), max_size=3) for k in (1, 2)]
 _BUCKETS = st.one_of(
-    st.none(), st.lists(st.floats(0.001, 1e4), min_size=1, max_size=5, unique=True).map(sorted))
+    st.none(), st.lists(st.floats(0.001, 1e4), min_size=1, max_size=5, unique=True).map(sorted)
+)
 _COUNTER_STEPS = st.lists(st.floats(0, 1e9), max_size=3)
-_INT_STEPS = st.lists(st.integers(0, 2 ** 62), max_size=3)
+_INT_STEPS = st.lists(st.integers(0, 2**62), max_size=3)
 # Non-negative: a negative _sum is invalid OpenMetrics ("Sum MUST NOT be negative").
 _OBSERVATIONS = st.lists(st.floats(0, 1e6), max_size=4)
 _GAUGE_VALUES = st.one_of(st.floats(), st.sampled_from([math.nan, math.inf, -math.inf, -0.0]))
-_INT_GAUGE = st.integers(-(2 ** 62), 2 ** 62)
-_KINDS = ("counter", "intcounter", "gauge", "intgauge", "histogram",
-          "countervec", "intcountervec", "gaugevec", "intgaugevec", "histogramvec")
+_INT_GAUGE = st.integers(-(2**62), 2**62)
+_KINDS = (
+    "counter",
+    "intcounter",
+    "gauge",
+    "intgauge",
+    "histogram",
+    "countervec",
+    "intcountervec",
+    "gaugevec",
+    "intgaugevec",
+    "histogramvec",
+)
 
 
 @st.composite
@@ -306,10 +329,16 @@ def _make_metric(kind, name, help_text, const, variable, buckets):
         return Histogram(name, help_text, const_labels=const, buckets=buckets)
     if kind == "histogramvec":
         return HistogramVec(name, help_text, variable, const_labels=const, buckets=buckets)
-    cls = {"counter": Counter, "intcounter": IntCounter, "gauge": Gauge,
-           "intgauge": IntGauge, "countervec": CounterVec,
-           "intcountervec": IntCounterVec, "gaugevec": GaugeVec,
-           "intgaugevec": IntGaugeVec}[kind]
+    cls = {
+        "counter": Counter,
+        "intcounter": IntCounter,
+        "gauge": Gauge,
+        "intgauge": IntGauge,
+        "countervec": CounterVec,
+        "intcountervec": IntCounterVec,
+        "gaugevec": GaugeVec,
+        "intgaugevec": IntGaugeVec,
+    }[kind]
     if kind.endswith("vec"):
         return cls(name, help_text, variable, const_labels=const)
     return cls(name, help_text, const_labels=const)

@@ -4,28 +4,65 @@ import subprocess
 import sys
 
 import dyn_metrics as dm
-from dyn_metrics.config import SystemConfig
+from dyn_metrics.dynamo.config import SystemConfig
 
 API_NAMES = [
     # hierarchy and facade
-    "DistributedRuntime", "Namespace", "Component", "Endpoint", "Metrics",
+    "DistributedRuntime",
+    "Namespace",
+    "Component",
+    "Endpoint",
+    "Metrics",
     # metric types
-    "Counter", "IntCounter", "Gauge", "IntGauge", "Histogram",
-    "CounterVec", "IntCounterVec", "GaugeVec", "IntGaugeVec", "HistogramVec",
-    "DEFAULT_BUCKETS", "linear_buckets", "exponential_buckets", "Registry",
+    "Counter",
+    "IntCounter",
+    "Gauge",
+    "IntGauge",
+    "Histogram",
+    "CounterVec",
+    "IntCounterVec",
+    "GaugeVec",
+    "IntGaugeVec",
+    "HistogramVec",
+    "DEFAULT_BUCKETS",
+    "linear_buckets",
+    "exponential_buckets",
+    "Registry",
     # names, server, formats
-    "prometheus_names", "start_http_server", "parse", "check", "CheckResult", "Problem",
+    "prometheus_names",
+    "start_http_server",
+    "parse",
+    "check",
+    "CheckResult",
+    "Problem",
     # errors
-    "MetricsError", "InvalidNameError", "InvalidLabelsError", "CardinalityError",
-    "InvalidBucketsError", "InvalidValueError", "RegistrationError", "AlreadyRegisteredError",
-    "DescriptorConflictError", "ParseError", "ConfigError",
+    "MetricsError",
+    "InvalidNameError",
+    "InvalidLabelsError",
+    "CardinalityError",
+    "InvalidBucketsError",
+    "InvalidValueError",
+    "RegistrationError",
+    "AlreadyRegisteredError",
+    "DescriptorConflictError",
+    "ParseError",
+    "ConfigError",
 ]
 
 FACADE_METHODS = [
-    "create_counter", "create_gauge", "create_histogram", "create_intcounter", "create_intgauge",
-    "create_countervec", "create_gaugevec", "create_histogramvec", "create_intcountervec",
-    "create_intgaugevec", "register_prometheus_update_callback",
-    "register_prometheus_expfmt_callback", "prometheus_expfmt",
+    "create_counter",
+    "create_gauge",
+    "create_histogram",
+    "create_intcounter",
+    "create_intgauge",
+    "create_countervec",
+    "create_gaugevec",
+    "create_histogramvec",
+    "create_intcountervec",
+    "create_intgaugevec",
+    "register_prometheus_update_callback",
+    "register_prometheus_expfmt_callback",
+    "prometheus_expfmt",
 ]
 
 
@@ -42,8 +79,15 @@ def test_api_facade_has_every_create_method():
 
 
 def test_api_input_errors_are_value_errors():
-    for name in ("InvalidNameError", "InvalidLabelsError", "CardinalityError",
-                 "InvalidBucketsError", "InvalidValueError", "ParseError", "ConfigError"):
+    for name in (
+        "InvalidNameError",
+        "InvalidLabelsError",
+        "CardinalityError",
+        "InvalidBucketsError",
+        "InvalidValueError",
+        "ParseError",
+        "ConfigError",
+    ):
         cls = getattr(dm, name)
         assert issubclass(cls, dm.MetricsError) and issubclass(cls, ValueError), name
     assert issubclass(dm.AlreadyRegisteredError, dm.RegistrationError)
@@ -51,7 +95,8 @@ def test_api_input_errors_are_value_errors():
 
 
 def test_api_parse_and_check_stay_functions_after_their_modules_are_imported():
-    from dyn_metrics import checker, parser  # noqa: F401  (the modules behind them)
+    from dyn_metrics.exposition import check as checker  # noqa: F401
+    from dyn_metrics.exposition.parse import reader as parser  # noqa: F401  (the modules behind them)
 
     assert callable(dm.parse) and dm.parse is parser.parse
     assert callable(dm.check) and dm.check is checker.check
@@ -59,10 +104,13 @@ def test_api_parse_and_check_stay_functions_after_their_modules_are_imported():
 
 def test_api_import_loads_no_server_parser_or_checker():
     # They are loaded on first use, which keeps `import dyn_metrics` cheap.
-    code = ("import sys, dyn_metrics\n"
-            "heavy = [m for m in ('dyn_metrics.server', 'dyn_metrics.parser', "
-            "'dyn_metrics.checker', 'urllib.request', 'ssl') if m in sys.modules]\n"
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True).stdout.strip()
+    code = (
+        "import sys, dyn_metrics\n"
+        "heavy = [m for m in ('dyn_metrics.server.app', 'dyn_metrics.exposition.parse.reader', "
+        "'dyn_metrics.exposition.check', 'urllib.request', 'ssl') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
     assert out == ""

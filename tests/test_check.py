@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dyn_metrics.checker import CheckResult, Problem, check, main
+from dyn_metrics.exposition.check import CheckResult, Problem, check, main
 
 CORPUS = os.path.join(os.path.dirname(__file__), "corpus")
 
@@ -44,6 +44,7 @@ def _verdict(result):
 
 # -- corpus ---------------------------------------------------------------------
 
+
 def test_check_corpus_is_complete():
     files = sorted(f for f in os.listdir(CORPUS) if f != "MANIFEST.tsv")
     assert files == sorted(row["file"] for row in MANIFEST)
@@ -67,7 +68,9 @@ def test_check_corpus_verdict(row):
 @pytest.fixture(scope="module")
 def promtool():
     path = shutil.which("promtool")
-    assert path, "promtool not found: install Debian's prometheus package (apt-get install prometheus)"
+    assert path, (
+        "promtool not found: install Debian's prometheus package (apt-get install prometheus)"
+    )
     return path
 
 
@@ -91,13 +94,17 @@ def test_check_rejects_everything_promtool_rejects(promtool):
     assert missed == [], "promtool rejects these, the checker does not"
     assert changed == [], "promtool's verdicts differ from the ones recorded in MANIFEST.tsv"
     # The record of what only we catch (the brief's "stricter than promtool").
-    recorded = [row["file"] for row in TEXT_CASES
-                if row["verdict"] == "invalid" and row["promtool"] != "invalid"]
+    recorded = [
+        row["file"]
+        for row in TEXT_CASES
+        if row["verdict"] == "invalid" and row["promtool"] != "invalid"
+    ]
     assert stricter == recorded
     assert len(stricter) >= 20
 
 
 # -- API ---------------------------------------------------------------------------
+
 
 def test_check_finds_all_problems_sorted_by_line():
     text = 'b 1\nx{a="1"} 1\nx{a="1"} 2\n# TYPE y gaugeish\nx-y 1\nb 2\n'
@@ -112,7 +119,9 @@ def test_check_result_ok_with_warnings_only():
     result = check("# TYPE x counter\nx 1\n", "text")
     assert result.ok and result.errors == []
     assert [p.message for p in result.warnings] == [
-        "x: no help text", 'x: counter metrics should have "_total" suffix']
+        "x: no help text",
+        'x: counter metrics should have "_total" suffix',
+    ]
     assert isinstance(result, CheckResult) and result.format == "text"
 
 
@@ -122,9 +131,11 @@ def test_check_auto_detects_openmetrics_by_final_eof():
 
 
 def test_check_bytes_must_be_utf8_and_every_bad_line_is_reported():
-    result = check(b"x 1\ny{a=\"\xff\"} 1\nz{a=\"\xfe\"} 1\n", "text")
+    result = check(b'x 1\ny{a="\xff"} 1\nz{a="\xfe"} 1\n', "text")
     assert [(p.line, p.message.split(" at ")[0]) for p in result.errors] == [
-        (2, "invalid UTF-8"), (3, "invalid UTF-8")]
+        (2, "invalid UTF-8"),
+        (3, "invalid UTF-8"),
+    ]
 
 
 def test_check_unknown_format_raises():
@@ -150,6 +161,7 @@ def test_check_valid_input_per_spec_is_never_an_error():
 
 
 # -- command line -----------------------------------------------------------------
+
 
 def _run(argv, stdin=b""):
     out, err = io.StringIO(), io.StringIO()
@@ -183,8 +195,10 @@ def test_check_main_exit_1_prints_line_and_message():
 def test_check_main_exit_3_prints_warnings():
     code, out, _ = _run([], b"# TYPE x counter\nx 1\n")
     assert code == 3
-    assert out.splitlines() == ["1: warning: x: no help text",
-                                '1: warning: x: counter metrics should have "_total" suffix']
+    assert out.splitlines() == [
+        "1: warning: x: no help text",
+        '1: warning: x: counter metrics should have "_total" suffix',
+    ]
 
 
 def test_check_main_exit_2_for_missing_file_and_bad_usage():
@@ -217,10 +231,15 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_target():
     _Handler.routes = {
-        "/om": ("application/openmetrics-text; version=1.0.0; charset=utf-8",
-                b"# TYPE c counter\n# HELP c C.\nc_total 1 # {} 1\n# EOF\n"),
+        "/om": (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            b"# TYPE c counter\n# HELP c C.\nc_total 1 # {} 1\n# EOF\n",
+        ),
         "/text-without-eof": ("text/plain; version=0.0.4", b"# HELP x X.\n# TYPE x gauge\nx 1\n"),
-        "/om-labelled-as-text": ("text/plain; version=0.0.4", b"# TYPE x gauge\n# HELP x X.\nx 1\n# EOF\n"),
+        "/om-labelled-as-text": (
+            "text/plain; version=0.0.4",
+            b"# TYPE x gauge\n# HELP x X.\nx 1\n# EOF\n",
+        ),
     }
     _Handler.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from dyn_metrics.config import SystemConfig
+from dyn_metrics.dynamo.config import SystemConfig
 from dyn_metrics.errors import ConfigError, MetricsError
 
 DEFAULT = SystemConfig()
@@ -35,24 +35,36 @@ GOOD = [
     ({"DYN_SYSTEM_STARTING_HEALTH_STATUS": "ready"}, {"starting_health_status": "ready"}),
     ({"DYN_SYSTEM_STARTING_HEALTH_STATUS": "notready"}, {}),
     # endpoint list (deprecated, honoured)
-    ({"DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]'},
-     {"use_endpoint_health_status": ("generate",)}),
-    ({"DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["a", "b"]'},
-     {"use_endpoint_health_status": ("a", "b")}),
+    (
+        {"DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["generate"]'},
+        {"use_endpoint_health_status": ("generate",)},
+    ),
+    (
+        {"DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": '["a", "b"]'},
+        {"use_endpoint_health_status": ("a", "b")},
+    ),
     ({"DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS": "[]"}, {}),
     # deprecated, ignored for enablement
     ({"DYN_SYSTEM_ENABLED": "true"}, {}),
     ({"DYN_SYSTEM_ENABLED": "whatever"}, {}),
     # booleans
-    *[({"DYN_SYSTEM_OPENMETRICS": w}, {"openmetrics": True})
-      for w in ("1", "true", "TRUE", "On", "yes", "YES")],
+    *[
+        ({"DYN_SYSTEM_OPENMETRICS": w}, {"openmetrics": True})
+        for w in ("1", "true", "TRUE", "On", "yes", "YES")
+    ],
     *[({"DYN_SYSTEM_OPENMETRICS": w}, {}) for w in ("0", "false", "False", "off", "NO", "")],
     ({"DYN_HEALTH_CHECK_ENABLED": "true"}, {"health_check_enabled": True}),
     ({"DYN_HEALTH_CHECK_ENABLED": "off"}, {}),
     # everything at once
-    ({"DYN_SYSTEM_PORT": "8081", "DYN_SYSTEM_HOST": "127.0.0.1",
-      "DYN_SYSTEM_STARTING_HEALTH_STATUS": "ready", "DYN_SYSTEM_OPENMETRICS": "1"},
-     {"port": 8081, "host": "127.0.0.1", "starting_health_status": "ready", "openmetrics": True}),
+    (
+        {
+            "DYN_SYSTEM_PORT": "8081",
+            "DYN_SYSTEM_HOST": "127.0.0.1",
+            "DYN_SYSTEM_STARTING_HEALTH_STATUS": "ready",
+            "DYN_SYSTEM_OPENMETRICS": "1",
+        },
+        {"port": 8081, "host": "127.0.0.1", "starting_health_status": "ready", "openmetrics": True},
+    ),
 ]
 
 # (variable, bad value, expected-part of the message)
@@ -83,7 +95,9 @@ BAD = [
 
 
 def _errors(caplog):
-    return [r for r in caplog.records if r.name == "dyn_metrics" and r.levelno >= logging.ERROR]
+    return [
+        r for r in caplog.records if r.name.startswith("dyn_metrics") and r.levelno >= logging.ERROR
+    ]
 
 
 @pytest.mark.parametrize("env, fields", GOOD)
@@ -152,10 +166,16 @@ def test_config_unset_deprecated_variables_log_nothing(caplog):
 
 
 def test_config_reads_os_environ_by_default(monkeypatch):
-    for name in ("DYN_SYSTEM_HOST", "DYN_SYSTEM_OPENMETRICS", "DYN_SYSTEM_HEALTH_PATH",
-                 "DYN_SYSTEM_LIVE_PATH", "DYN_SYSTEM_STARTING_HEALTH_STATUS",
-                 "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS", "DYN_SYSTEM_ENABLED",
-                 "DYN_HEALTH_CHECK_ENABLED"):
+    for name in (
+        "DYN_SYSTEM_HOST",
+        "DYN_SYSTEM_OPENMETRICS",
+        "DYN_SYSTEM_HEALTH_PATH",
+        "DYN_SYSTEM_LIVE_PATH",
+        "DYN_SYSTEM_STARTING_HEALTH_STATUS",
+        "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
+        "DYN_SYSTEM_ENABLED",
+        "DYN_HEALTH_CHECK_ENABLED",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DYN_SYSTEM_PORT", "0")
     assert SystemConfig.from_env() == SystemConfig(port=0)
@@ -164,17 +184,20 @@ def test_config_reads_os_environ_by_default(monkeypatch):
 
 
 # direct construction validates too
-@pytest.mark.parametrize("kwargs, prefix", [
-    ({"port": 70000}, "port: expected"),
-    ({"port": -1}, "port: expected"),
-    ({"port": True}, "port: expected"),
-    ({"port": "80"}, "port: expected"),
-    ({"host": ""}, "host: expected"),
-    ({"health_path": "health"}, "health_path: expected"),
-    ({"live_path": "/metrics"}, "live_path: expected"),
-    ({"starting_health_status": "READY"}, "starting_health_status: expected"),
-    ({"use_endpoint_health_status": "generate"}, "use_endpoint_health_status: expected"),
-])
+@pytest.mark.parametrize(
+    "kwargs, prefix",
+    [
+        ({"port": 70000}, "port: expected"),
+        ({"port": -1}, "port: expected"),
+        ({"port": True}, "port: expected"),
+        ({"port": "80"}, "port: expected"),
+        ({"host": ""}, "host: expected"),
+        ({"health_path": "health"}, "health_path: expected"),
+        ({"live_path": "/metrics"}, "live_path: expected"),
+        ({"starting_health_status": "READY"}, "starting_health_status: expected"),
+        ({"use_endpoint_health_status": "generate"}, "use_endpoint_health_status: expected"),
+    ],
+)
 def test_config_constructor_rejects_bad_fields(kwargs, prefix):
     with pytest.raises(ConfigError, match="^" + prefix):
         SystemConfig(**kwargs)

@@ -36,7 +36,12 @@ def demo_output():
         del env[key]
     proc = subprocess.run(
         [sys.executable, "-m", "dyn_metrics", "demo", "--once"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return proc
 
 
@@ -48,8 +53,7 @@ def test_demo_once_exits_zero(demo_output):
 def test_demo_once_prints_dynamo_metrics(demo_output):
     samples = parse_lines(demo_output.stdout)
     names = {name for name, _, _ in samples}
-    requests = [labels for name, labels, _ in samples
-                if name == "dynamo_component_requests_total"]
+    requests = [labels for name, labels, _ in samples if name == "dynamo_component_requests_total"]
     assert requests and all(labels.get("worker_id") == "1d" for labels in requests)
     assert "dynamo_frontend_requests_total" in names
     assert "dynamo_component_uptime_seconds" in names
@@ -86,7 +90,12 @@ def _start_demo(*args, env=None):
     child_env.update(env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "dyn_metrics", "demo", *args],
-        cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()  # the demo prints the URL once the port is bound
     match = re.search(r"http://\S+/metrics", line)
     if not match:
@@ -116,8 +125,9 @@ def test_demo_serves_until_its_duration_ends():
 
 
 def test_demo_prefers_dyn_system_port_and_exits_cleanly_on_ctrl_c():
-    proc, url = _start_demo("--port", "1", env={"DYN_SYSTEM_PORT": "0",
-                                                "DYN_SYSTEM_HOST": "127.0.0.1"})
+    proc, url = _start_demo(
+        "--port", "1", env={"DYN_SYSTEM_PORT": "0", "DYN_SYSTEM_HOST": "127.0.0.1"}
+    )
     try:
         assert not url.endswith(":1/metrics")
         assert _get(url)[0] == 200

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dyn_metrics import expfmt
-from dyn_metrics.expfmt import (
+from dyn_metrics.exposition import text as expfmt
+from dyn_metrics.exposition.text import (
     CONTENT_TYPE,
     encode_to_string,
     escape_help,
@@ -283,9 +283,7 @@ def test_encode_counter_with_labels():
 def test_encode_gauge_without_labels_has_no_braces():
     family = Family("temperature", GAUGE, "Current temperature", (Sample("temperature", (), 7.5),))
     assert encode_to_string([family]) == (
-        "# HELP temperature Current temperature\n"
-        "# TYPE temperature gauge\n"
-        "temperature 7.5\n"
+        "# HELP temperature Current temperature\n# TYPE temperature gauge\ntemperature 7.5\n"
     )
 
 
@@ -334,9 +332,7 @@ def test_encode_escapes_help():
 
 def test_encode_escapes_label_values():
     family = Family("x", GAUGE, "h", (Sample("x", (("v", 'a\\b"c\nd'),), 1.0),))
-    assert encode_to_string([family]) == (
-        '# HELP x h\n# TYPE x gauge\nx{v="a\\\\b\\"c\\nd"} 1\n'
-    )
+    assert encode_to_string([family]) == ('# HELP x h\n# TYPE x gauge\nx{v="a\\\\b\\"c\\nd"} 1\n')
 
 
 def test_encode_timestamp_as_integer_milliseconds():
@@ -351,10 +347,7 @@ def test_encode_timestamp_as_integer_milliseconds():
         ),
     )
     assert encode_to_string([family]) == (
-        "# TYPE x gauge\n"
-        'x{a="1"} 2.5 1700000000123\n'
-        'x{a="2"} 3 1500\n'
-        'x{a="3"} 4 0\n'
+        '# TYPE x gauge\nx{a="1"} 2.5 1700000000123\nx{a="2"} 3 1500\nx{a="3"} 4 0\n'
     )
 
 
@@ -411,7 +404,9 @@ def test_write_families_keeps_given_order_and_accepts_any_writer():
         Family("zeta", GAUGE, "Z", (Sample("zeta", (), 1.0),)),
         Family("alpha", GAUGE, "A", (Sample("alpha", (), 2.0),)),
     ]
-    expected = "# HELP zeta Z\n# TYPE zeta gauge\nzeta 1\n# HELP alpha A\n# TYPE alpha gauge\nalpha 2\n"
+    expected = (
+        "# HELP zeta Z\n# TYPE zeta gauge\nzeta 1\n# HELP alpha A\n# TYPE alpha gauge\nalpha 2\n"
+    )
     pieces = []
     write_families(pieces.append, families)
     buffer = io.StringIO()
@@ -425,6 +420,6 @@ def test_content_type_is_text_0_0_4():
     assert CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
 
 
-@given(st.lists(st.one_of(st.floats(), st.integers(), st.sampled_from([0.0, -0.0, 2.0 ** 53]))))
+@given(st.lists(st.one_of(st.floats(), st.integers(), st.sampled_from([0.0, -0.0, 2.0**53]))))
 def test_format_values_equals_format_value_one_by_one(values):
     assert expfmt.format_values(values) == [format_value(v) for v in values]

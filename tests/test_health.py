@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from dyn_metrics.config import SystemConfig
+from dyn_metrics.dynamo.config import SystemConfig
+from dyn_metrics.dynamo.health import ReadinessHold, SystemHealth, render_json
 from dyn_metrics.errors import InvalidValueError
-from dyn_metrics.health import ReadinessHold, SystemHealth, render_json
 
 EP = "generate"
 
@@ -42,66 +42,156 @@ RULES = [
     ("set_status_back", {"starting_status": "ready"}, [("status", False)], False, {}),
     # upstream: registration without a target is ignored by the decision (the 503 bug guard)
     ("registered_without_target", {}, [("registered", EP)], False, {EP: "ready"}),
-    ("registered_without_target_then_status", {}, [("registered", EP), ("status", True)],
-     True, {EP: "ready"}),
+    (
+        "registered_without_target_then_status",
+        {},
+        [("registered", EP), ("status", True)],
+        True,
+        {EP: "ready"},
+    ),
     # rule 3: health-check targets
     ("target_only", {}, [("target", EP)], False, {EP: "notready"}),
-    ("target_registered_canary_off", {}, [("target", EP), ("registered", EP)],
-     True, {EP: "ready"}),
-    ("target_beats_ready_status", {"starting_status": "ready"}, [("target", EP)],
-     False, {EP: "notready"}),
+    ("target_registered_canary_off", {}, [("target", EP), ("registered", EP)], True, {EP: "ready"}),
+    (
+        "target_beats_ready_status",
+        {"starting_status": "ready"},
+        [("target", EP)],
+        False,
+        {EP: "notready"},
+    ),
     ("target_keeps_existing_status", {}, [("set", EP, True), ("target", EP)], True, {EP: "ready"}),
-    ("targets_ignore_non_targets", {"canary_enabled": True},
-     [("target", "a"), ("set", "a", True), ("set", "b", False)], True,
-     {"a": "ready", "b": "notready"}),
+    (
+        "targets_ignore_non_targets",
+        {"canary_enabled": True},
+        [("target", "a"), ("set", "a", True), ("set", "b", False)],
+        True,
+        {"a": "ready", "b": "notready"},
+    ),
     # canary: a target waits for the canary
-    ("canary_target_registered", {"canary_enabled": True}, [("target", EP), ("registered", EP)],
-     False, {EP: "notready"}),
-    ("canary_target_verified", {"canary_enabled": True},
-     [("target", EP), ("registered", EP), ("set", EP, True)], True, {EP: "ready"}),
+    (
+        "canary_target_registered",
+        {"canary_enabled": True},
+        [("target", EP), ("registered", EP)],
+        False,
+        {EP: "notready"},
+    ),
+    (
+        "canary_target_verified",
+        {"canary_enabled": True},
+        [("target", EP), ("registered", EP), ("set", EP, True)],
+        True,
+        {EP: "ready"},
+    ),
     # rule 4: canary on, no targets
-    ("canary_payloadless_registered", {"canary_enabled": True}, [("registered", EP)],
-     True, {EP: "ready"}),
-    ("canary_one_of_two_not_ready", {"canary_enabled": True},
-     [("registered", "a"), ("set", "b", False)], False, {"a": "ready", "b": "notready"}),
+    (
+        "canary_payloadless_registered",
+        {"canary_enabled": True},
+        [("registered", EP)],
+        True,
+        {EP: "ready"},
+    ),
+    (
+        "canary_one_of_two_not_ready",
+        {"canary_enabled": True},
+        [("registered", "a"), ("set", "b", False)],
+        False,
+        {"a": "ready", "b": "notready"},
+    ),
     ("canary_no_endpoints_falls_to_status", {"canary_enabled": True}, [], False, {}),
-    ("canary_no_endpoints_ready_status", {"canary_enabled": True, "starting_status": "ready"},
-     [], True, {}),
+    (
+        "canary_no_endpoints_ready_status",
+        {"canary_enabled": True, "starting_status": "ready"},
+        [],
+        True,
+        {},
+    ),
     # rule 1: holds
-    ("hold_blocks_registration", {}, [("hold", EP), ("target", EP), ("registered", EP)],
-     False, {EP: "notready"}),
+    (
+        "hold_blocks_registration",
+        {},
+        [("hold", EP), ("target", EP), ("registered", EP)],
+        False,
+        {EP: "notready"},
+    ),
     ("hold_beats_ready_status", {"starting_status": "ready"}, [("hold", EP)], False, {}),
-    ("hold_sibling_cannot_report_ready", {"canary_enabled": True},
-     [("hold", EP), ("registered", EP), ("registered", "rl_system")], False,
-     {"rl_system": "ready"}),
-    ("hold_released_then_registered", {"canary_enabled": True},
-     [("hold", EP), ("registered", EP), ("release", EP), ("registered", EP)], True,
-     {EP: "ready"}),
-    ("hold_released_not_yet_registered", {"canary_enabled": True},
-     [("hold", EP), ("registered", EP), ("registered", "x"), ("release", EP)], True,
-     {"x": "ready"}),
-    ("hold_does_not_suppress_sibling_flag", {}, [("hold", EP), ("registered", "other")],
-     False, {"other": "ready"}),
+    (
+        "hold_sibling_cannot_report_ready",
+        {"canary_enabled": True},
+        [("hold", EP), ("registered", EP), ("registered", "rl_system")],
+        False,
+        {"rl_system": "ready"},
+    ),
+    (
+        "hold_released_then_registered",
+        {"canary_enabled": True},
+        [("hold", EP), ("registered", EP), ("release", EP), ("registered", EP)],
+        True,
+        {EP: "ready"},
+    ),
+    (
+        "hold_released_not_yet_registered",
+        {"canary_enabled": True},
+        [("hold", EP), ("registered", EP), ("registered", "x"), ("release", EP)],
+        True,
+        {"x": "ready"},
+    ),
+    (
+        "hold_does_not_suppress_sibling_flag",
+        {},
+        [("hold", EP), ("registered", "other")],
+        False,
+        {"other": "ready"},
+    ),
     # rule 2: use_endpoint_health_status
-    ("listed_start_ready", {"starting_status": "ready", "use_endpoint_health_status": [EP]},
-     [], True, {EP: "ready"}),
+    (
+        "listed_start_ready",
+        {"starting_status": "ready", "use_endpoint_health_status": [EP]},
+        [],
+        True,
+        {EP: "ready"},
+    ),
     ("listed_start_notready", {"use_endpoint_health_status": [EP]}, [], False, {EP: "notready"}),
-    ("listed_registered", {"use_endpoint_health_status": [EP]}, [("registered", EP)],
-     True, {EP: "ready"}),
-    ("listed_canary_starts_notready",
-     {"starting_status": "ready", "use_endpoint_health_status": [EP], "canary_enabled": True},
-     [], False, {EP: "notready"}),
-    ("listed_all_must_be_ready", {"use_endpoint_health_status": ["a", "b"]},
-     [("set", "a", True)], False, {"a": "ready", "b": "notready"}),
-    ("listed_beats_targets", {"starting_status": "ready", "use_endpoint_health_status": ["a"]},
-     [("target", "b")], True, {"a": "ready", "b": "notready"}),
-    ("listed_beats_status", {"use_endpoint_health_status": ["a"]},
-     [("status", True)], False, {"a": "notready"}),
+    (
+        "listed_registered",
+        {"use_endpoint_health_status": [EP]},
+        [("registered", EP)],
+        True,
+        {EP: "ready"},
+    ),
+    (
+        "listed_canary_starts_notready",
+        {"starting_status": "ready", "use_endpoint_health_status": [EP], "canary_enabled": True},
+        [],
+        False,
+        {EP: "notready"},
+    ),
+    (
+        "listed_all_must_be_ready",
+        {"use_endpoint_health_status": ["a", "b"]},
+        [("set", "a", True)],
+        False,
+        {"a": "ready", "b": "notready"},
+    ),
+    (
+        "listed_beats_targets",
+        {"starting_status": "ready", "use_endpoint_health_status": ["a"]},
+        [("target", "b")],
+        True,
+        {"a": "ready", "b": "notready"},
+    ),
+    (
+        "listed_beats_status",
+        {"use_endpoint_health_status": ["a"]},
+        [("status", True)],
+        False,
+        {"a": "notready"},
+    ),
 ]
 
 
-@pytest.mark.parametrize("kwargs, ops, healthy, endpoints",
-                         [r[1:] for r in RULES], ids=[r[0] for r in RULES])
+@pytest.mark.parametrize(
+    "kwargs, ops, healthy, endpoints", [r[1:] for r in RULES], ids=[r[0] for r in RULES]
+)
 def test_health_decision_rules(kwargs, ops, healthy, endpoints):
     health = SystemHealth(**kwargs)
     _apply(health, ops)
@@ -126,8 +216,11 @@ def test_health_snapshot_body_shape_and_uptime():
 
 
 def test_health_render_json_matches_dynamo_bytes():
-    body = {"uptime": {"secs": 12, "nanos": 313803539}, "status": "notready",
-            "endpoints": {"generate": "notready"}}
+    body = {
+        "uptime": {"secs": 12, "nanos": 313803539},
+        "status": "notready",
+        "endpoints": {"generate": "notready"},
+    }
     assert render_json(body) == (
         '{"endpoints":{"generate":"notready"},"status":"notready",'
         '"uptime":{"nanos":313803539,"secs":12}}'
@@ -169,20 +262,24 @@ def test_health_holds_are_counted():
 
 
 def test_health_from_config():
-    config = SystemConfig(starting_health_status="ready", use_endpoint_health_status=("a",),
-                          health_check_enabled=True)
+    config = SystemConfig(
+        starting_health_status="ready", use_endpoint_health_status=("a",), health_check_enabled=True
+    )
     health = SystemHealth.from_config(config)
     assert health.canary_enabled
     assert health.snapshot()[1]["endpoints"] == {"a": "notready"}  # canary: listed start NotReady
     assert SystemHealth.from_config(SystemConfig()).snapshot()[0] is False
 
 
-@pytest.mark.parametrize("kwargs, prefix", [
-    ({"starting_status": "READY"}, "starting_status: expected"),
-    ({"starting_status": 1}, "starting_status: expected"),
-    ({"use_endpoint_health_status": "generate"}, "use_endpoint_health_status: expected"),
-    ({"use_endpoint_health_status": [1]}, "use_endpoint_health_status: expected"),
-])
+@pytest.mark.parametrize(
+    "kwargs, prefix",
+    [
+        ({"starting_status": "READY"}, "starting_status: expected"),
+        ({"starting_status": 1}, "starting_status: expected"),
+        ({"use_endpoint_health_status": "generate"}, "use_endpoint_health_status: expected"),
+        ({"use_endpoint_health_status": [1]}, "use_endpoint_health_status: expected"),
+    ],
+)
 def test_health_constructor_rejects_bad_arguments(kwargs, prefix):
     with pytest.raises(InvalidValueError, match="^" + prefix):
         SystemHealth(**kwargs)
@@ -221,8 +318,9 @@ def test_health_concurrent_updates_and_snapshots():
     assert healthy is all(s == "ready" for s in body["endpoints"].values())
 
 
-@pytest.mark.parametrize("word, ready", [("ready", True), ("notready", False),
-                                         (True, True), (False, False)])
+@pytest.mark.parametrize(
+    "word, ready", [("ready", True), ("notready", False), (True, True), (False, False)]
+)
 def test_health_setters_take_the_status_words(word, ready):
     health = SystemHealth(starting_status="ready" if not ready else "notready")
     health.set_status(word)

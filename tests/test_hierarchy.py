@@ -14,7 +14,7 @@ import time
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.config import SystemConfig
+from dyn_metrics.dynamo.config import SystemConfig
 from dyn_metrics.errors import (
     AlreadyRegisteredError,
     DescriptorConflictError,
@@ -60,8 +60,9 @@ def build_345(worker_id=None):
     ep = comp.endpoint("ep345")
     em, cm, nm = ep.metrics(), comp.metrics(), ns.metrics()
     em.create_counter("testcounter", "A test counter").inc_by(123.456789)
-    cv = em.create_countervec("testcountervec", "A test counter vector",
-                              ["method", "status"], [("service", "api")])
+    cv = em.create_countervec(
+        "testcountervec", "A test counter vector", ["method", "status"], [("service", "api")]
+    )
     cv.with_label_values("GET", "200").inc_by(10)
     cv.with_label_values("POST", "201").inc_by(5)
     cm.create_gauge("testgauge", "A test gauge").set(50000)
@@ -70,8 +71,9 @@ def build_345(worker_id=None):
         h.observe(v)
     nm.create_intcounter("testintcounter", "A test int counter").inc_by(12345)
     nm.create_intgauge("testintgauge", "A test int gauge").set(42)
-    igv = nm.create_intgaugevec("testintgaugevec", "A test int gauge vector",
-                                ["instance", "status"], [("service", "api")])
+    igv = nm.create_intgaugevec(
+        "testintgaugevec", "A test int gauge vector", ["instance", "status"], [("service", "api")]
+    )
     igv.with_label_values("server1", "active").set(10)
     igv.with_label_values("server2", "inactive").set(0)
     return drt, ns, comp, ep
@@ -103,8 +105,9 @@ def scenario_scrape_runtime():
 def scenario_sibling_endpoints():
     comp = runtime().namespace("ns_test").component("comp_test")
     for name, value in (("ep1", 100), ("ep2", 200)):
-        comp.endpoint(name).metrics().create_counter(
-            "requests_total", "Total requests").inc_by(value)
+        comp.endpoint(name).metrics().create_counter("requests_total", "Total requests").inc_by(
+            value
+        )
     return comp.metrics().prometheus_expfmt()
 
 
@@ -148,7 +151,8 @@ def test_endpoint_counter_golden_is_section_4_3_verbatim():
         "# HELP dynamo_component_testcounter A test counter\n"
         "# TYPE dynamo_component_testcounter counter\n"
         'dynamo_component_testcounter{dynamo_component="comp345",dynamo_endpoint="ep345",'
-        'dynamo_namespace="ns345"} 123.456789\n')
+        'dynamo_namespace="ns345"} 123.456789\n'
+    )
 
 
 def test_sibling_endpoints_golden_is_section_4_3_verbatim():
@@ -158,19 +162,31 @@ def test_sibling_endpoints_golden_is_section_4_3_verbatim():
         'dynamo_component_requests_total{dynamo_component="comp_test",dynamo_endpoint="ep1",'
         'dynamo_namespace="ns_test"} 100\n'
         'dynamo_component_requests_total{dynamo_component="comp_test",dynamo_endpoint="ep2",'
-        'dynamo_namespace="ns_test"} 200\n')
+        'dynamo_namespace="ns_test"} 200\n'
+    )
 
 
 def test_runtime_golden_families_in_section_4_3_order():
     names = re.findall(r"^# TYPE (\S+) ", read_golden("scrape_runtime"), re.M)
-    assert names == ["dynamo_component_" + n for n in (
-        "testcounter", "testcountervec", "testgauge", "testhistogram", "testintcounter",
-        "testintgauge", "testintgaugevec", "uptime_seconds")]
+    assert names == [
+        "dynamo_component_" + n
+        for n in (
+            "testcounter",
+            "testcountervec",
+            "testgauge",
+            "testhistogram",
+            "testintcounter",
+            "testintgauge",
+            "testintgaugevec",
+            "uptime_seconds",
+        )
+    ]
 
 
 def test_levels_see_themselves_and_descendants_only():
     endpoint, component, namespace, run = (
-        read_golden(f"scrape_{n}") for n in ("endpoint", "component", "namespace", "runtime"))
+        read_golden(f"scrape_{n}") for n in ("endpoint", "component", "namespace", "runtime")
+    )
 
     def families(text):
         return set(re.findall(r"^# TYPE (\S+) ", text, re.M))
@@ -195,14 +211,17 @@ def test_runtime_scrape_uptime_is_positive_and_grows():
 def test_runtime_uptime_has_worker_id():
     text = runtime(255).metrics().prometheus_expfmt()
     assert re.search(r'^dynamo_component_uptime_seconds\{worker_id="ff"\} \S+$', text, re.M)
-    assert text.startswith("# HELP dynamo_component_uptime_seconds "
-                           "Total uptime of the DistributedRuntime in seconds\n")
+    assert text.startswith(
+        "# HELP dynamo_component_uptime_seconds Total uptime of the DistributedRuntime in seconds\n"
+    )
 
 
 def test_sibling_endpoints_merge_in_creation_order_not_label_order():
     comp = runtime().namespace("ns").component("c")
     for name, value in (("ep2", 2), ("ep1", 1)):
-        comp.endpoint(name).metrics().create_counter("requests_total", "Total requests").inc_by(value)
+        comp.endpoint(name).metrics().create_counter("requests_total", "Total requests").inc_by(
+            value
+        )
     lines = comp.metrics().prometheus_expfmt().splitlines()
     assert lines[0] == "# HELP dynamo_component_requests_total Total requests"
     assert [line[-1] for line in lines[2:]] == ["2", "1"]
@@ -213,18 +232,29 @@ def test_duplicate_endpoints_first_wins_with_warning(caplog):
         text = scenario_duplicate_endpoints()
     assert text.splitlines()[2:] == [
         'dynamo_component_dup_metric{dynamo_component="comp_dup",dynamo_endpoint="ep_same",'
-        'dynamo_namespace="ns_dup"} 50']
-    warnings = [r for r in caplog.records
-                if r.name == "dyn_metrics" and r.levelno == logging.WARNING]
+        'dynamo_namespace="ns_dup"} 50'
+    ]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name.startswith("dyn_metrics") and r.levelno == logging.WARNING
+    ]
     assert len(warnings) == 1
-    assert warnings[0].getMessage().startswith(
-        "Duplicate Prometheus series while merging; dropping later sample")
+    assert (
+        warnings[0]
+        .getMessage()
+        .startswith("Duplicate Prometheus series while merging; dropping later sample")
+    )
 
 
-@pytest.mark.parametrize("second", [
-    lambda m: m.create_counter("requests_total", "Other help"),
-    lambda m: m.create_gauge("requests_total", "Total requests"),
-], ids=["help", "type"])
+@pytest.mark.parametrize(
+    "second",
+    [
+        lambda m: m.create_counter("requests_total", "Other help"),
+        lambda m: m.create_gauge("requests_total", "Total requests"),
+    ],
+    ids=["help", "type"],
+)
 def test_help_or_type_conflict_across_endpoints_fails_at_scrape(second):
     drt = runtime()
     comp = drt.namespace("ns").component("c")
@@ -236,7 +266,8 @@ def test_help_or_type_conflict_across_endpoints_fails_at_scrape(second):
             node.metrics().prometheus_expfmt()
         assert str(info.value).startswith(
             "Metric family 'dynamo_component_requests_total' has inconsistent help/type "
-            "across sources")
+            "across sources"
+        )
     assert ep2.metrics().prometheus_expfmt()  # a single source is fine
 
 
@@ -259,103 +290,294 @@ def _existing_counter(m):
 
 CREATE_ERROR_ROWS = [
     # (id, node, setup, call, exception, message prefix, probe that the name is still free)
-    ("duplicate_label_key", "endpoint", None,
-     lambda m: m.create_counter("m", "h", [("a", "1"), ("a", "2")]),
-     InvalidLabelsError, "Duplicate label key 'a' found in labels", True),
-    ("duplicate_label_key_vec_const", "endpoint", None,
-     lambda m: m.create_countervec("m", "h", ["v"], [("a", "1"), ("a", "1")]),
-     InvalidLabelsError, "Duplicate label key 'a' found in labels", True),
-    *[(f"reserved_const_{k}", "endpoint", None,
-       lambda m, k=k: m.create_counter("m", "h", [(k, "x")]),
-       InvalidLabelsError,
-       f"Label '{k}' is automatically added by auto-label injection and cannot be manually set",
-       True) for k in AUTO_KEYS],
-    *[(f"reserved_const_runtime_{k}", "runtime", None,
-       lambda m, k=k: m.create_gauge("m", "h", {k: "x"}),
-       InvalidLabelsError, f"Label '{k}' is automatically added", True) for k in AUTO_KEYS],
-    *[(f"reserved_variable_{k}", "component", None,
-       lambda m, k=k: m.create_countervec("m", "h", ["ok", k]),
-       InvalidLabelsError,
-       f"Variable label name '{k}' conflicts with auto-injected const label and cannot be used",
-       True) for k in AUTO_KEYS],
-    ("bad_namespace", "bad_namespace", None,
-     lambda m: m.create_counter("m", "h"), InvalidNameError,
-     "Input '@@@' contains only invalid characters and cannot be sanitized into a valid "
-     "Prometheus label", True),
-    ("name_empty", "endpoint", None, lambda m: m.create_counter("", "h"),
-     InvalidNameError, "metric name should be valid or sanitizable", True),
-    ("name_unsanitizable", "endpoint", None, lambda m: m.create_gauge("@@@", "h"),
-     InvalidNameError, "metric name should be valid or sanitizable", True),
-    ("name_underscores", "namespace", None, lambda m: m.create_intcounter("___", "h"),
-     InvalidNameError, "metric name should be valid or sanitizable", True),
-    ("name_not_str", "endpoint", None, lambda m: m.create_counter(None, "h"),
-     InvalidNameError, "metric name should be valid or sanitizable", True),
-    ("empty_help", "endpoint", None, lambda m: m.create_counter("m", ""),
-     InvalidValueError, "empty help string", True),
-    ("empty_help_vec", "namespace", None, lambda m: m.create_intgaugevec("m", "", ["a"]),
-     InvalidValueError, "empty help string", True),
-    ("bad_const_label_name", "endpoint", None,
-     lambda m: m.create_counter("m", "h", [("1x", "v")]),
-     InvalidNameError, "'1x' is not a valid label name", True),
-    ("bad_variable_label_name", "endpoint", None,
-     lambda m: m.create_gaugevec("m", "h", ["ok", "1x"]),
-     InvalidNameError, "'1x' is not a valid label name", True),
-    ("duplicate_variable_label_name", "endpoint", None,
-     lambda m: m.create_countervec("m", "h", ["a", "a"]),
-     InvalidLabelsError, "duplicate variable label name a", True),
-    ("histogram_const_le", "component", None,
-     lambda m: m.create_histogram("m", "h", [("le", "1")]),
-     InvalidLabelsError, "`le` is not allowed as label name in histograms", True),
-    ("histogramvec_variable_le", "component", None,
-     lambda m: m.create_histogramvec("m", "h", ["le"]),
-     InvalidLabelsError, "`le` is not allowed as label name in histograms", True),
-    ("buckets_not_increasing", "component", None,
-     lambda m: m.create_histogram("m", "h", buckets=[1, 2, 1]),
-     InvalidBucketsError, "histogram buckets must be in increasing order: 2 >= 1", True),
-    ("histogramvec_buckets_not_increasing", "component", None,
-     lambda m: m.create_histogramvec("m", "h", ["a"], buckets=[0.5, 0.25]),
-     InvalidBucketsError, "histogram buckets must be in increasing order: 0.5 >= 0.25", True),
-    *[(f"vec_without_label_names_{name}", "endpoint", None,
-       lambda m, name=name: getattr(m, f"create_{name.lower()}")("m", "h", []),
-       InvalidLabelsError, f"{name} requires const_labels parameter", True)
-      for name in ("CounterVec", "GaugeVec", "IntCounterVec", "IntGaugeVec", "HistogramVec")],
-    ("same_metric_twice", "endpoint", _existing_counter,
-     lambda m: m.create_counter("m", "Help"), AlreadyRegisteredError,
-     "Failed to register metric: Duplicate metrics collector registration attempted", False),
-    ("same_name_different_help", "endpoint", _existing_counter,
-     lambda m: m.create_counter("m", "Other help"), DescriptorConflictError,
-     "Failed to register metric: a previously registered descriptor with the same "
-     "fully-qualified name", False),
-    ("same_name_different_type", "endpoint", _existing_counter,
-     lambda m: m.create_gauge("m", "Help"), DescriptorConflictError,
-     "Failed to register metric: a previously registered descriptor with the same "
-     "fully-qualified name", False),
-    ("same_name_different_label_names", "endpoint", _existing_counter,
-     lambda m: m.create_counter("m", "Help", [("extra", "x")]), DescriptorConflictError,
-     "Failed to register metric: a previously registered descriptor with the same "
-     "fully-qualified name", False),
+    (
+        "duplicate_label_key",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", "h", [("a", "1"), ("a", "2")]),
+        InvalidLabelsError,
+        "Duplicate label key 'a' found in labels",
+        True,
+    ),
+    (
+        "duplicate_label_key_vec_const",
+        "endpoint",
+        None,
+        lambda m: m.create_countervec("m", "h", ["v"], [("a", "1"), ("a", "1")]),
+        InvalidLabelsError,
+        "Duplicate label key 'a' found in labels",
+        True,
+    ),
+    *[
+        (
+            f"reserved_const_{k}",
+            "endpoint",
+            None,
+            lambda m, k=k: m.create_counter("m", "h", [(k, "x")]),
+            InvalidLabelsError,
+            f"Label '{k}' is automatically added by auto-label injection "
+            "and cannot be manually set",
+            True,
+        )
+        for k in AUTO_KEYS
+    ],
+    *[
+        (
+            f"reserved_const_runtime_{k}",
+            "runtime",
+            None,
+            lambda m, k=k: m.create_gauge("m", "h", {k: "x"}),
+            InvalidLabelsError,
+            f"Label '{k}' is automatically added",
+            True,
+        )
+        for k in AUTO_KEYS
+    ],
+    *[
+        (
+            f"reserved_variable_{k}",
+            "component",
+            None,
+            lambda m, k=k: m.create_countervec("m", "h", ["ok", k]),
+            InvalidLabelsError,
+            f"Variable label name '{k}' conflicts with auto-injected const label "
+            "and cannot be used",
+            True,
+        )
+        for k in AUTO_KEYS
+    ],
+    (
+        "bad_namespace",
+        "bad_namespace",
+        None,
+        lambda m: m.create_counter("m", "h"),
+        InvalidNameError,
+        "Input '@@@' contains only invalid characters and cannot be sanitized into a valid "
+        "Prometheus label",
+        True,
+    ),
+    (
+        "name_empty",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("", "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "name_unsanitizable",
+        "endpoint",
+        None,
+        lambda m: m.create_gauge("@@@", "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "name_underscores",
+        "namespace",
+        None,
+        lambda m: m.create_intcounter("___", "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "name_not_str",
+        "endpoint",
+        None,
+        lambda m: m.create_counter(None, "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "empty_help",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", ""),
+        InvalidValueError,
+        "empty help string",
+        True,
+    ),
+    (
+        "empty_help_vec",
+        "namespace",
+        None,
+        lambda m: m.create_intgaugevec("m", "", ["a"]),
+        InvalidValueError,
+        "empty help string",
+        True,
+    ),
+    (
+        "bad_const_label_name",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", "h", [("1x", "v")]),
+        InvalidNameError,
+        "'1x' is not a valid label name",
+        True,
+    ),
+    (
+        "bad_variable_label_name",
+        "endpoint",
+        None,
+        lambda m: m.create_gaugevec("m", "h", ["ok", "1x"]),
+        InvalidNameError,
+        "'1x' is not a valid label name",
+        True,
+    ),
+    (
+        "duplicate_variable_label_name",
+        "endpoint",
+        None,
+        lambda m: m.create_countervec("m", "h", ["a", "a"]),
+        InvalidLabelsError,
+        "duplicate variable label name a",
+        True,
+    ),
+    (
+        "histogram_const_le",
+        "component",
+        None,
+        lambda m: m.create_histogram("m", "h", [("le", "1")]),
+        InvalidLabelsError,
+        "`le` is not allowed as label name in histograms",
+        True,
+    ),
+    (
+        "histogramvec_variable_le",
+        "component",
+        None,
+        lambda m: m.create_histogramvec("m", "h", ["le"]),
+        InvalidLabelsError,
+        "`le` is not allowed as label name in histograms",
+        True,
+    ),
+    (
+        "buckets_not_increasing",
+        "component",
+        None,
+        lambda m: m.create_histogram("m", "h", buckets=[1, 2, 1]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 2 >= 1",
+        True,
+    ),
+    (
+        "histogramvec_buckets_not_increasing",
+        "component",
+        None,
+        lambda m: m.create_histogramvec("m", "h", ["a"], buckets=[0.5, 0.25]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 0.5 >= 0.25",
+        True,
+    ),
+    *[
+        (
+            f"vec_without_label_names_{name}",
+            "endpoint",
+            None,
+            lambda m, name=name: getattr(m, f"create_{name.lower()}")("m", "h", []),
+            InvalidLabelsError,
+            f"{name} requires const_labels parameter",
+            True,
+        )
+        for name in ("CounterVec", "GaugeVec", "IntCounterVec", "IntGaugeVec", "HistogramVec")
+    ],
+    (
+        "same_metric_twice",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_counter("m", "Help"),
+        AlreadyRegisteredError,
+        "Failed to register metric: Duplicate metrics collector registration attempted",
+        False,
+    ),
+    (
+        "same_name_different_help",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_counter("m", "Other help"),
+        DescriptorConflictError,
+        "Failed to register metric: a previously registered descriptor with the same "
+        "fully-qualified name",
+        False,
+    ),
+    (
+        "same_name_different_type",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_gauge("m", "Help"),
+        DescriptorConflictError,
+        "Failed to register metric: a previously registered descriptor with the same "
+        "fully-qualified name",
+        False,
+    ),
+    (
+        "same_name_different_label_names",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_counter("m", "Help", [("extra", "x")]),
+        DescriptorConflictError,
+        "Failed to register metric: a previously registered descriptor with the same "
+        "fully-qualified name",
+        False,
+    ),
     # Order of the checks (section 1.4): duplicates, name, reserved keys, auto labels, library.
-    ("order_duplicate_before_name", "endpoint", None,
-     lambda m: m.create_counter("", "h", [("worker_id", "1"), ("worker_id", "2")]),
-     InvalidLabelsError, "Duplicate label key 'worker_id'", True),
-    ("order_name_before_reserved", "endpoint", None,
-     lambda m: m.create_counter("@@@", "h", [("worker_id", "1")]),
-     InvalidNameError, "metric name should be valid or sanitizable", True),
-    ("order_reserved_before_help", "endpoint", None,
-     lambda m: m.create_counter("m", "", [("dynamo_endpoint", "1")]),
-     InvalidLabelsError, "Label 'dynamo_endpoint' is automatically added", True),
-    ("order_reserved_before_bad_namespace", "bad_namespace", None,
-     lambda m: m.create_counter("m", "h", [("worker_id", "1")]),
-     InvalidLabelsError, "Label 'worker_id' is automatically added", True),
-    ("order_bad_namespace_before_help", "bad_namespace", None,
-     lambda m: m.create_counter("m", ""),
-     InvalidNameError, "Input '@@@' contains only invalid characters", True),
+    (
+        "order_duplicate_before_name",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("", "h", [("worker_id", "1"), ("worker_id", "2")]),
+        InvalidLabelsError,
+        "Duplicate label key 'worker_id'",
+        True,
+    ),
+    (
+        "order_name_before_reserved",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("@@@", "h", [("worker_id", "1")]),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "order_reserved_before_help",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", "", [("dynamo_endpoint", "1")]),
+        InvalidLabelsError,
+        "Label 'dynamo_endpoint' is automatically added",
+        True,
+    ),
+    (
+        "order_reserved_before_bad_namespace",
+        "bad_namespace",
+        None,
+        lambda m: m.create_counter("m", "h", [("worker_id", "1")]),
+        InvalidLabelsError,
+        "Label 'worker_id' is automatically added",
+        True,
+    ),
+    (
+        "order_bad_namespace_before_help",
+        "bad_namespace",
+        None,
+        lambda m: m.create_counter("m", ""),
+        InvalidNameError,
+        "Input '@@@' contains only invalid characters",
+        True,
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     "where, setup, call, exc, prefix, probe",
-    [r[1:] for r in CREATE_ERROR_ROWS], ids=[r[0] for r in CREATE_ERROR_ROWS])
+    [r[1:] for r in CREATE_ERROR_ROWS],
+    ids=[r[0] for r in CREATE_ERROR_ROWS],
+)
 def test_create_rejects_and_leaves_registry_unchanged(where, setup, call, exc, prefix, probe):
     drt = runtime()
     node = _node(drt, where)
@@ -446,41 +668,80 @@ AUTO_LABEL_ROWS = [
     ("runtime", None, lambda d: d, {}),
     ("runtime_worker", 255, lambda d: d, {"worker_id": "ff"}),
     ("namespace", None, lambda d: d.namespace("ns"), {"dynamo_namespace": "ns"}),
-    ("namespace_worker", 255, lambda d: d.namespace("ns"),
-     {"dynamo_namespace": "ns", "worker_id": "ff"}),
-    ("component", None, lambda d: d.namespace("ns").component("c"),
-     {"dynamo_namespace": "ns", "dynamo_component": "c"}),
-    ("component_worker", 255, lambda d: d.namespace("ns").component("c"),
-     {"dynamo_namespace": "ns", "dynamo_component": "c", "worker_id": "ff"}),
-    ("endpoint", None, lambda d: d.namespace("ns").component("c").endpoint("e"),
-     {"dynamo_namespace": "ns", "dynamo_component": "c", "dynamo_endpoint": "e"}),
-    ("endpoint_worker", 255, lambda d: d.namespace("ns").component("c").endpoint("e"),
-     {"dynamo_namespace": "ns", "dynamo_component": "c", "dynamo_endpoint": "e",
-      "worker_id": "ff"}),
+    (
+        "namespace_worker",
+        255,
+        lambda d: d.namespace("ns"),
+        {"dynamo_namespace": "ns", "worker_id": "ff"},
+    ),
+    (
+        "component",
+        None,
+        lambda d: d.namespace("ns").component("c"),
+        {"dynamo_namespace": "ns", "dynamo_component": "c"},
+    ),
+    (
+        "component_worker",
+        255,
+        lambda d: d.namespace("ns").component("c"),
+        {"dynamo_namespace": "ns", "dynamo_component": "c", "worker_id": "ff"},
+    ),
+    (
+        "endpoint",
+        None,
+        lambda d: d.namespace("ns").component("c").endpoint("e"),
+        {"dynamo_namespace": "ns", "dynamo_component": "c", "dynamo_endpoint": "e"},
+    ),
+    (
+        "endpoint_worker",
+        255,
+        lambda d: d.namespace("ns").component("c").endpoint("e"),
+        {
+            "dynamo_namespace": "ns",
+            "dynamo_component": "c",
+            "dynamo_endpoint": "e",
+            "worker_id": "ff",
+        },
+    ),
     ("worker_zero", 0, lambda d: d.namespace("ns"), {"dynamo_namespace": "ns", "worker_id": "0"}),
     ("worker_big", 2**64 - 1, lambda d: d, {"worker_id": "ffffffffffffffff"}),
     # quirk: positions in the hierarchy, not object kinds, pick the label
-    ("nested_namespace", None, lambda d: d.namespace("ns1").namespace("ns2"),
-     {"dynamo_namespace": "ns1", "dynamo_component": "ns2"}),
-    ("nested_namespaces_component", None,
-     lambda d: d.namespace("ns1").namespace("ns2").namespace("ns3").component("test-component"),
-     {"dynamo_namespace": "ns1", "dynamo_component": "ns2", "dynamo_endpoint": "ns3"}),
+    (
+        "nested_namespace",
+        None,
+        lambda d: d.namespace("ns1").namespace("ns2"),
+        {"dynamo_namespace": "ns1", "dynamo_component": "ns2"},
+    ),
+    (
+        "nested_namespaces_component",
+        None,
+        lambda d: d.namespace("ns1").namespace("ns2").namespace("ns3").component("test-component"),
+        {"dynamo_namespace": "ns1", "dynamo_component": "ns2", "dynamo_endpoint": "ns3"},
+    ),
     # names are label-sanitised, never validated
     ("namespace_at_at_123", None, lambda d: d.namespace("@@123"), {"dynamo_namespace": "_123"}),
-    ("names_sanitised", None, lambda d: d.namespace("my-ns").component("a.b").endpoint("x:y"),
-     {"dynamo_namespace": "my_ns", "dynamo_component": "a_b", "dynamo_endpoint": "x_y"}),
-    ("double_underscore_stripped", None, lambda d: d.namespace("__ns"),
-     {"dynamo_namespace": "ns"}),
+    (
+        "names_sanitised",
+        None,
+        lambda d: d.namespace("my-ns").component("a.b").endpoint("x:y"),
+        {"dynamo_namespace": "my_ns", "dynamo_component": "a_b", "dynamo_endpoint": "x_y"},
+    ),
+    ("double_underscore_stripped", None, lambda d: d.namespace("__ns"), {"dynamo_namespace": "ns"}),
 ]
 
 
-@pytest.mark.parametrize("worker_id, node, expected", [r[1:] for r in AUTO_LABEL_ROWS],
-                         ids=[r[0] for r in AUTO_LABEL_ROWS])
+@pytest.mark.parametrize(
+    "worker_id, node, expected",
+    [r[1:] for r in AUTO_LABEL_ROWS],
+    ids=[r[0] for r in AUTO_LABEL_ROWS],
+)
 def test_auto_labels_per_level(worker_id, node, expected):
     m = node(runtime(worker_id)).metrics()
     assert _labels_of(m.create_counter("probe_total", "h")) == expected
     assert _labels_of(m.create_gauge("probe_user", "h", [("service", "api")])) == {
-        **expected, "service": "api"}
+        **expected,
+        "service": "api",
+    }
     vec = m.create_countervec("probe_vec", "h", ["method"], {"service": "api"})
     vec.with_label_values("GET")
     assert _labels_of(vec) == {**expected, "service": "api", "method": "GET"}
@@ -492,7 +753,8 @@ def test_auto_labels_sorted_in_the_sample_line():
     m.create_counter("probe_total", "h", {"service": "api", "a": "1"})
     assert m.prometheus_expfmt().splitlines()[2] == (
         'dynamo_component_probe_total{a="1",dynamo_component="c",dynamo_endpoint="e",'
-        'dynamo_namespace="ns",service="api",worker_id="ff"} 0')
+        'dynamo_namespace="ns",service="api",worker_id="ff"} 0'
+    )
 
 
 def test_create_accepts_labels_as_dict_or_pairs():
@@ -623,12 +885,14 @@ def test_endpoint_expfmt_callback_appears_once_at_every_ancestor():
 def test_runtime_scrape_appends_callback_text_after_native_metrics():
     drt = runtime()
     drt.namespace("ns").component("c").endpoint("e").metrics().register_prometheus_expfmt_callback(
-        lambda: VLLM_TEXT)
+        lambda: VLLM_TEXT
+    )
     text = mask_uptime(drt.metrics().prometheus_expfmt())
     assert text == (
         "# HELP dynamo_component_uptime_seconds Total uptime of the DistributedRuntime in seconds\n"
         "# TYPE dynamo_component_uptime_seconds gauge\n"
-        f"dynamo_component_uptime_seconds {UPTIME_MASK}\n" + VLLM_TEXT)
+        f"dynamo_component_uptime_seconds {UPTIME_MASK}\n" + VLLM_TEXT
+    )
 
 
 def test_endpoint_update_callback_runs_once_per_ancestor_scrape():
@@ -649,7 +913,8 @@ def test_update_callbacks_in_registration_order_through_facade():
     calls = []
     for step in (1, 10, 100):
         m.register_prometheus_update_callback(
-            lambda step=step: (calls.append(step), counter.inc_by(step)))
+            lambda step=step: (calls.append(step), counter.inc_by(step))
+        )
     m.prometheus_expfmt()
     assert counter.get() == 111 and calls == [1, 10, 100]
     m.prometheus_expfmt()
@@ -668,23 +933,31 @@ def test_raising_callbacks_through_facade_are_logged(caplog):
     m.register_prometheus_expfmt_callback(lambda: 42)
     with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
         text = m.prometheus_expfmt()
-    assert text == ("# HELP dynamo_component_g h\n# TYPE dynamo_component_g gauge\n"
-                    'dynamo_component_g{dynamo_component="c",dynamo_namespace="ns"} 1\n')
-    assert len([r for r in caplog.records if r.name == "dyn_metrics"]) == 3
+    assert text == (
+        "# HELP dynamo_component_g h\n# TYPE dynamo_component_g gauge\n"
+        'dynamo_component_g{dynamo_component="c",dynamo_namespace="ns"} 1\n'
+    )
+    assert len([r for r in caplog.records if r.name.startswith("dyn_metrics")]) == 3
 
 
 def _metrics():
     return dm.DistributedRuntime(config=SystemConfig()).namespace("ns").metrics()
 
 
-@pytest.mark.parametrize("args, error, prefix", [
-    # Section 1.4 order: the name is checked before a missing label-name list,
-    (("@#$%", "h", []), dm.InvalidNameError, "metric name should be valid or sanitizable"),
-    # and duplicate user label keys before that too.
-    (("ok", "h", [], [("a", "1"), ("a", "2")]), dm.InvalidLabelsError,
-     "Duplicate label key 'a' found in labels"),
-    (("ok", "h", []), dm.InvalidLabelsError, "CounterVec requires const_labels parameter"),
-])
+@pytest.mark.parametrize(
+    "args, error, prefix",
+    [
+        # Section 1.4 order: the name is checked before a missing label-name list,
+        (("@#$%", "h", []), dm.InvalidNameError, "metric name should be valid or sanitizable"),
+        # and duplicate user label keys before that too.
+        (
+            ("ok", "h", [], [("a", "1"), ("a", "2")]),
+            dm.InvalidLabelsError,
+            "Duplicate label key 'a' found in labels",
+        ),
+        (("ok", "h", []), dm.InvalidLabelsError, "CounterVec requires const_labels parameter"),
+    ],
+)
 def test_create_vec_checks_in_dynamo_order(args, error, prefix):
     with pytest.raises(error) as info:
         _metrics().create_countervec(*args)

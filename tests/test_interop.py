@@ -26,7 +26,7 @@ import urllib.request
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.checker import check
+from dyn_metrics.exposition.check import check
 
 INSTALL_HINT = "install Debian's prometheus package (apt-get install prometheus)"
 AWKWARD = 'C:\\dir\\"x"\nline2\t✓ é'
@@ -47,19 +47,23 @@ def _every_type_registry():
     gauge = dm.Gauge("temperature_celsius", 'Temp with "quotes" and \\ backslash\nand newline')
     gauge.set(-0.0)
     int_counter = dm.IntCounter("big_total", "Big")
-    int_counter.inc_by(2 ** 60)
+    int_counter.inc_by(2**60)
     int_gauge = dm.IntGauge("level", "Level")
     int_gauge.set(-7)
     hist = dm.Histogram("lat_seconds", "Latency", buckets=[0.005, 0.1, 1.0, 10.0])
     for v in (0.001, 0.05, 0.5, 50.0):
         hist.observe(v)
-    cvec = dm.CounterVec("requests_total", "Requests", ["path", "code"], const_labels={"svc": "api"})
+    cvec = dm.CounterVec(
+        "requests_total", "Requests", ["path", "code"], const_labels={"svc": "api"}
+    )
     cvec.with_label_values(AWKWARD, "200").inc()
     cvec.with_label_values("", "500").inc_by(3)
     gvec = dm.GaugeVec("queue_depth", "Depth", ["queue"])
     gvec.with_label_values("a").set(math.nan)
     gvec.with_label_values("b").set(math.inf)
-    hvec = dm.HistogramVec("size_bytes", "Sizes", ["kind"], buckets=dm.exponential_buckets(1, 10, 4))
+    hvec = dm.HistogramVec(
+        "size_bytes", "Sizes", ["kind"], buckets=dm.exponential_buckets(1, 10, 4)
+    )
     hvec.with_label_values(AWKWARD).observe(123)
     ivec = dm.IntCounterVec("events_total", "Events", ["type"])
     ivec.with_label_values("x").inc()
@@ -74,13 +78,15 @@ def test_interop_promtool_accepts_registry_text_with_every_type():
     promtool = _binary("promtool")
     text = _every_type_registry().prometheus_expfmt()
     assert check(text, "text").errors == []
-    proc = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
-                          capture_output=True, timeout=30)
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+    )
     assert proc.returncode in (0, 3), proc.stderr.decode()  # 3 = lint only
     assert b"error" not in proc.stderr.lower(), proc.stderr.decode()
 
 
 # -- a real Prometheus ------------------------------------------------------------
+
 
 def _free_port():
     with socket.socket() as s:
@@ -124,9 +130,15 @@ class _Prometheus:
             f.write(config)
         self.log = open(f"{self.dir}/prometheus.log", "w")
         self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={self.dir}/prometheus.yml",
-             f"--storage.tsdb.path={self.dir}/data", f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                self.binary,
+                f"--config.file={self.dir}/prometheus.yml",
+                f"--storage.tsdb.path={self.dir}/data",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def query(self, promql):
         url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
@@ -138,12 +150,14 @@ class _Prometheus:
         def ready():
             assert self.proc.poll() is None, f"prometheus exited: {self.tail()}"
             return self.query(promql)
+
         return _poll(promql, ready)
 
     def target(self):
         def scraped():
             targets = _get_json(f"{self.base}/api/v1/targets")["data"]["activeTargets"]
             return targets if targets and targets[0]["health"] != "unknown" else None
+
         return _poll("the first scrape", scraped)[0]
 
     def tail(self):
@@ -178,8 +192,9 @@ def test_interop_prometheus_scrapes_the_recorded_values(openmetrics):
     hist = metrics.create_histogram("latency_seconds", "Latency", buckets=[0.1, 0.5, 1.0])
     for v in (0.05, 0.2, 0.3, 0.7, 2.0):
         hist.observe(v)
-    metrics.create_countervec("escaped_total", "Awkward label values", ["path"]) \
-        .with_label_values(AWKWARD).inc_by(3)
+    metrics.create_countervec("escaped_total", "Awkward label values", ["path"]).with_label_values(
+        AWKWARD
+    ).inc_by(3)
 
     server = dm.start_http_server(drt, port=0, host="127.0.0.1", openmetrics=openmetrics)
     prom = None
@@ -209,8 +224,9 @@ def test_interop_prometheus_scrapes_the_recorded_values(openmetrics):
         assert _value(prom.query(f"{prefix}latency_seconds_count")) == 5
         assert _value(prom.query(f"{prefix}latency_seconds_sum")) == pytest.approx(3.25)
         # rank 2.5 of 5 falls in (0.1, 0.5] holding observations 2..3
-        assert _value(prom.query(f"histogram_quantile(0.5, {prefix}latency_seconds_bucket)")) == \
-            pytest.approx(0.1 + 0.4 * (2.5 - 1) / (3 - 1))
+        assert _value(
+            prom.query(f"histogram_quantile(0.5, {prefix}latency_seconds_bucket)")
+        ) == pytest.approx(0.1 + 0.4 * (2.5 - 1) / (3 - 1))
 
         escaped = prom.query(f"{prefix}escaped_total")
         assert escaped[0]["metric"]["path"] == AWKWARD

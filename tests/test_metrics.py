@@ -8,14 +8,14 @@ import math
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics import expfmt
 from dyn_metrics.errors import (
     InvalidBucketsError,
     InvalidLabelsError,
     InvalidNameError,
     InvalidValueError,
 )
-from dyn_metrics.metrics import Desc
+from dyn_metrics.exposition import text as expfmt
+from dyn_metrics.metrics.family import Desc
 
 
 def scrape(*metrics):
@@ -33,63 +33,160 @@ VALIDATION_ROWS = [
     ("empty_help", lambda: dm.Counter("m", ""), InvalidValueError, "empty help string"),
     ("help_not_str", lambda: dm.Gauge("m", None), InvalidValueError, "help must be a string"),
     # metric names
-    ("metric_name_digit", lambda: dm.Counter("1x", "h"), InvalidNameError,
-     "'1x' is not a valid metric name"),
-    ("metric_name_dash", lambda: dm.Gauge("a-b", "h"), InvalidNameError,
-     "'a-b' is not a valid metric name"),
-    ("metric_name_empty", lambda: dm.Counter("", "h"), InvalidNameError,
-     "'' is not a valid metric name"),
-    ("metric_name_not_str", lambda: dm.Counter(5, "h"), InvalidNameError,
-     "expected metric name as str"),
+    (
+        "metric_name_digit",
+        lambda: dm.Counter("1x", "h"),
+        InvalidNameError,
+        "'1x' is not a valid metric name",
+    ),
+    (
+        "metric_name_dash",
+        lambda: dm.Gauge("a-b", "h"),
+        InvalidNameError,
+        "'a-b' is not a valid metric name",
+    ),
+    (
+        "metric_name_empty",
+        lambda: dm.Counter("", "h"),
+        InvalidNameError,
+        "'' is not a valid metric name",
+    ),
+    (
+        "metric_name_not_str",
+        lambda: dm.Counter(5, "h"),
+        InvalidNameError,
+        "expected metric name as str",
+    ),
     # label names
-    ("const_label_name_digit", lambda: dm.Counter("m", "h", {"1x": "v"}), InvalidNameError,
-     "'1x' is not a valid label name"),
-    ("const_label_name_colon", lambda: dm.Counter("m", "h", {"a:b": "v"}), InvalidNameError,
-     "'a:b' is not a valid label name"),
-    ("const_label_name_unicode", lambda: dm.Counter("m", "h", {"é": "v"}), InvalidNameError,
-     "'é' is not a valid label name"),
-    ("variable_label_name_digit", lambda: dm.CounterVec("m", "h", ["1x"]), InvalidNameError,
-     "'1x' is not a valid label name"),
-    ("variable_label_name_empty", lambda: dm.GaugeVec("m", "h", [""]), InvalidNameError,
-     "'' is not a valid label name"),
+    (
+        "const_label_name_digit",
+        lambda: dm.Counter("m", "h", {"1x": "v"}),
+        InvalidNameError,
+        "'1x' is not a valid label name",
+    ),
+    (
+        "const_label_name_colon",
+        lambda: dm.Counter("m", "h", {"a:b": "v"}),
+        InvalidNameError,
+        "'a:b' is not a valid label name",
+    ),
+    (
+        "const_label_name_unicode",
+        lambda: dm.Counter("m", "h", {"é": "v"}),
+        InvalidNameError,
+        "'é' is not a valid label name",
+    ),
+    (
+        "variable_label_name_digit",
+        lambda: dm.CounterVec("m", "h", ["1x"]),
+        InvalidNameError,
+        "'1x' is not a valid label name",
+    ),
+    (
+        "variable_label_name_empty",
+        lambda: dm.GaugeVec("m", "h", [""]),
+        InvalidNameError,
+        "'' is not a valid label name",
+    ),
     # duplicates
-    ("duplicate_const_label", lambda: dm.Counter("m", "h", [("a", "1"), ("a", "2")]),
-     InvalidLabelsError, "duplicate const label name a"),
-    ("duplicate_variable_label", lambda: dm.CounterVec("m", "h", ["a", "b", "a"]),
-     InvalidLabelsError, "duplicate variable label name a"),
-    ("variable_label_also_const", lambda: dm.CounterVec("m", "h", ["a"], {"a": "1"}),
-     InvalidLabelsError, "label name 'a' is both a constant and a variable label"),
+    (
+        "duplicate_const_label",
+        lambda: dm.Counter("m", "h", [("a", "1"), ("a", "2")]),
+        InvalidLabelsError,
+        "duplicate const label name a",
+    ),
+    (
+        "duplicate_variable_label",
+        lambda: dm.CounterVec("m", "h", ["a", "b", "a"]),
+        InvalidLabelsError,
+        "duplicate variable label name a",
+    ),
+    (
+        "variable_label_also_const",
+        lambda: dm.CounterVec("m", "h", ["a"], {"a": "1"}),
+        InvalidLabelsError,
+        "label name 'a' is both a constant and a variable label",
+    ),
     # label values and shapes
-    ("const_label_value_not_str", lambda: dm.Counter("m", "h", {"a": 1}), InvalidLabelsError,
-     "const label 'a' must have a string value, got 1"),
-    ("const_labels_not_pairs", lambda: dm.Counter("m", "h", ["ab"]), InvalidLabelsError,
-     "labels must be (name, value) pairs, got 'ab'"),
-    ("const_labels_string", lambda: dm.Counter("m", "h", "a=b"), InvalidLabelsError,
-     "labels must be a dict or (name, value) pairs"),
-    ("label_names_string", lambda: dm.CounterVec("m", "h", "ab"), InvalidLabelsError,
-     "label names must be a sequence of strings, got the string 'ab'"),
+    (
+        "const_label_value_not_str",
+        lambda: dm.Counter("m", "h", {"a": 1}),
+        InvalidLabelsError,
+        "const label 'a' must have a string value, got 1",
+    ),
+    (
+        "const_labels_not_pairs",
+        lambda: dm.Counter("m", "h", ["ab"]),
+        InvalidLabelsError,
+        "labels must be (name, value) pairs, got 'ab'",
+    ),
+    (
+        "const_labels_string",
+        lambda: dm.Counter("m", "h", "a=b"),
+        InvalidLabelsError,
+        "labels must be a dict or (name, value) pairs",
+    ),
+    (
+        "label_names_string",
+        lambda: dm.CounterVec("m", "h", "ab"),
+        InvalidLabelsError,
+        "label names must be a sequence of strings, got the string 'ab'",
+    ),
     # histograms
-    ("histogram_const_le", lambda: dm.Histogram("m", "h", {"le": "1"}), InvalidLabelsError,
-     "`le` is not allowed as label name in histograms"),
-    ("histogramvec_variable_le", lambda: dm.HistogramVec("m", "h", ["route", "le"]),
-     InvalidLabelsError, "`le` is not allowed as label name in histograms"),
-    ("buckets_decreasing", lambda: dm.Histogram("m", "h", buckets=[1, 2, 1]),
-     InvalidBucketsError, "histogram buckets must be in increasing order: 2 >= 1"),
-    ("buckets_equal", lambda: dm.Histogram("m", "h", buckets=[0.5, 0.5]),
-     InvalidBucketsError, "histogram buckets must be in increasing order: 0.5 >= 0.5"),
-    ("buckets_vec_decreasing", lambda: dm.HistogramVec("m", "h", ["a"], buckets=[3, 2.5]),
-     InvalidBucketsError, "histogram buckets must be in increasing order: 3 >= 2.5"),
-    ("buckets_nan", lambda: dm.Histogram("m", "h", buckets=[1, math.nan]),
-     InvalidBucketsError, "bucket bounds must not be NaN"),
-    ("buckets_not_numbers", lambda: dm.Histogram("m", "h", buckets=["a"]),
-     InvalidBucketsError, "buckets must be numbers"),
-    ("buckets_string", lambda: dm.Histogram("m", "h", buckets="1,2"),
-     InvalidBucketsError, "buckets must be a sequence of numbers"),
+    (
+        "histogram_const_le",
+        lambda: dm.Histogram("m", "h", {"le": "1"}),
+        InvalidLabelsError,
+        "`le` is not allowed as label name in histograms",
+    ),
+    (
+        "histogramvec_variable_le",
+        lambda: dm.HistogramVec("m", "h", ["route", "le"]),
+        InvalidLabelsError,
+        "`le` is not allowed as label name in histograms",
+    ),
+    (
+        "buckets_decreasing",
+        lambda: dm.Histogram("m", "h", buckets=[1, 2, 1]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 2 >= 1",
+    ),
+    (
+        "buckets_equal",
+        lambda: dm.Histogram("m", "h", buckets=[0.5, 0.5]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 0.5 >= 0.5",
+    ),
+    (
+        "buckets_vec_decreasing",
+        lambda: dm.HistogramVec("m", "h", ["a"], buckets=[3, 2.5]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 3 >= 2.5",
+    ),
+    (
+        "buckets_nan",
+        lambda: dm.Histogram("m", "h", buckets=[1, math.nan]),
+        InvalidBucketsError,
+        "bucket bounds must not be NaN",
+    ),
+    (
+        "buckets_not_numbers",
+        lambda: dm.Histogram("m", "h", buckets=["a"]),
+        InvalidBucketsError,
+        "buckets must be numbers",
+    ),
+    (
+        "buckets_string",
+        lambda: dm.Histogram("m", "h", buckets="1,2"),
+        InvalidBucketsError,
+        "buckets must be a sequence of numbers",
+    ),
 ]
 
 
-@pytest.mark.parametrize("factory, exc, prefix",
-                         [r[1:] for r in VALIDATION_ROWS], ids=[r[0] for r in VALIDATION_ROWS])
+@pytest.mark.parametrize(
+    "factory, exc, prefix", [r[1:] for r in VALIDATION_ROWS], ids=[r[0] for r in VALIDATION_ROWS]
+)
 def test_metric_construction_validation(factory, exc, prefix):
     with pytest.raises(exc) as info:
         factory()
@@ -108,7 +205,9 @@ ACCEPTED_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("factory", [r[1] for r in ACCEPTED_ROWS], ids=[r[0] for r in ACCEPTED_ROWS])
+@pytest.mark.parametrize(
+    "factory", [r[1] for r in ACCEPTED_ROWS], ids=[r[0] for r in ACCEPTED_ROWS]
+)
 def test_metric_construction_accepts(factory):
     assert factory().desc.name in ("m", "vllm:m")
 
@@ -155,7 +254,8 @@ def test_histogram_trailing_inf_bucket_written_once():
     assert scrape(h) == (
         "# HELP m h\n# TYPE m histogram\n"
         'm_bucket{le="1"} 0\nm_bucket{le="2"} 0\nm_bucket{le="+Inf"} 0\n'
-        "m_sum 0\nm_count 0\n")
+        "m_sum 0\nm_count 0\n"
+    )
 
 
 HELPER_ROWS = [
@@ -182,10 +282,12 @@ HELPER_ERROR_ROWS = [
     (dm.exponential_buckets, (1, 2, 0), "exponential_buckets needs a positive count, got 0"),
     (dm.exponential_buckets, (0, 2, 3), "exponential_buckets needs a positive start, got 0"),
     (dm.exponential_buckets, (-1, 2, 3), "exponential_buckets needs a positive start, got -1"),
-    (dm.exponential_buckets, (1, 1, 3),
-     "exponential_buckets needs a factor greater than 1, got 1"),
-    (dm.exponential_buckets, (1, 0.5, 3),
-     "exponential_buckets needs a factor greater than 1, got 0.5"),
+    (dm.exponential_buckets, (1, 1, 3), "exponential_buckets needs a factor greater than 1, got 1"),
+    (
+        dm.exponential_buckets,
+        (1, 0.5, 3),
+        "exponential_buckets needs a factor greater than 1, got 0.5",
+    ),
 ]
 
 
@@ -301,7 +403,8 @@ def test_histogram_observe_and_text():
         'h_seconds_bucket{le="1"} 3\n'
         'h_seconds_bucket{le="+Inf"} 4\n'
         f"h_seconds_sum {expfmt.format_value(0.05 + 0.1 + 0.3 + 2.0)}\n"
-        "h_seconds_count 4\n")
+        "h_seconds_count 4\n"
+    )
 
 
 def test_histogram_nan_counts_only_in_inf_bucket():
@@ -309,7 +412,8 @@ def test_histogram_nan_counts_only_in_inf_bucket():
     h.observe(math.nan)
     assert scrape(h) == (
         "# HELP h h\n# TYPE h histogram\n"
-        'h_bucket{le="1"} 0\nh_bucket{le="+Inf"} 1\nh_sum NaN\nh_count 1\n')
+        'h_bucket{le="1"} 0\nh_bucket{le="+Inf"} 1\nh_sum NaN\nh_count 1\n'
+    )
 
 
 def test_histogram_negative_infinity_in_first_bucket():
@@ -318,13 +422,15 @@ def test_histogram_negative_infinity_in_first_bucket():
     assert scrape(h) == (
         "# HELP h h\n# TYPE h histogram\n"
         'h_bucket{le="-1"} 1\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 1\n'
-        "h_sum -inf\nh_count 1\n")
+        "h_sum -inf\nh_count 1\n"
+    )
 
 
-@pytest.mark.parametrize("bad", ["x", "5", b"5", None, [1.0], 1j, 10 ** 400,
-                                 decimal.Decimal("sNaN")],
-                         ids=["str", "numeric str", "bytes", "None", "list", "complex",
-                              "huge int", "signalling NaN"])
+@pytest.mark.parametrize(
+    "bad",
+    ["x", "5", b"5", None, [1.0], 1j, 10**400, decimal.Decimal("sNaN")],
+    ids=["str", "numeric str", "bytes", "None", "list", "complex", "huge int", "signalling NaN"],
+)
 def test_histogram_observation_that_is_not_a_real_number_is_refused(bad):
     h = dm.Histogram("h", "h", buckets=[1.0])
     h.observe(0.5)
@@ -334,12 +440,19 @@ def test_histogram_observation_that_is_not_a_real_number_is_refused(bad):
     assert h.get_sample_count() == 2
     assert scrape(h) == (
         "# HELP h h\n# TYPE h histogram\n"
-        'h_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 2.5\nh_count 2\n')
+        'h_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 2.5\nh_count 2\n'
+    )
 
 
-@pytest.mark.parametrize("number, as_float", [(decimal.Decimal("0.25"), 0.25),
-                                              (fractions.Fraction(1, 4), 0.25),
-                                              (True, 1.0), (2 ** 60, 2.0 ** 60)])
+@pytest.mark.parametrize(
+    "number, as_float",
+    [
+        (decimal.Decimal("0.25"), 0.25),
+        (fractions.Fraction(1, 4), 0.25),
+        (True, 1.0),
+        (2**60, 2.0**60),
+    ],
+)
 def test_histogram_observation_of_other_number_types_counts_as_float(number, as_float):
     h = dm.Histogram("h", "h", buckets=[1.0])
     h.observe(number)
@@ -376,6 +489,7 @@ def _scalar(cls, **kw):
     def build():
         m = cls("m_x", "Help with \\ and\nnewline", {"zz": 'q"\\\n✓', "aa": "first"}, **kw)
         return m
+
     return build
 
 
@@ -386,6 +500,7 @@ def _filled_vec(cls, op, **kw):
             op(v.with_label_values(odd, str(i)), i)
             op(v.with_label_values(str(i), odd), i)
         return v
+
     return build
 
 
@@ -486,14 +601,18 @@ def test_collect_of_scalar_types_has_one_sample_with_exact_value():
 def test_odd_label_values_are_escaped_in_text():
     g = dm.Gauge("g", "h", {"a": 'say "hi"', "b": "back\\slash", "c": "new\nline", "d": "ü✓"})
     assert scrape(g).splitlines()[2] == (
-        'g{a="say \\"hi\\"",b="back\\\\slash",c="new\\nline",d="ü✓"} 0')
+        'g{a="say \\"hi\\"",b="back\\\\slash",c="new\\nline",d="ü✓"} 0'
+    )
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"help": "bad \ud800 help"}, dm.InvalidValueError),
-    ({"help": "ends with CR\r"}, dm.InvalidValueError),
-    ({"help": "h", "const_labels": {"a": "\udcff"}}, dm.InvalidLabelsError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"help": "bad \ud800 help"}, dm.InvalidValueError),
+        ({"help": "ends with CR\r"}, dm.InvalidValueError),
+        ({"help": "h", "const_labels": {"a": "\udcff"}}, dm.InvalidLabelsError),
+    ],
+)
 def test_desc_refuses_text_the_exposition_cannot_carry(kwargs, error):
     with pytest.raises(error):
         dm.Gauge("g", **kwargs)

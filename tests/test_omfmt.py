@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from dyn_metrics import omfmt
-from dyn_metrics.checker import check
+from dyn_metrics.exposition import openmetrics as omfmt
+from dyn_metrics.exposition.check import check
 from dyn_metrics.model import Exemplar, Family, Sample
 
 
@@ -20,7 +20,7 @@ FORMAT_VALUE = [
     (0, "0"),
     (42, "42"),
     (-7, "-7"),
-    (2 ** 70, "1180591620717411303424"),
+    (2**70, "1180591620717411303424"),
     # floats always show a point or an exponent
     (0.0, "0.0"),
     (-0.0, "-0.0"),
@@ -46,14 +46,36 @@ def test_omfmt_format_value_table(value, expected):
 # The spec's canonical-number examples (section "Considerations: Canonical
 # Numbers") plus Go %g's switch points.
 FORMAT_CANONICAL = [
-    (0, "0.0"), (0.001, "0.001"), (0.002, "0.002"), (0.01, "0.01"), (0.1, "0.1"),
-    (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99"), (0.999, "0.999"), (1, "1.0"),
-    (1.7, "1.7"), (10, "10.0"),
-    (1e-10, "1e-10"), (1e-09, "1e-09"), (1e-05, "1e-05"), (0.0001, "0.0001"),
-    (100000, "100000.0"), (1e6, "1e+06"), (1e10, "1e+10"),
-    (1e23, "1e+23"), (1.1e23, "1.1e+23"), (1234567, "1.234567e+06"), (123456, "123456.0"),
-    (0.005, "0.005"), (2.5, "2.5"), (-0.0, "-0.0"), (-1.5, "-1.5"), (5e-324, "5e-324"),
-    (math.inf, "+Inf"), (-math.inf, "-Inf"),
+    (0, "0.0"),
+    (0.001, "0.001"),
+    (0.002, "0.002"),
+    (0.01, "0.01"),
+    (0.1, "0.1"),
+    (0.9, "0.9"),
+    (0.95, "0.95"),
+    (0.99, "0.99"),
+    (0.999, "0.999"),
+    (1, "1.0"),
+    (1.7, "1.7"),
+    (10, "10.0"),
+    (1e-10, "1e-10"),
+    (1e-09, "1e-09"),
+    (1e-05, "1e-05"),
+    (0.0001, "0.0001"),
+    (100000, "100000.0"),
+    (1e6, "1e+06"),
+    (1e10, "1e+10"),
+    (1e23, "1e+23"),
+    (1.1e23, "1.1e+23"),
+    (1234567, "1.234567e+06"),
+    (123456, "123456.0"),
+    (0.005, "0.005"),
+    (2.5, "2.5"),
+    (-0.0, "-0.0"),
+    (-1.5, "-1.5"),
+    (5e-324, "5e-324"),
+    (math.inf, "+Inf"),
+    (-math.inf, "-Inf"),
 ]
 
 
@@ -82,21 +104,31 @@ def test_omfmt_content_type_is_openmetrics_1_0():
 
 # -- whole expositions -----------------------------------------------------------
 
+
 def test_omfmt_counter_with_total_loses_it_on_the_family():
     fam = Family("requests_total", "counter", "Total requests", (S("requests_total", 5),))
     assert omfmt.encode_to_string([fam]) == (
-        "# TYPE requests counter\n"
-        "# HELP requests Total requests\n"
-        "requests_total 5\n"
-        "# EOF\n"
+        "# TYPE requests counter\n# HELP requests Total requests\nrequests_total 5\n# EOF\n"
     )
 
 
 def test_omfmt_dynamo_counter_without_total_gains_it_on_the_sample():
-    fam = Family("dynamo_component_testcounter", "counter", "A test counter",
-                 (S("dynamo_component_testcounter", 123.456789,
-                    [("dynamo_component", "comp345"), ("dynamo_endpoint", "ep345"),
-                     ("dynamo_namespace", "ns345")]),))
+    fam = Family(
+        "dynamo_component_testcounter",
+        "counter",
+        "A test counter",
+        (
+            S(
+                "dynamo_component_testcounter",
+                123.456789,
+                [
+                    ("dynamo_component", "comp345"),
+                    ("dynamo_endpoint", "ep345"),
+                    ("dynamo_namespace", "ns345"),
+                ],
+            ),
+        ),
+    )
     assert omfmt.encode_to_string([fam]) == (
         "# TYPE dynamo_component_testcounter counter\n"
         "# HELP dynamo_component_testcounter A test counter\n"
@@ -107,10 +139,15 @@ def test_omfmt_dynamo_counter_without_total_gains_it_on_the_sample():
 
 
 def test_omfmt_created_samples_are_written_as_given():
-    fam = Family("jobs_total", "counter", "Jobs", (
-        S("jobs_total", 3, [("q", "a")]),
-        S("jobs_created", 1700000000.5, [("q", "a")]),
-    ))
+    fam = Family(
+        "jobs_total",
+        "counter",
+        "Jobs",
+        (
+            S("jobs_total", 3, [("q", "a")]),
+            S("jobs_created", 1700000000.5, [("q", "a")]),
+        ),
+    )
     assert omfmt.encode_to_string([fam]) == (
         "# TYPE jobs counter\n"
         "# HELP jobs Jobs\n"
@@ -121,14 +158,20 @@ def test_omfmt_created_samples_are_written_as_given():
 
 
 def test_omfmt_histogram_le_is_canonical_and_metadata_ordered():
-    fam = Family("lat_seconds", "histogram", 'Latency "p"', (
-        S("lat_seconds_bucket", 0, [("route", "a"), ("le", "0.005")]),
-        S("lat_seconds_bucket", 1, [("route", "a"), ("le", "1")]),
-        S("lat_seconds_bucket", 2, [("route", "a"), ("le", "1000000")]),
-        S("lat_seconds_bucket", 3, [("route", "a"), ("le", "+Inf")]),
-        S("lat_seconds_sum", 7.5, [("route", "a")]),
-        S("lat_seconds_count", 3, [("route", "a")]),
-    ), unit="seconds")
+    fam = Family(
+        "lat_seconds",
+        "histogram",
+        'Latency "p"',
+        (
+            S("lat_seconds_bucket", 0, [("route", "a"), ("le", "0.005")]),
+            S("lat_seconds_bucket", 1, [("route", "a"), ("le", "1")]),
+            S("lat_seconds_bucket", 2, [("route", "a"), ("le", "1000000")]),
+            S("lat_seconds_bucket", 3, [("route", "a"), ("le", "+Inf")]),
+            S("lat_seconds_sum", 7.5, [("route", "a")]),
+            S("lat_seconds_count", 3, [("route", "a")]),
+        ),
+        unit="seconds",
+    )
     assert omfmt.encode_to_string([fam]) == (
         "# TYPE lat_seconds histogram\n"
         "# UNIT lat_seconds seconds\n"
@@ -144,12 +187,17 @@ def test_omfmt_histogram_le_is_canonical_and_metadata_ordered():
 
 
 def test_omfmt_summary_quantile_is_canonical():
-    fam = Family("rpc_seconds", "summary", "RPC", (
-        S("rpc_seconds", 0.1, [("quantile", "0")]),
-        S("rpc_seconds", math.nan, [("quantile", "1")]),
-        S("rpc_seconds_sum", 2.0),
-        S("rpc_seconds_count", 4),
-    ))
+    fam = Family(
+        "rpc_seconds",
+        "summary",
+        "RPC",
+        (
+            S("rpc_seconds", 0.1, [("quantile", "0")]),
+            S("rpc_seconds", math.nan, [("quantile", "1")]),
+            S("rpc_seconds_sum", 2.0),
+            S("rpc_seconds_count", 4),
+        ),
+    )
     assert omfmt.encode_to_string([fam]) == (
         "# TYPE rpc_seconds summary\n"
         "# HELP rpc_seconds RPC\n"
@@ -174,11 +222,28 @@ def test_omfmt_label_values_escape_quote_backslash_newline():
 def test_omfmt_timestamps_and_exemplars_in_seconds():
     fams = [
         Family("g", "gauge", "G", (S("g", 1, timestamp=1520879607.789),)),
-        Family("c_total", "counter", "C", (
-            S("c_total", 17, exemplar=Exemplar((("trace_id", "KOO5S4vxi0o"),), 0.67, 1520879607.789)),)),
-        Family("h", "histogram", "H", (
-            S("h_bucket", 1, [("le", "+Inf")], exemplar=Exemplar((), 0.054)),
-            S("h_sum", 0.054), S("h_count", 1))),
+        Family(
+            "c_total",
+            "counter",
+            "C",
+            (
+                S(
+                    "c_total",
+                    17,
+                    exemplar=Exemplar((("trace_id", "KOO5S4vxi0o"),), 0.67, 1520879607.789),
+                ),
+            ),
+        ),
+        Family(
+            "h",
+            "histogram",
+            "H",
+            (
+                S("h_bucket", 1, [("le", "+Inf")], exemplar=Exemplar((), 0.054)),
+                S("h_sum", 0.054),
+                S("h_count", 1),
+            ),
+        ),
     ]
     text = omfmt.encode_to_string(fams)
     assert "g 1 1520879607.789\n" in text
@@ -189,10 +254,24 @@ def test_omfmt_timestamps_and_exemplars_in_seconds():
 def test_omfmt_openmetrics_only_types_pass_through():
     fams = [
         Family("build", "info", "Build", (S("build_info", 1, [("version", "1.2")]),)),
-        Family("mode", "stateset", "Mode", (S("mode", 1, [("mode", "a")]), S("mode", 0, [("mode", "b")]))),
-        Family("queue_bytes", "gaugehistogram", "Q", (
-            S("queue_bytes_bucket", 2, [("le", "1024")]), S("queue_bytes_bucket", 3, [("le", "+Inf")]),
-            S("queue_bytes_gcount", 3), S("queue_bytes_gsum", 100.0)), unit="bytes"),
+        Family(
+            "mode",
+            "stateset",
+            "Mode",
+            (S("mode", 1, [("mode", "a")]), S("mode", 0, [("mode", "b")])),
+        ),
+        Family(
+            "queue_bytes",
+            "gaugehistogram",
+            "Q",
+            (
+                S("queue_bytes_bucket", 2, [("le", "1024")]),
+                S("queue_bytes_bucket", 3, [("le", "+Inf")]),
+                S("queue_bytes_gcount", 3),
+                S("queue_bytes_gsum", 100.0),
+            ),
+            unit="bytes",
+        ),
     ]
     text = omfmt.encode_to_string(fams)
     assert "# TYPE build info\n" in text and 'build_info{version="1.2"} 1\n' in text
@@ -221,11 +300,21 @@ def test_omfmt_family_name_strips_one_total_from_counters_only():
 
 def test_omfmt_output_of_dynamo_families_checks_clean():
     fams = [
-        Family("dynamo_component_requests_total", "counter", "Total requests", (
-            S("dynamo_component_requests_total", 100, [("dynamo_endpoint", "ep1")]),
-            S("dynamo_component_requests_total", 200, [("dynamo_endpoint", "ep2")]))),
-        Family("dynamo_component_uptime_seconds", "gauge", "Uptime",
-               (S("dynamo_component_uptime_seconds", 12.5),)),
+        Family(
+            "dynamo_component_requests_total",
+            "counter",
+            "Total requests",
+            (
+                S("dynamo_component_requests_total", 100, [("dynamo_endpoint", "ep1")]),
+                S("dynamo_component_requests_total", 200, [("dynamo_endpoint", "ep2")]),
+            ),
+        ),
+        Family(
+            "dynamo_component_uptime_seconds",
+            "gauge",
+            "Uptime",
+            (S("dynamo_component_uptime_seconds", 12.5),),
+        ),
     ]
     result = check(omfmt.encode_to_string(fams), "openmetrics")
     assert result.errors == [] and result.warnings == []
@@ -233,6 +322,7 @@ def test_omfmt_output_of_dynamo_families_checks_clean():
 
 def test_omfmt_histogram_with_negative_threshold_has_no_sum_or_count():
     import dyn_metrics as dm
+
     reg = dm.Registry()
     reg.register(dm.Histogram("lat", "L", buckets=[-1, 1])).observe(-2)
     text = reg.openmetrics_expfmt()
@@ -243,6 +333,7 @@ def test_omfmt_histogram_with_negative_threshold_has_no_sum_or_count():
 
 def test_omfmt_negative_sum_drops_only_that_series_sum_and_count():
     import dyn_metrics as dm
+
     reg = dm.Registry()
     vec = reg.register(dm.HistogramVec("lat", "L", ["a"], buckets=[1]))
     vec.with_label_values("neg").observe(-2)

@@ -11,9 +11,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dyn_metrics import ParseError
-from dyn_metrics.checker import check
+from dyn_metrics.exposition.check import check
+from dyn_metrics.exposition.parse.reader import analyse, detect_format, parse, parse_number
 from dyn_metrics.model import Exemplar, Family, Sample
-from dyn_metrics.parser import analyse, detect_format, parse, parse_number
 
 
 def S(name, value, labels=(), timestamp=None, exemplar=None):
@@ -26,47 +26,121 @@ OK = [
     # 1: minimal line, no metadata -> untyped family
     ("x 1\n", "text", [Family("x", "untyped", "", (S("x", 1),))]),
     # 2: Dynamo counter with HELP/TYPE and labels, value kept as int
-    ('# HELP dynamo_component_testcounter A test counter\n'
-     '# TYPE dynamo_component_testcounter counter\n'
-     'dynamo_component_testcounter{dynamo_component="comp345",dynamo_namespace="ns345"} 123.456789\n',
-     "text",
-     [Family("dynamo_component_testcounter", "counter", "A test counter", (
-         S("dynamo_component_testcounter", 123.456789,
-           [("dynamo_component", "comp345"), ("dynamo_namespace", "ns345")]),))]),
+    (
+        "# HELP dynamo_component_testcounter A test counter\n"
+        "# TYPE dynamo_component_testcounter counter\n"
+        'dynamo_component_testcounter{dynamo_component="comp345",dynamo_namespace="ns345"} '
+        "123.456789\n",
+        "text",
+        [
+            Family(
+                "dynamo_component_testcounter",
+                "counter",
+                "A test counter",
+                (
+                    S(
+                        "dynamo_component_testcounter",
+                        123.456789,
+                        [("dynamo_component", "comp345"), ("dynamo_namespace", "ns345")],
+                    ),
+                ),
+            )
+        ],
+    ),
     # 3: escapes in HELP (text: only \\ and \n) and label values
-    ('# HELP g a\\\\b\\nc "q"\n# TYPE g gauge\ng{a="x\\"y\\\\z\\n",b=""} -0\n', "text",
-     [Family("g", "gauge", 'a\\b\nc "q"', (S("g", -0.0, [("a", 'x"y\\z\n'), ("b", "")]),))]),
+    (
+        '# HELP g a\\\\b\\nc "q"\n# TYPE g gauge\ng{a="x\\"y\\\\z\\n",b=""} -0\n',
+        "text",
+        [Family("g", "gauge", 'a\\b\nc "q"', (S("g", -0.0, [("a", 'x"y\\z\n'), ("b", "")]),))],
+    ),
     # 4: text timestamps are milliseconds -> seconds in the model
-    ("# TYPE g gauge\ng 1 1700000000123\n", "text",
-     [Family("g", "gauge", "", (S("g", 1, timestamp=1700000000.123),))]),
+    (
+        "# TYPE g gauge\ng 1 1700000000123\n",
+        "text",
+        [Family("g", "gauge", "", (S("g", 1, timestamp=1700000000.123),))],
+    ),
     # 5: histogram keeps le spelling and sample order
-    ('# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 1.5\nh_count 2\n', "text",
-     [Family("h", "histogram", "", (S("h_bucket", 1, [("le", "1")]), S("h_bucket", 2, [("le", "+Inf")]),
-                                     S("h_sum", 1.5), S("h_count", 2)))]),
+    (
+        '# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 1.5\nh_count 2\n',
+        "text",
+        [
+            Family(
+                "h",
+                "histogram",
+                "",
+                (
+                    S("h_bucket", 1, [("le", "1")]),
+                    S("h_bucket", 2, [("le", "+Inf")]),
+                    S("h_sum", 1.5),
+                    S("h_count", 2),
+                ),
+            )
+        ],
+    ),
     # 6: blanks, tabs, {} and trailing comma are fine in text
-    ("# TYPE g gauge\ng{ a = \"1\" ,}\t 2\ng{} 3\n", "text",
-     [Family("g", "gauge", "", (S("g", 2, [("a", "1")]), S("g", 3)))]),
+    (
+        '# TYPE g gauge\ng{ a = "1" ,}\t 2\ng{} 3\n',
+        "text",
+        [Family("g", "gauge", "", (S("g", 2, [("a", "1")]), S("g", 3)))],
+    ),
     # 7: HELP without TYPE, plain comments ignored
-    ("# just words\n# HELP x The x.\nx 1\n", "text", [Family("x", "untyped", "The x.", (S("x", 1),))]),
+    (
+        "# just words\n# HELP x The x.\nx 1\n",
+        "text",
+        [Family("x", "untyped", "The x.", (S("x", 1),))],
+    ),
     # 8: metadata-only family survives with no samples
     ("# HELP x X.\n# TYPE x gauge\n", "text", [Family("x", "gauge", "X.", ())]),
     # 9: OpenMetrics counter -> model name with _total, created kept
-    ("# TYPE jobs counter\n# HELP jobs Jobs.\njobs_total 3\njobs_created 1700000000.5\n# EOF\n",
-     "openmetrics",
-     [Family("jobs_total", "counter", "Jobs.", (S("jobs_total", 3), S("jobs_created", 1700000000.5)))]),
+    (
+        "# TYPE jobs counter\n# HELP jobs Jobs.\njobs_total 3\njobs_created 1700000000.5\n# EOF\n",
+        "openmetrics",
+        [
+            Family(
+                "jobs_total",
+                "counter",
+                "Jobs.",
+                (S("jobs_total", 3), S("jobs_created", 1700000000.5)),
+            )
+        ],
+    ),
     # 10: OpenMetrics le respelled to text spelling, unit kept, unknown -> untyped
-    ('# TYPE l_seconds histogram\n# UNIT l_seconds seconds\nl_seconds_bucket{le="1e-05"} 0\n'
-     'l_seconds_bucket{le="1.0"} 1\nl_seconds_bucket{le="+Inf"} 1\nl_seconds_count 1\nl_seconds_sum 0.5\n'
-     "# TYPE u unknown\nu 1.0\n# EOF", "openmetrics",
-     [Family("l_seconds", "histogram", "", (
-         S("l_seconds_bucket", 0, [("le", "0.00001")]), S("l_seconds_bucket", 1, [("le", "1")]),
-         S("l_seconds_bucket", 1, [("le", "+Inf")]), S("l_seconds_count", 1), S("l_seconds_sum", 0.5)),
-        "seconds"),
-      Family("u", "untyped", "", (S("u", 1.0),))]),
+    (
+        '# TYPE l_seconds histogram\n# UNIT l_seconds seconds\nl_seconds_bucket{le="1e-05"} 0\n'
+        'l_seconds_bucket{le="1.0"} 1\nl_seconds_bucket{le="+Inf"} 1\n'
+        "l_seconds_count 1\nl_seconds_sum 0.5\n"
+        "# TYPE u unknown\nu 1.0\n# EOF",
+        "openmetrics",
+        [
+            Family(
+                "l_seconds",
+                "histogram",
+                "",
+                (
+                    S("l_seconds_bucket", 0, [("le", "0.00001")]),
+                    S("l_seconds_bucket", 1, [("le", "1")]),
+                    S("l_seconds_bucket", 1, [("le", "+Inf")]),
+                    S("l_seconds_count", 1),
+                    S("l_seconds_sum", 0.5),
+                ),
+                "seconds",
+            ),
+            Family("u", "untyped", "", (S("u", 1.0),)),
+        ],
+    ),
     # 11: OpenMetrics HELP escapes \" too; exemplar and second-timestamps
-    ('# TYPE c counter\n# HELP c say \\"hi\\"\nc_total 1 1.5 # {trace="a"} 0.5 2\n# EOF\n', "openmetrics",
-     [Family("c_total", "counter", 'say "hi"', (
-         S("c_total", 1, timestamp=1.5, exemplar=Exemplar((("trace", "a"),), 0.5, 2.0)),))]),
+    (
+        '# TYPE c counter\n# HELP c say \\"hi\\"\nc_total 1 1.5 # {trace="a"} 0.5 2\n# EOF\n',
+        "openmetrics",
+        [
+            Family(
+                "c_total",
+                "counter",
+                'say "hi"',
+                (S("c_total", 1, timestamp=1.5, exemplar=Exemplar((("trace", "a"),), 0.5, 2.0)),),
+            )
+        ],
+    ),
     # 12: auto picks OpenMetrics on a final # EOF
     ("# TYPE g gauge\ng 1\n# EOF\n", "auto", [Family("g", "gauge", "", (S("g", 1),))]),
 ]
@@ -97,23 +171,44 @@ ERRORS = [
     ("x 1e400\n", "text", 1, "value '1e400' is out of the float64 range"),
     ("x 1 -5\n", "text", 1, "signed timestamp '-5'"),
     ("x 1 1.5\n", "text", 1, "invalid timestamp '1.5'"),
-    ("x 1 99999999999999999999\n", "text", 1, "timestamp '99999999999999999999' is out of the int64 range"),
+    (
+        "x 1 99999999999999999999\n",
+        "text",
+        1,
+        "timestamp '99999999999999999999' is out of the int64 range",
+    ),
     ("x 1 # {} 1\n", "text", 1, "exemplars exist only in OpenMetrics"),
     ("# TYPE x gaugeish\nx 1\n", "text", 1, "unknown metric type 'gaugeish'"),
     ("# TYPE x unknown\nx 1\n", "text", 1, "metric type 'unknown' exists only in OpenMetrics"),
     ("# TYPE x gauge\n# TYPE x gauge\nx 1\n", "text", 2, "second TYPE line for 'x'"),
     ("x 1\n# TYPE x gauge\n", "text", 2, "TYPE line for 'x' after its samples"),
-    ("x 1\ny 1\nx{a=\"b\"} 1\n", "text", 3, "samples of 'x' are interleaved"),
+    ('x 1\ny 1\nx{a="b"} 1\n', "text", 3, "samples of 'x' are interleaved"),
     ('x{a="1"} 1\nx{a="1"} 2\n', "text", 2, 'duplicate series x{a="1"} (first on line 1)'),
     ('x{a=""} 1\nx 2\n', "text", 2, "duplicate series x (first on line 1)"),
-    ('# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n', "text", 2,
-     'histogram h has no le="+Inf" bucket'),
-    ('# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n', "text", 3,
-     "bucket counts of h are not cumulative"),
-    ('# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n', "text", 4,
-     "h_count = 1 differs from the +Inf bucket 2"),
-    ('# TYPE s summary\ns{quantile="0.9"} 1\ns{quantile="0.1"} 1\n', "text", 3,
-     "quantiles of s are not in increasing order"),
+    (
+        '# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n',
+        "text",
+        2,
+        'histogram h has no le="+Inf" bucket',
+    ),
+    (
+        '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
+        "text",
+        3,
+        "bucket counts of h are not cumulative",
+    ),
+    (
+        '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n',
+        "text",
+        4,
+        "h_count = 1 differs from the +Inf bucket 2",
+    ),
+    (
+        '# TYPE s summary\ns{quantile="0.9"} 1\ns{quantile="0.1"} 1\n',
+        "text",
+        3,
+        "quantiles of s are not in increasing order",
+    ),
     ('# TYPE s summary\ns{quantile="2"} 1\n', "text", 2, "invalid quantile '2'"),
     # OpenMetrics
     ("x 1\n", "openmetrics", 1, "missing '# EOF'"),
@@ -123,16 +218,39 @@ ERRORS = [
     ("x  1\n# EOF\n", "openmetrics", 1, "expected a single space before the value"),
     ('x{a="1",} 1\n# EOF\n', "openmetrics", 1, "trailing comma"),
     ("# TYPE x untyped\n# EOF\n", "openmetrics", 1, "invalid metric type 'untyped'"),
-    ("# TYPE c counter\nc 1\n# EOF\n", "openmetrics", 2, "sample name 'c' does not fit counter family 'c'"),
+    (
+        "# TYPE c counter\nc 1\n# EOF\n",
+        "openmetrics",
+        2,
+        "sample name 'c' does not fit counter family 'c'",
+    ),
     ("# TYPE c counter\nc_total -1\n# EOF\n", "openmetrics", 2, "counter 'c_total' is negative"),
-    ("# TYPE x gauge\n# UNIT x seconds\nx 1\n# EOF\n", "openmetrics", 2, "unit 'seconds' is not a suffix"),
-    ("# TYPE i info\ni_info 2\n# EOF\n", "openmetrics", 2, "info sample 'i_info' must have the value 1"),
+    (
+        "# TYPE x gauge\n# UNIT x seconds\nx 1\n# EOF\n",
+        "openmetrics",
+        2,
+        "unit 'seconds' is not a suffix",
+    ),
+    (
+        "# TYPE i info\ni_info 2\n# EOF\n",
+        "openmetrics",
+        2,
+        "info sample 'i_info' must have the value 1",
+    ),
     ('# TYPE x gauge\n# HELP x say "hi"\n# EOF\n', "openmetrics", 2, "unescaped '\"' in HELP text"),
     ("# TYPE x gauge\nx 1 # {} 1\n# EOF\n", "openmetrics", 2, "'x' cannot carry an exemplar"),
-    ("# TYPE c counter\nc_total 1\n# TYPE c_created gauge\nc_created 1\n# EOF\n", "openmetrics", 3,
-     "family 'c_created' clashes with family 'c'"),
-    ('# TYPE h histogram\nh_bucket{le="+Inf"} 1.5\n# EOF\n', "openmetrics", 2,
-     "bucket 'h_bucket' must be an integer"),
+    (
+        "# TYPE c counter\nc_total 1\n# TYPE c_created gauge\nc_created 1\n# EOF\n",
+        "openmetrics",
+        3,
+        "family 'c_created' clashes with family 'c'",
+    ),
+    (
+        '# TYPE h histogram\nh_bucket{le="+Inf"} 1.5\n# EOF\n',
+        "openmetrics",
+        2,
+        "bucket 'h_bucket' must be an integer",
+    ),
     ("x 1\r\n# EOF\n", "openmetrics", 1, "line ends with a carriage return"),
 ]
 
@@ -158,10 +276,24 @@ def test_parse_rejects_unknown_format():
 
 
 NUMBERS = [
-    ("1", 1), ("-1", -1), ("+1", 1), ("0042", 42), ("1.5", 1.5), (".5", 0.5), ("5.", 5.0),
-    ("1e3", 1000.0), ("1E3", 1000.0), ("1e+3", 1000.0), ("1.5e-3", 0.0015), ("1e-400", 0.0),
-    ("-0", -0.0), ("+Inf", math.inf), ("inf", math.inf), ("Infinity", math.inf),
-    ("-infinity", -math.inf), ("12345678901234567890123", 12345678901234567890123),
+    ("1", 1),
+    ("-1", -1),
+    ("+1", 1),
+    ("0042", 42),
+    ("1.5", 1.5),
+    (".5", 0.5),
+    ("5.", 5.0),
+    ("1e3", 1000.0),
+    ("1E3", 1000.0),
+    ("1e+3", 1000.0),
+    ("1.5e-3", 0.0015),
+    ("1e-400", 0.0),
+    ("-0", -0.0),
+    ("+Inf", math.inf),
+    ("inf", math.inf),
+    ("Infinity", math.inf),
+    ("-infinity", -math.inf),
+    ("12345678901234567890123", 12345678901234567890123),
 ]
 
 
@@ -177,8 +309,9 @@ def test_parse_number_nan(token):
     assert math.isnan(parse_number(token))
 
 
-@pytest.mark.parametrize("token", ["1,5", "0x10", "0x1p-2", "1_000", "1e400", "one", "+NaN", "infin", "",
-                                   " 1", "١"])
+@pytest.mark.parametrize(
+    "token", ["1,5", "0x10", "0x1p-2", "1_000", "1e400", "one", "+NaN", "infin", "", " 1", "١"]
+)
 def test_parse_number_rejects(token):
     with pytest.raises(ValueError):
         parse_number(token)
@@ -192,12 +325,14 @@ def test_parse_detect_format_looks_at_the_last_line():
 
 
 def test_parse_analyse_reports_lines_of_families_and_samples():
-    result = analyse("# HELP a A.\n# TYPE a gauge\na 1\na{x=\"1\"} 2\nb 3\n")
+    result = analyse('# HELP a A.\n# TYPE a gauge\na 1\na{x="1"} 2\nb 3\n')
     assert result.errors == []
     assert result.family_lines == [(1, [3, 4]), (5, [5])]
 
 
-_SCENARIO_INPUTS = [(text, fmt) for text, fmt, _ in OK] + [(text, fmt) for text, fmt, _, _ in ERRORS]
+_SCENARIO_INPUTS = [(text, fmt) for text, fmt, _ in OK] + [
+    (text, fmt) for text, fmt, _, _ in ERRORS
+]
 
 
 def _with_examples(test):
@@ -207,9 +342,13 @@ def _with_examples(test):
 
 
 @_with_examples
-@given(text=st.text(st.sampled_from('xy_:{}="\\# \t\n\r1.e+-IinfNaHELPTYPEUOcountergauhis_bucketsumle'),
-                    max_size=60),
-       fmt=st.sampled_from(["text", "openmetrics", "auto"]))
+@given(
+    text=st.text(
+        st.sampled_from('xy_:{}="\\# \t\n\r1.e+-IinfNaHELPTYPEUOcountergauhis_bucketsumle'),
+        max_size=60,
+    ),
+    fmt=st.sampled_from(["text", "openmetrics", "auto"]),
+)
 def test_parse_never_raises_anything_but_parse_error(text, fmt):
     try:
         families = parse(text, fmt)

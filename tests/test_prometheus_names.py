@@ -61,8 +61,10 @@ SPOT_CHECKS = [
     ("labels.WORKER_ID", "worker_id"),
     ("labels.ROUTER_ID", "router_id"),
     ("frontend_service.METRICS_PREFIX_ENV", "DYN_METRICS_PREFIX"),
-    ("frontend_service.MODEL_MIGRATION_MAX_SEQ_LEN_EXCEEDED_TOTAL",
-     "model_migration_max_seq_len_exceeded_total"),
+    (
+        "frontend_service.MODEL_MIGRATION_MAX_SEQ_LEN_EXCEEDED_TOTAL",
+        "model_migration_max_seq_len_exceeded_total",
+    ),
     ("frontend_service.status.SUCCESS", "success"),
     ("frontend_service.error_type.NONE", ""),  # empty string means "no error"
     ("frontend_service.error_type.OVERLOAD", "overload"),
@@ -480,8 +482,10 @@ def test_clamp_u64_to_i64_table(value, expected):
 
 CONST_LABELS_OK_ROWS = [
     # upstream vectors (spec 6.3)
-    (" cluster=us-west-2, team = search ,, env=prod ",
-     {"cluster": "us-west-2", "team": "search", "env": "prod"}),
+    (
+        " cluster=us-west-2, team = search ,, env=prod ",
+        {"cluster": "us-west-2", "team": "search", "env": "prod"},
+    ),
     ("", {}),
     (" , ", {}),
     ("k=a=b", {"k": "a=b"}),  # only the first `=` splits

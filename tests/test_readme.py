@@ -4,7 +4,7 @@ import pathlib
 import re
 
 import dyn_metrics as dm
-from dyn_metrics.config import SystemConfig
+from dyn_metrics.dynamo.config import SystemConfig
 
 README = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
@@ -22,8 +22,10 @@ def test_readme_hierarchy_example_prints_what_it_says(monkeypatch, capsys):
     monkeypatch.delenv("DYN_SYSTEM_PORT", raising=False)
     exec(BLOCKS[0], {})
     out = capsys.readouterr().out
-    assert ('dynamo_component_requests_total{dynamo_component="backend",dynamo_endpoint='
-            '"generate",dynamo_namespace="dynamo",model="llama",worker_id="ff"} 1\n') in out
+    assert (
+        'dynamo_component_requests_total{dynamo_component="backend",dynamo_endpoint='
+        '"generate",dynamo_namespace="dynamo",model="llama",worker_id="ff"} 1\n'
+    ) in out
     assert dm.check(out, "text").ok
 
 

@@ -8,10 +8,11 @@ import math
 
 from hypothesis import given
 
-from dyn_metrics import expfmt, omfmt
-from dyn_metrics.checker import check
+from dyn_metrics.exposition import openmetrics as omfmt
+from dyn_metrics.exposition import text as expfmt
+from dyn_metrics.exposition.check import check
+from dyn_metrics.exposition.parse.reader import parse
 from dyn_metrics.model import COUNTER
-from dyn_metrics.parser import parse
 from dyn_metrics.testing import families, registries
 
 
@@ -32,11 +33,15 @@ def _same_exemplar(a, b):
 
 def assert_same_families(got, expected):
     """Equality of family lists with value semantics (NaN == NaN, 1 == 1.0, -0.0 != 0)."""
-    assert [(f.name, f.type, f.help, f.unit, len(f.samples)) for f in got] == \
-        [(f.name, f.type, f.help, f.unit, len(f.samples)) for f in expected]
+    assert [(f.name, f.type, f.help, f.unit, len(f.samples)) for f in got] == [
+        (f.name, f.type, f.help, f.unit, len(f.samples)) for f in expected
+    ]
     for g, e in zip(got, expected):
         for gs, es in zip(g.samples, e.samples):
-            assert (gs.name, gs.labels, gs.timestamp) == (es.name, es.labels, es.timestamp), (gs, es)
+            assert (gs.name, gs.labels, gs.timestamp) == (es.name, es.labels, es.timestamp), (
+                gs,
+                es,
+            )
             assert _same_value(gs.value, es.value), (gs, es)
             assert _same_exemplar(gs.exemplar, es.exemplar), (gs, es)
 
@@ -50,7 +55,9 @@ def _as_openmetrics_sees_it(fams):
     out = []
     for f in fams:
         if f.type == COUNTER and not f.name.endswith("_total"):
-            samples = tuple(s._replace(name=f.name + "_total") if s.name == f.name else s for s in f.samples)
+            samples = tuple(
+                s._replace(name=f.name + "_total") if s.name == f.name else s for s in f.samples
+            )
             f = f._replace(name=f.name + "_total", samples=samples)
         out.append(f)
     return out
@@ -77,8 +84,9 @@ def test_roundtrip_text_families(fams):
     if any(f.name.startswith("_") for f in fams):
         return  # OpenMetrics reserves such names
     assert check(om, "openmetrics").errors == []
-    assert expfmt.encode_to_string(parse(om, "openmetrics")) == \
-        expfmt.encode_to_string(_as_openmetrics_sees_it(fams))
+    assert expfmt.encode_to_string(parse(om, "openmetrics")) == expfmt.encode_to_string(
+        _as_openmetrics_sees_it(fams)
+    )
 
 
 @given(families("openmetrics"))
@@ -100,5 +108,6 @@ def test_roundtrip_registry_scrape_parses_to_its_model(reg):
     assert_same_families(parse(text, "text"), fams)
     om = omfmt.encode_to_string(fams)
     assert check(om, "openmetrics").errors == []
-    assert expfmt.encode_to_string(parse(om, "openmetrics")) == \
-        expfmt.encode_to_string(_as_openmetrics_sees_it(fams))
+    assert expfmt.encode_to_string(parse(om, "openmetrics")) == expfmt.encode_to_string(
+        _as_openmetrics_sees_it(fams)
+    )

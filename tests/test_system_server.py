@@ -1,4 +1,4 @@
-"""The system status server wired to a runtime: dyn_metrics.system with a stub, then the public API.
+"""The system status server wired to a runtime: the glue with a stub, then the public API.
 
 The first half drives ``start_http_server`` / ``start_from_config`` with a stub
 runtime (``render_exposition(fmt)`` and ``health``). The second half goes
@@ -15,17 +15,23 @@ import socket
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.config import SystemConfig
-from dyn_metrics.health import SystemHealth
-from dyn_metrics.system import start_from_config, start_http_server
+from dyn_metrics.dynamo.config import SystemConfig
+from dyn_metrics.dynamo.health import SystemHealth
+from dyn_metrics.dynamo.system_server import start_from_config, start_http_server
 
 TEXT_CT = "text/plain; version=0.0.4; charset=utf-8"
 TIMEOUT = 2.0
 UPTIME = "dynamo_component_uptime_seconds"
 DYN_VARS = (
-    "DYN_SYSTEM_PORT", "DYN_SYSTEM_HOST", "DYN_SYSTEM_HEALTH_PATH", "DYN_SYSTEM_LIVE_PATH",
-    "DYN_SYSTEM_STARTING_HEALTH_STATUS", "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
-    "DYN_SYSTEM_ENABLED", "DYN_SYSTEM_OPENMETRICS", "DYN_HEALTH_CHECK_ENABLED",
+    "DYN_SYSTEM_PORT",
+    "DYN_SYSTEM_HOST",
+    "DYN_SYSTEM_HEALTH_PATH",
+    "DYN_SYSTEM_LIVE_PATH",
+    "DYN_SYSTEM_STARTING_HEALTH_STATUS",
+    "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS",
+    "DYN_SYSTEM_ENABLED",
+    "DYN_SYSTEM_OPENMETRICS",
+    "DYN_HEALTH_CHECK_ENABLED",
 )
 
 
@@ -59,7 +65,7 @@ class StubRuntime:
         return f"# HELP {UPTIME} Total uptime\n# TYPE {UPTIME} gauge\n{UPTIME} 1.5\n"
 
 
-# -- dyn_metrics.system with a stub runtime -------------------------------------------------------
+# -- dyn_metrics.dynamo.system_server with a stub runtime --------------------------------
 
 
 def test_start_http_server_serves_the_runtime():
@@ -80,8 +86,15 @@ def test_start_http_server_serves_the_runtime():
 
 def test_start_http_server_passes_options():
     drt = StubRuntime()
-    with start_http_server(drt, 0, "127.0.0.1", openmetrics=True, health_path="/hc",
-                           live_path="/lc", basic_auth=("u", "p")) as server:
+    with start_http_server(
+        drt,
+        0,
+        "127.0.0.1",
+        openmetrics=True,
+        health_path="/hc",
+        live_path="/lc",
+        basic_auth=("u", "p"),
+    ) as server:
         assert get(server, "/hc")[0] == 401
     with start_http_server(drt, 0, "127.0.0.1", openmetrics=True, health_path="/hc") as server:
         status, headers, _ = get(server, headers={"Accept": "application/openmetrics-text"})
@@ -120,8 +133,9 @@ def test_start_from_config_bind_failure_logs_and_returns_none(occupied_port, cap
     errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(errors) == 1
     assert errors[0].levelno == logging.ERROR
-    assert errors[0].getMessage().startswith(
-        f"Failed to bind to address 127.0.0.1:{occupied_port}: ")
+    assert (
+        errors[0].getMessage().startswith(f"Failed to bind to address 127.0.0.1:{occupied_port}: ")
+    )
 
 
 # -- through the public runtime ------------------------------------------------------------------

@@ -26,9 +26,12 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
 def reaches(strategy, condition):
-    """The first generated example meeting ``condition`` (no shrinking: only reachability matters)."""
-    return find(strategy, condition,
-                settings=settings(phases=[Phase.generate], max_examples=1000, database=None))
+    """The first generated example meeting ``condition`` (no shrinking: reachability only)."""
+    return find(
+        strategy,
+        condition,
+        settings=settings(phases=[Phase.generate], max_examples=1000, database=None),
+    )
 
 
 @given(metric_names(), metric_names("openmetrics"), label_names())
@@ -47,28 +50,40 @@ def test_testing_label_values_include_empty():
     assert reaches(label_values(), lambda v: v == "") == ""
 
 
-@pytest.mark.parametrize("wanted", [
-    lambda v: v != v,
-    lambda v: v == math.inf,
-    lambda v: v == -math.inf,
-    lambda v: v == 0 and math.copysign(1, v) < 0,
-    lambda v: v.__class__ is int and v > 2 ** 53,
-])
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        lambda v: v != v,
+        lambda v: v == math.inf,
+        lambda v: v == -math.inf,
+        lambda v: v == 0 and math.copysign(1, v) < 0,
+        lambda v: v.__class__ is int and v > 2**53,
+    ],
+)
 def test_testing_values_reach_the_special_values(wanted):
     reaches(values(), wanted)
 
 
-@pytest.mark.parametrize("fmt, type_word", [
-    ("text", "histogram"), ("text", "summary"), ("text", "untyped"),
-    ("openmetrics", "stateset"), ("openmetrics", "info"), ("openmetrics", "gaugehistogram"),
-])
+@pytest.mark.parametrize(
+    "fmt, type_word",
+    [
+        ("text", "histogram"),
+        ("text", "summary"),
+        ("text", "untyped"),
+        ("openmetrics", "stateset"),
+        ("openmetrics", "info"),
+        ("openmetrics", "gaugehistogram"),
+    ],
+)
 def test_testing_families_reach_every_type(fmt, type_word):
     reaches(families(fmt), lambda fs: any(f.type == type_word for f in fs))
 
 
 def test_testing_openmetrics_families_reach_created_units_and_exemplars():
-    reaches(families("openmetrics"),
-            lambda fs: any(s.name.endswith("_created") for f in fs for s in f.samples))
+    reaches(
+        families("openmetrics"),
+        lambda fs: any(s.name.endswith("_created") for f in fs for s in f.samples),
+    )
     reaches(families("openmetrics"), lambda fs: any(f.unit for f in fs))
     reaches(families("openmetrics"), lambda fs: any(s.exemplar for f in fs for s in f.samples))
 
@@ -86,7 +101,9 @@ def test_testing_registries_reach_vecs_with_children():
 
 def test_testing_assert_valid_exposition_passes_valid_text():
     assert_valid_exposition("# HELP x_total X.\n# TYPE x_total counter\nx_total 1\n")
-    assert_valid_exposition("# TYPE x gauge\n# HELP x X.\nx 1\n# EOF\n", "openmetrics", allow_warnings=False)
+    assert_valid_exposition(
+        "# TYPE x gauge\n# HELP x X.\nx 1\n# EOF\n", "openmetrics", allow_warnings=False
+    )
 
 
 def test_testing_assert_valid_exposition_lists_every_problem():

@@ -10,15 +10,19 @@ import threading
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics import values
-from dyn_metrics.config import SystemConfig
+from dyn_metrics.dynamo.config import SystemConfig
+from dyn_metrics.metrics import values
 
 THREADS = 8
 OPS = 100_000  # per thread
 TIMEOUT = 60.0
 
-COUNTER_CELLS = [values.CounterCell, values.LockedCounterCell,
-                 values.IntCounterCell, values.LockedIntCounterCell]
+COUNTER_CELLS = [
+    values.CounterCell,
+    values.LockedCounterCell,
+    values.IntCounterCell,
+    values.LockedIntCounterCell,
+]
 FLOAT_COUNTER_CELLS = [values.CounterCell, values.LockedCounterCell]
 INT_COUNTER_CELLS = [values.IntCounterCell, values.LockedIntCounterCell]
 
@@ -188,7 +192,7 @@ def test_histogram_exact_totals():
 
 # -- consistent scrapes -------------------------------------------------------------------
 
-_SAMPLE = re.compile(r'^(\w+?)(_bucket|_sum|_count)(\{.*\})? (\S+)$')
+_SAMPLE = re.compile(r"^(\w+?)(_bucket|_sum|_count)(\{.*\})? (\S+)$")
 
 
 def check_histograms(text):
@@ -275,15 +279,16 @@ def test_scrapes_during_observe_are_consistent():
 # -- concurrent child creation ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cls", [dm.CounterVec, dm.GaugeVec, dm.HistogramVec],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [dm.CounterVec, dm.GaugeVec, dm.HistogramVec], ids=lambda c: c.__name__
+)
 def test_concurrent_child_creation_one_child_per_label_set(cls):
     v = cls("v", "h", ["a", "b"])
     label_sets = [(str(i), str(i % 7)) for i in range(1000)]
 
     def work(i):
         # Each thread walks the sets in a different order.
-        order = label_sets[i * 125:] + label_sets[:i * 125]
+        order = label_sets[i * 125 :] + label_sets[: i * 125]
         return {values_: v.with_label_values(*values_) for values_ in order}
 
     maps = run_concurrently(work)
@@ -329,7 +334,7 @@ import sys
 sys._is_gil_enabled = lambda: False  # what a free-threaded interpreter reports
 import threading
 import dyn_metrics as dm
-from dyn_metrics import values
+from dyn_metrics.metrics import values
 
 assert not values.GIL_ENABLED
 assert dm.Counter._cell_class is values.LockedCounterCell
@@ -357,7 +362,14 @@ print(reg.prometheus_expfmt(), end="")
 def test_free_threaded_fallback_is_exact_end_to_end():
     # The counter cells a free-threaded interpreter gets, exercised through
     # the public API in a fresh interpreter that reports no GIL.
-    out = subprocess.run([sys.executable, "-c", FREE_THREADED_SCENARIO], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
-    assert out == ("# HELP c_total h\n# TYPE c_total counter\nc_total 240000\n"
-                   "# HELP v_total h\n# TYPE v_total counter\nv_total{a=\"x\"} 160000\n")
+    out = subprocess.run(
+        [sys.executable, "-c", FREE_THREADED_SCENARIO],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out == (
+        "# HELP c_total h\n# TYPE c_total counter\nc_total 240000\n"
+        '# HELP v_total h\n# TYPE v_total counter\nv_total{a="x"} 160000\n'
+    )

@@ -15,8 +15,8 @@ from fractions import Fraction
 
 import pytest
 
-from dyn_metrics import values
 from dyn_metrics.errors import InvalidValueError, MetricsError
+from dyn_metrics.metrics import values
 
 FLOAT_COUNTER_CELLS = [values.CounterCell, values.LockedCounterCell]
 INT_COUNTER_CELLS = [values.IntCounterCell, values.LockedIntCounterCell]
@@ -109,11 +109,11 @@ BAD_INT_INCREMENTS = [
 
 
 # (cell classes, starting increment, bad increments): the value must not move.
-BAD_INCREMENT_CASES = (
-    [(cls, 2.5, amount, prefix) for cls in FLOAT_COUNTER_CELLS
-     for amount, prefix in BAD_FLOAT_INCREMENTS]
-    + [(cls, 3, amount, prefix) for cls in INT_COUNTER_CELLS
-       for amount, prefix in BAD_INT_INCREMENTS])
+BAD_INCREMENT_CASES = [
+    (cls, 2.5, amount, prefix)
+    for cls in FLOAT_COUNTER_CELLS
+    for amount, prefix in BAD_FLOAT_INCREMENTS
+] + [(cls, 3, amount, prefix) for cls in INT_COUNTER_CELLS for amount, prefix in BAD_INT_INCREMENTS]
 
 
 @pytest.mark.parametrize("cls, start, amount, prefix", BAD_INCREMENT_CASES)
@@ -294,8 +294,15 @@ def test_histogram_cell_start_timer_observe_duration():
     assert cell.get_sample_sum() == elapsed
 
 
-@pytest.mark.parametrize("cls", [values.CounterCell, values.IntCounterCell,
-                                 values.LockedCounterCell, values.LockedIntCounterCell])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        values.CounterCell,
+        values.IntCounterCell,
+        values.LockedCounterCell,
+        values.LockedIntCounterCell,
+    ],
+)
 def test_counter_cells_read_many_equals_reading_each(cls):
     cells = [new_cell(cls) for _ in range(5)]
     for n, cell in enumerate(cells):
@@ -362,8 +369,8 @@ def test_counter_cell_mixed_inc_and_inc_by_add_in_rust_order(operations):
 def test_counter_cell_inc_by_beyond_float_range_is_refused():
     cell = new_cell(values.CounterCell)
     with pytest.raises(InvalidValueError):
-        cell.inc_by(10 ** 400)
+        cell.inc_by(10**400)
     assert cell.get() == 0.0
     big = new_cell(values.IntCounterCell)
-    big.inc_by(10 ** 400)  # int counters are unbounded
-    assert big.get() == 10 ** 400
+    big.inc_by(10**400)  # int counters are unbounded
+    assert big.get() == 10**400

@@ -130,7 +130,9 @@ def test_vec_with_labels_missing_or_extra_names(mapping, prefix):
 
 def test_vec_with_labels_accepts_pairs():
     v = dm.CounterVec("v", "h", ["method", "status"])
-    assert v.with_labels([("status", "200"), ("method", "GET")]) is v.with_label_values("GET", "200")
+    assert v.with_labels([("status", "200"), ("method", "GET")]) is v.with_label_values(
+        "GET", "200"
+    )
 
 
 # -- removal ---------------------------------------------------------------------------
@@ -209,7 +211,13 @@ def test_vec_children_sort_by_code_point():
     for x in ["é", "z", "Z", "", "aa", "a"]:
         v.with_label_values(x)
     assert sample_lines(scrape(v)) == [
-        'v{a=""} 0', 'v{a="Z"} 0', 'v{a="a"} 0', 'v{a="aa"} 0', 'v{a="z"} 0', 'v{a="é"} 0']
+        'v{a=""} 0',
+        'v{a="Z"} 0',
+        'v{a="a"} 0',
+        'v{a="aa"} 0',
+        'v{a="z"} 0',
+        'v{a="é"} 0',
+    ]
 
 
 def test_vec_escapes_odd_label_values():

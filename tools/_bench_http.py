@@ -69,8 +69,10 @@ def burst(target, concurrency, per_thread):
 def main():
     cfg = json.load(sys.stdin)
     targets = cfg["targets"]
-    out = {t["name"]: {"latency_ms": [], "burst_ms_per_request": [], "body": None,
-                       "error": None} for t in targets}
+    out = {
+        t["name"]: {"latency_ms": [], "burst_ms_per_request": [], "body": None, "error": None}
+        for t in targets
+    }
 
     def guarded(t, fn):
         res = out[t["name"]]
@@ -90,12 +92,12 @@ def main():
         body = guarded(t, lambda: fetch(t["host"], t["port"], t["path"]))
         if body is not None:
             series = t.get("series", "").encode()
-            lines = [ln for ln in body.split(b"\n")
-                     if ln and ln[:1] != b"#" and series in ln]
+            lines = [ln for ln in body.split(b"\n") if ln and ln[:1] != b"#" and series in ln]
             out[t["name"]]["body"] = {"bytes": len(body), "sample_lines": len(lines)}
 
     for rep in range(cfg["latency_requests"]):
         for t in ordered(rep):
+
             def one(t=t):
                 t0 = perf_counter_ns()
                 fetch(t["host"], t["port"], t["path"])

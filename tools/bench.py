@@ -52,14 +52,30 @@ _repeat = itertools.repeat
 LABELS = ["a", "b"]
 # Observed in a cycle by both sides: one value per prometheus_client default
 # bucket, +Inf included, which also covers every dyn_metrics default bucket.
-OBSERVE_VALUES = [0.001, 0.007, 0.02, 0.04, 0.06, 0.09, 0.2, 0.4, 0.6, 0.9,
-                  2.0, 4.0, 6.0, 9.0, 20.0]
+OBSERVE_VALUES = [
+    0.001,
+    0.007,
+    0.02,
+    0.04,
+    0.06,
+    0.09,
+    0.2,
+    0.4,
+    0.6,
+    0.9,
+    2.0,
+    4.0,
+    6.0,
+    9.0,
+    20.0,
+]
 
 
 # ---------------------------------------------------------------------------
 # Library adapters. Every call into either library goes through one of these
 # two classes, so an API rename is fixed here and nowhere else.
 # ---------------------------------------------------------------------------
+
 
 class DynMetricsSide:
     """dyn_metrics calls used by the benchmark (see spec/api.md)."""
@@ -128,7 +144,7 @@ class DynMetricsSide:
 
     @staticmethod
     def openmetrics_scraper(reg):
-        from dyn_metrics import omfmt
+        from dyn_metrics.exposition import openmetrics as omfmt
 
         encode = omfmt.encode_to_string
         collect = reg.collect
@@ -241,6 +257,7 @@ class PrometheusClientSide:
 # Helpers
 # ---------------------------------------------------------------------------
 
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -289,6 +306,7 @@ def stats(samples):
 # ---------------------------------------------------------------------------
 # Timing loops (identical shapes for both sides)
 # ---------------------------------------------------------------------------
+
 
 def loop_call0(f, n):
     it = _repeat(None, n)
@@ -383,21 +401,21 @@ FLOORS = [
 # Results
 # ---------------------------------------------------------------------------
 
+
 class Row:
     """One table line: a measurement for both sides plus its target."""
 
-    def __init__(self, key, title, unit, target=None, kind="ratio", fmt=None,
-                 group=""):
+    def __init__(self, key, title, unit, target=None, kind="ratio", fmt=None, group=""):
         self.key = key
         self.title = title
         self.unit = unit
-        self.target = target      # number or None (report only)
-        self.kind = kind          # "ratio": dm/pc <= target; "abs": dm <= target; "zero": dm == 0
-        self.fmt = fmt            # value -> str
+        self.target = target  # number or None (report only)
+        self.kind = kind  # "ratio": dm/pc <= target; "abs": dm <= target; "zero": dm == 0
+        self.fmt = fmt  # value -> str
         self.group = group
         self.samples = {"dyn_metrics": [], "prometheus_client": []}
         self.errors = {}
-        self.extra = {}           # side -> str shown after the value
+        self.extra = {}  # side -> str shown after the value
         self.note = ""
 
     def add(self, side, value):
@@ -418,8 +436,10 @@ class Row:
 
     def result(self):
         if self.errors.get("dyn_metrics") or (
-                self.target is not None and self.kind == "ratio"
-                and self.errors.get("prometheus_client")):
+            self.target is not None
+            and self.kind == "ratio"
+            and self.errors.get("prometheus_client")
+        ):
             return "ERROR"
         if self.target is None:
             return "report" if not self.errors else "ERROR"
@@ -497,10 +517,11 @@ fmt_count = ("%d", "")
 # Benchmark phases
 # ---------------------------------------------------------------------------
 
+
 class Bench:
     def __init__(self, args, sides, log):
         self.args = args
-        self.sides = sides            # [DynMetricsSide, PrometheusClientSide]
+        self.sides = sides  # [DynMetricsSide, PrometheusClientSide]
         self.log = log
         self.rows = []
         self.floor_rows = []
@@ -511,7 +532,7 @@ class Bench:
         """A fresh metric name; a ``_total`` suffix stays last."""
         n = next(self._uid)
         if base.endswith("_total"):
-            return "%s%d_total" % (base[:-len("total")], n)
+            return "%s%d_total" % (base[: -len("total")], n)
         return "%s_%d" % (base, n)
 
     def row(self, *a, **kw):
@@ -585,26 +606,73 @@ class Bench:
 
         bk = nb.get("dyn_metrics"), nb.get("prometheus_client")
         hist_title = "Histogram.observe, default buckets (%s vs %s)" % (
-            bk[0] if bk[0] else "?", bk[1] if bk[1] else "?")
-        cases.append((self.row("counter_inc", "Counter.inc()", "ns/op", 0.5,
-                               fmt=fmt_ns, group="hot"), counter_inc))
-        cases.append((self.row("counter_inc_by", "Counter.inc_by(2.5) / inc(2.5)",
-                               "ns/op", fmt=fmt_ns, group="hot"), counter_inc_by))
-        cases.append((self.row("gauge_set", "Gauge.set(1.0)", "ns/op",
-                               fmt=fmt_ns, group="hot"), gauge_set))
-        cases.append((self.row("histogram_observe", hist_title, "ns/op", 0.4,
-                               fmt=fmt_ns, group="hot"), hist_observe))
-        cases.append((self.row("vec_lookup_inc",
-                               "vec with_label_values(a,b).inc() / labels(a,b).inc()",
-                               "ns/op", 0.25, fmt=fmt_ns, group="hot"), vec_lookup_inc))
-        cases.append((self.row("child_inc", "pre-bound vec child .inc()", "ns/op",
-                               fmt=fmt_ns, group="hot"), child_inc))
-        cases.append((self.row("hist_child_observe",
-                               "pre-bound histogram vec child .observe()", "ns/op",
-                               fmt=fmt_ns, group="hot"), hist_child_observe))
+            bk[0] if bk[0] else "?",
+            bk[1] if bk[1] else "?",
+        )
+        cases.append(
+            (
+                self.row("counter_inc", "Counter.inc()", "ns/op", 0.5, fmt=fmt_ns, group="hot"),
+                counter_inc,
+            )
+        )
+        cases.append(
+            (
+                self.row(
+                    "counter_inc_by",
+                    "Counter.inc_by(2.5) / inc(2.5)",
+                    "ns/op",
+                    fmt=fmt_ns,
+                    group="hot",
+                ),
+                counter_inc_by,
+            )
+        )
+        cases.append(
+            (self.row("gauge_set", "Gauge.set(1.0)", "ns/op", fmt=fmt_ns, group="hot"), gauge_set)
+        )
+        cases.append(
+            (
+                self.row("histogram_observe", hist_title, "ns/op", 0.4, fmt=fmt_ns, group="hot"),
+                hist_observe,
+            )
+        )
+        cases.append(
+            (
+                self.row(
+                    "vec_lookup_inc",
+                    "vec with_label_values(a,b).inc() / labels(a,b).inc()",
+                    "ns/op",
+                    0.25,
+                    fmt=fmt_ns,
+                    group="hot",
+                ),
+                vec_lookup_inc,
+            )
+        )
+        cases.append(
+            (
+                self.row(
+                    "child_inc", "pre-bound vec child .inc()", "ns/op", fmt=fmt_ns, group="hot"
+                ),
+                child_inc,
+            )
+        )
+        cases.append(
+            (
+                self.row(
+                    "hist_child_observe",
+                    "pre-bound histogram vec child .observe()",
+                    "ns/op",
+                    fmt=fmt_ns,
+                    group="hot",
+                ),
+                hist_child_observe,
+            )
+        )
 
-        floors = [(Row("floor_" + fn.__name__, title, "ns/op", fmt=fmt_ns), fn)
-                  for title, fn in FLOORS]
+        floors = [
+            (Row("floor_" + fn.__name__, title, "ns/op", fmt=fmt_ns), fn) for title, fn in FLOORS
+        ]
         self.floor_rows = [r for r, _ in floors]
 
         runners = []
@@ -663,19 +731,32 @@ class Bench:
         self.log("contention: %d threads x %d ops, %d repeats" % (nthreads, n, reps))
         configs = [
             ("threads4_child_inc", "4 threads child.inc(), aggregate", None, reps, n),
-            ("threads4_child_inc_tight",
-             "4 threads child.inc(), switchinterval 10us", 1e-5,
-             max(1, reps // 2), max(1, n // 4)),
+            (
+                "threads4_child_inc_tight",
+                "4 threads child.inc(), switchinterval 10us",
+                1e-5,
+                max(1, reps // 2),
+                max(1, n // 4),
+            ),
         ]
         for key, title, interval, creps, cn in configs:
             trow = self.row(key, title, "ns/op", fmt=fmt_ns, group="threads")
-            lrow = self.row(key + "_lost", "  lost updates (expected - final)",
-                            "count", 0, kind="zero", fmt=fmt_count, group="threads")
+            lrow = self.row(
+                key + "_lost",
+                "  lost updates (expected - final)",
+                "count",
+                0,
+                kind="zero",
+                fmt=fmt_count,
+                group="threads",
+            )
             children = {}
             for side in self.sides:
+
                 def make(side=side):
                     vec = side.countervec(self.uniq("bench_t_total"))
                     return side.child_getter(vec)("x", "y")
+
                 children[side.name] = self.guarded(trow, side, make)
             rates = {s.name: [] for s in self.sides}
             old = sys.getswitchinterval()
@@ -722,8 +803,9 @@ class Bench:
             # prometheus_client builds a per-child string for names ending in
             # `_total` (~55 B more per child); "counter" avoids that suffix so
             # the target compares against its cheaper case.
-            vec = side.countervec(self.uniq(
-                "bench_mc_total" if kind == "counter_total" else "bench_mc"))
+            vec = side.countervec(
+                self.uniq("bench_mc_total" if kind == "counter_total" else "bench_mc")
+            )
         get = side.child_getter(vec)
         scrape = side.text_scraper(side.registry_for(vec)) if scraped else None
         # one child first, so one-time lazy state is not charged to the n
@@ -752,23 +834,68 @@ class Bench:
         reps = self.args.mem_repeat
         self.log("memory: %d children per vec, %d repeats" % (n, reps))
         rows = [
-            (self.row("bytes_counter_child", "bytes per counter vec child (2 labels)",
-                      "bytes", 0.4, fmt=fmt_bytes, group="memory"), "counter", False),
-            (self.row("bytes_counter_total_child", "  same, family name ending `_total`",
-                      "bytes", fmt=fmt_bytes, group="memory"), "counter_total", False),
-            (self.row("bytes_counter_child_scraped", "  same, after one text scrape",
-                      "bytes", fmt=fmt_bytes, group="memory"), "counter", True),
-            (self.row("bytes_histogram_child",
-                      "bytes per histogram vec child (2 labels, default buckets)",
-                      "bytes", 0.3, fmt=fmt_bytes, group="memory"), "histogram", False),
-            (self.row("bytes_histogram_child_scraped", "  same, after one text scrape",
-                      "bytes", fmt=fmt_bytes, group="memory"), "histogram", True),
+            (
+                self.row(
+                    "bytes_counter_child",
+                    "bytes per counter vec child (2 labels)",
+                    "bytes",
+                    0.4,
+                    fmt=fmt_bytes,
+                    group="memory",
+                ),
+                "counter",
+                False,
+            ),
+            (
+                self.row(
+                    "bytes_counter_total_child",
+                    "  same, family name ending `_total`",
+                    "bytes",
+                    fmt=fmt_bytes,
+                    group="memory",
+                ),
+                "counter_total",
+                False,
+            ),
+            (
+                self.row(
+                    "bytes_counter_child_scraped",
+                    "  same, after one text scrape",
+                    "bytes",
+                    fmt=fmt_bytes,
+                    group="memory",
+                ),
+                "counter",
+                True,
+            ),
+            (
+                self.row(
+                    "bytes_histogram_child",
+                    "bytes per histogram vec child (2 labels, default buckets)",
+                    "bytes",
+                    0.3,
+                    fmt=fmt_bytes,
+                    group="memory",
+                ),
+                "histogram",
+                False,
+            ),
+            (
+                self.row(
+                    "bytes_histogram_child_scraped",
+                    "  same, after one text scrape",
+                    "bytes",
+                    fmt=fmt_bytes,
+                    group="memory",
+                ),
+                "histogram",
+                True,
+            ),
         ]
         for rep in range(reps):
             for row, kind, scraped in rows:
                 for side in self.order(rep):
-                    v = self.guarded(row, side,
-                                     lambda: self._mem_per_child(side, kind, n, scraped))
+                    v = self.guarded(row, side, lambda: self._mem_per_child(side, kind, n, scraped))
                     if v is not None:
                         row.add(side.name, v)
                     gc.collect()
@@ -783,18 +910,35 @@ class Bench:
             # enough scrapes per sample to stay well above timer resolution
             inner = max(1, 20_000 // size)
             big = size >= 100_000
-            t_row = self.row("text_%s" % label, "text 0.0.4 scrape, %s series" % label,
-                             "ms/scrape", 0.2 if big else None, fmt=fmt_ms,
-                             group="scrape")
-            ps_row = self.row("text_%s_per_series" % label, "  per series",
-                              "us/series", 1.0, kind="abs", fmt=fmt_us,
-                              group="scrape")
-            om_row = self.row("om_%s" % label, "OpenMetrics scrape, %s series" % label,
-                              "ms/scrape", fmt=fmt_ms, group="scrape")
+            t_row = self.row(
+                "text_%s" % label,
+                "text 0.0.4 scrape, %s series" % label,
+                "ms/scrape",
+                0.2 if big else None,
+                fmt=fmt_ms,
+                group="scrape",
+            )
+            ps_row = self.row(
+                "text_%s_per_series" % label,
+                "  per series",
+                "us/series",
+                1.0,
+                kind="abs",
+                fmt=fmt_us,
+                group="scrape",
+            )
+            om_row = self.row(
+                "om_%s" % label,
+                "OpenMetrics scrape, %s series" % label,
+                "ms/scrape",
+                fmt=fmt_ms,
+                group="scrape",
+            )
             om_ps = {}
 
             scrapers = {}
             for side in self.sides:
+
                 def build(side=side):
                     reg, vec = side.scrape_registry(self.uniq("bench_s_total"))
                     fill_vec(side.child_getter(vec), size, "inc")
@@ -819,13 +963,17 @@ class Bench:
                         body = body.decode("utf-8")
                     lines = [ln for ln in body.split("\n") if ln and ln[0] != "#"]
                     self.info.setdefault("scrape_bodies", {}).setdefault(
-                        "%s_%s" % (fam, label), {})[side.name] = {
-                            "bytes": len(body.encode("utf-8")),
-                            "sample_lines": len(lines),
-                        }
+                        "%s_%s" % (fam, label), {}
+                    )[side.name] = {
+                        "bytes": len(body.encode("utf-8")),
+                        "sample_lines": len(lines),
+                    }
                     if len(lines) != size:
                         row.note = "%s: %d sample lines for %d series" % (
-                            side.name, len(lines), size)
+                            side.name,
+                            len(lines),
+                            size,
+                        )
 
             def timed(fn):
                 with Timed():
@@ -868,18 +1016,23 @@ class Bench:
         prologue = "import sys; sys.path.insert(0, %r)" % ROOT
         cmds = {"pass": [sys.executable, "-c", prologue]}
         for side in self.sides:
-            cmds[side.name] = [sys.executable, "-c",
-                               prologue + "; import " + side.module_name]
-        row = self.row("import_time", "import in a fresh interpreter (minus `pass`)",
-                       "ms", 0.5, fmt=fmt_ms, group="import")
-        it_row = self.row("import_time_x", "  -X importtime cumulative", "ms",
-                          fmt=fmt_ms, group="import")
+            cmds[side.name] = [sys.executable, "-c", prologue + "; import " + side.module_name]
+        row = self.row(
+            "import_time",
+            "import in a fresh interpreter (minus `pass`)",
+            "ms",
+            0.5,
+            fmt=fmt_ms,
+            group="import",
+        )
+        it_row = self.row(
+            "import_time_x", "  -X importtime cumulative", "ms", fmt=fmt_ms, group="import"
+        )
         row.note = "prometheus_client's import registers its default collectors"
 
         def wall(cmd):
             t0 = perf_counter_ns()
-            p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+            p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             t1 = perf_counter_ns()
             if p.returncode != 0:
                 raise RuntimeError(p.stderr.decode(errors="replace").strip()[-300:])
@@ -887,8 +1040,12 @@ class Bench:
 
         def importtime(side):
             cmd = cmds[side.name]
-            p = subprocess.run([cmd[0], "-X", "importtime"] + cmd[1:], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = subprocess.run(
+                [cmd[0], "-X", "importtime"] + cmd[1:],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             if p.returncode != 0:
                 raise RuntimeError(p.stderr.decode(errors="replace").strip()[-300:])
             for line in p.stderr.decode().splitlines():
@@ -932,17 +1089,30 @@ class Bench:
             "rounds": self.args.http_rounds,
             "targets": [],
         }
-        self.log("http: %d series; client process: %d sequential requests, "
-                 "%d clients x %d requests x %d rounds"
-                 % (n_series, cfg["latency_requests"], conc, cfg["per_thread"],
-                    cfg["rounds"]))
-        lat_row = self.row("http_latency", "HTTP /metrics, %dk series: latency"
-                           % (n_series // 1000), "ms", 0.3, fmt=fmt_ms, group="http")
-        thr_row = self.row("http_throughput",
-                           "  %d clients: ms per request (aggregate)" % conc, "ms",
-                           fmt=fmt_ms, group="http")
-        lat_row.note = ("client in a separate interpreter; each GET on a new "
-                        "connection, Connection: close, no gzip")
+        self.log(
+            "http: %d series; client process: %d sequential requests, "
+            "%d clients x %d requests x %d rounds"
+            % (n_series, cfg["latency_requests"], conc, cfg["per_thread"], cfg["rounds"])
+        )
+        lat_row = self.row(
+            "http_latency",
+            "HTTP /metrics, %dk series: latency" % (n_series // 1000),
+            "ms",
+            0.3,
+            fmt=fmt_ms,
+            group="http",
+        )
+        thr_row = self.row(
+            "http_throughput",
+            "  %d clients: ms per request (aggregate)" % conc,
+            "ms",
+            fmt=fmt_ms,
+            group="http",
+        )
+        lat_row.note = (
+            "client in a separate interpreter; each GET on a new "
+            "connection, Connection: close, no gzip"
+        )
         servers = {}
         try:
             for side in self.sides:
@@ -952,19 +1122,29 @@ class Bench:
                     continue
                 servers[side.name] = s
                 host, port, path, _ = s
-                cfg["targets"].append({"name": side.name, "host": host,
-                                       "port": port, "path": path,
-                                       "series": "bench_http_total"})
+                cfg["targets"].append(
+                    {
+                        "name": side.name,
+                        "host": host,
+                        "port": port,
+                        "path": path,
+                        "series": "bench_http_total",
+                    }
+                )
             if not cfg["targets"]:
                 return
             gc.collect()
-            helper = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                  "_bench_http.py")
-            p = subprocess.run([sys.executable, helper], input=json.dumps(cfg).encode(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bench_http.py")
+            p = subprocess.run(
+                [sys.executable, helper],
+                input=json.dumps(cfg).encode(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             if p.returncode != 0:
-                err = RuntimeError("HTTP client failed: "
-                                   + p.stderr.decode(errors="replace").strip()[-300:])
+                err = RuntimeError(
+                    "HTTP client failed: " + p.stderr.decode(errors="replace").strip()[-300:]
+                )
                 for name in servers:
                     lat_row.error(name, err)
                     thr_row.error(name, err)
@@ -981,11 +1161,15 @@ class Bench:
                     thr_row.add(name, v)
                 if r["burst_ms_per_request"]:
                     thr_row.extra[name] = "(%.1f req/s)" % (
-                        1000.0 / statistics.median(r["burst_ms_per_request"]))
+                        1000.0 / statistics.median(r["burst_ms_per_request"])
+                    )
                 bodies[name] = r["body"]
                 if r["body"] and r["body"]["sample_lines"] != n_series:
                     lat_row.note += "; %s: %d sample lines for %d series" % (
-                        name, r["body"]["sample_lines"], n_series)
+                        name,
+                        r["body"]["sample_lines"],
+                        n_series,
+                    )
             self.info["http_bodies"] = bodies
         finally:
             for side in self.sides:
@@ -998,14 +1182,22 @@ class Bench:
 # Output
 # ---------------------------------------------------------------------------
 
+
 def render_table(rows, floors):
     head = ["case", "dyn_metrics", "prometheus_client", "ratio", "target", "result"]
     body = []
     for r in rows:
         ratio = r.ratio()
-        body.append([r.title, r.cell("dyn_metrics"), r.cell("prometheus_client"),
-                     "%.3f" % ratio if ratio is not None else "-",
-                     r.target_text(), r.result()])
+        body.append(
+            [
+                r.title,
+                r.cell("dyn_metrics"),
+                r.cell("prometheus_client"),
+                "%.3f" % ratio if ratio is not None else "-",
+                r.target_text(),
+                r.result(),
+            ]
+        )
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = []
 
@@ -1063,12 +1255,13 @@ def noise_warning(floors, info):
     worst, title = max(spreads)
     if worst < 1.25:
         return ""
-    return ("WARNING: the machine was busy during this run (median of floor %s was "
-            "%.1fx its minimum; load average %s -> %s). Absolute times are inflated "
-            "and the absolute targets may fail for that reason; the interleaved "
-            "ratios are less affected. Re-run on an idle machine."
-            % (title, worst, info.get("loadavg_start") or "?",
-               info.get("loadavg_end") or "?"))
+    return (
+        "WARNING: the machine was busy during this run (median of floor %s was "
+        "%.1fx its minimum; load average %s -> %s). Absolute times are inflated "
+        "and the absolute targets may fail for that reason; the interleaved "
+        "ratios are less affected. Re-run on an idle machine."
+        % (title, worst, info.get("loadavg_start") or "?", info.get("loadavg_end") or "?")
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -1080,18 +1273,27 @@ PHASES = ("import", "hot", "threads", "memory", "scrape", "http")
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        description="Benchmark dyn_metrics against prometheus_client side by side.")
-    p.add_argument("--quick", action="store_true",
-                   help="fewer repeats, shorter loops, no 100k-series scrape")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="repeats per case (default 9, --quick 3)")
+        description="Benchmark dyn_metrics against prometheus_client side by side."
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="fewer repeats, shorter loops, no 100k-series scrape"
+    )
+    p.add_argument(
+        "--repeat", type=int, default=None, help="repeats per case (default 9, --quick 3)"
+    )
     p.add_argument("--json", metavar="FILE", help="write every number to FILE")
-    p.add_argument("--check", action="store_true",
-                   help="exit 1 if any target fails or a case raises")
-    p.add_argument("--only", metavar="PHASES",
-                   help="comma-separated subset of: " + ",".join(PHASES))
-    p.add_argument("--loops", type=int, default=None,
-                   help="calls per hot-path sample (default 200000, --quick 100000)")
+    p.add_argument(
+        "--check", action="store_true", help="exit 1 if any target fails or a case raises"
+    )
+    p.add_argument(
+        "--only", metavar="PHASES", help="comma-separated subset of: " + ",".join(PHASES)
+    )
+    p.add_argument(
+        "--loops",
+        type=int,
+        default=None,
+        help="calls per hot-path sample (default 200000, --quick 100000)",
+    )
     args = p.parse_args(argv)
     q = args.quick
     if args.repeat is None:
@@ -1128,13 +1330,15 @@ def load_libraries():
     except ImportError:
         sys.stderr.write(
             "bench.py needs prometheus_client to compare against.\n"
-            "Install it with:  pip install -e '.[bench]'   (from the repository root)\n")
+            "Install it with:  pip install -e '.[bench]'   (from the repository root)\n"
+        )
         sys.exit(2)
     try:
         import dyn_metrics
     except Exception as exc:
-        sys.stderr.write("dyn_metrics failed to import from %s: %s: %s\n"
-                         % (ROOT, type(exc).__name__, exc))
+        sys.stderr.write(
+            "dyn_metrics failed to import from %s: %s: %s\n" % (ROOT, type(exc).__name__, exc)
+        )
         sys.exit(2)
     return dyn_metrics, prometheus_client
 
@@ -1149,15 +1353,17 @@ def main(argv=None):
         sys.stderr.flush()
 
     bench = Bench(args, sides, log)
-    bench.info.update({
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "dyn_metrics": sides[0].version(),
-        "prometheus_client": sides[1].version(),
-        "args": {k: v for k, v in vars(args).items()},
-    })
+    bench.info.update(
+        {
+            "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "dyn_metrics": sides[0].version(),
+            "prometheus_client": sides[1].version(),
+            "args": {k: v for k, v in vars(args).items()},
+        }
+    )
     bench.info["loadavg_start"] = loadavg()
     t_start = time.monotonic()
     for phase in args.phases:
@@ -1166,14 +1372,29 @@ def main(argv=None):
     bench.info["loadavg_end"] = loadavg()
 
     info = bench.info
-    print("dyn_metrics %s vs prometheus_client %s | Python %s (%s) | %s | %s CPUs"
-          % (info["dyn_metrics"], info["prometheus_client"], info["python"],
-             info["implementation"], info["platform"], info["cpus"]))
-    print("repeats %d, %d calls per hot-path sample, interleaved; ratio = "
-          "dyn_metrics / prometheus_client (lower is better); %.0f s total; "
-          "load average %s at start, %s at end"
-          % (args.repeat, args.loops, elapsed, info["loadavg_start"] or "?",
-             info["loadavg_end"] or "?"))
+    print(
+        "dyn_metrics %s vs prometheus_client %s | Python %s (%s) | %s | %s CPUs"
+        % (
+            info["dyn_metrics"],
+            info["prometheus_client"],
+            info["python"],
+            info["implementation"],
+            info["platform"],
+            info["cpus"],
+        )
+    )
+    print(
+        "repeats %d, %d calls per hot-path sample, interleaved; ratio = "
+        "dyn_metrics / prometheus_client (lower is better); %.0f s total; "
+        "load average %s at start, %s at end"
+        % (
+            args.repeat,
+            args.loops,
+            elapsed,
+            info["loadavg_start"] or "?",
+            info["loadavg_end"] or "?",
+        )
+    )
     print()
     print(render_table(bench.rows, bench.floor_rows))
 
@@ -1185,9 +1406,14 @@ def main(argv=None):
     failed = [r for r in bench.rows if r.result() in ("FAIL", "ERROR")]
     print()
     targets = [r for r in bench.rows if r.target is not None]
-    print("%d of %d targets pass%s" % (
-        sum(1 for r in targets if r.result() == "PASS"), len(targets),
-        "" if not failed else "; failing: " + ", ".join(r.key for r in failed)))
+    print(
+        "%d of %d targets pass%s"
+        % (
+            sum(1 for r in targets if r.result() == "PASS"),
+            len(targets),
+            "" if not failed else "; failing: " + ", ".join(r.key for r in failed),
+        )
+    )
 
     if args.json:
         doc = {

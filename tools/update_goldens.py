@@ -38,8 +38,11 @@ def load_scenarios():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="scenarios to regenerate (default: all)")
-    parser.add_argument("--check", action="store_true",
-                        help="compare only; exit 1 when a file differs or is missing")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compare only; exit 1 when a file differs or is missing",
+    )
     args = parser.parse_args(argv)
 
     scenarios = load_scenarios()

@@ -9,7 +9,17 @@ clash. Problems go to ``report``, any object with ``error(line, msg)`` and
 ``warn(line, msg)``. Not thread-safe: one grouper per input.
 """
 
-from .model import COUNTER, GAUGE, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY, UNKNOWN, UNTYPED
+from ...model import (
+    COUNTER,
+    GAUGE,
+    GAUGEHISTOGRAM,
+    HISTOGRAM,
+    INFO,
+    STATESET,
+    SUMMARY,
+    UNKNOWN,
+    UNTYPED,
+)
 
 _TEXT_SUFFIXES = {
     COUNTER: ("",),
@@ -44,8 +54,18 @@ def _series_key(name, labels):
 class FamilyDraft:
     """A family while it is being read."""
 
-    __slots__ = ("name", "type", "help", "unit", "line", "seen", "samples",
-                 "unit_line", "last_metric", "done_metrics")
+    __slots__ = (
+        "name",
+        "type",
+        "help",
+        "unit",
+        "line",
+        "seen",
+        "samples",
+        "unit_line",
+        "last_metric",
+        "done_metrics",
+    )
 
     def __init__(self, name, line):
         self.name = name
@@ -53,8 +73,8 @@ class FamilyDraft:
         self.help = None
         self.unit = None
         self.line = line
-        self.seen = []          # metadata kinds in the order they came
-        self.samples = []       # (Sample, line)
+        self.seen = []  # metadata kinds in the order they came
+        self.samples = []  # (Sample, line)
         self.unit_line = line
         self.last_metric = None
         self.done_metrics = set()
@@ -87,8 +107,11 @@ class Grouper:
             if kind in fam.seen:
                 self.error(number, f"second {kind} line for {name!r}")
             else:
-                self.error(number, f"{kind} line for {name!r} after its family ended (families must not "
-                                   "be interleaved)")
+                self.error(
+                    number,
+                    f"{kind} line for {name!r} after its family ended (families must not "
+                    "be interleaved)",
+                )
             return
         elif kind in fam.seen:
             self.error(number, f"second {kind} line for {name!r}")
@@ -118,16 +141,27 @@ class Grouper:
         seen = self.series.get(key)
         if seen is not None:
             first, ts = seen
-            if not (self.om and ts is not None and sample.timestamp is not None and sample.timestamp > ts):
-                self.error(number, f"duplicate series {sample.name}{labels_text(sample.labels)} (first "
-                                   f"on line {first})")
+            if not (
+                self.om
+                and ts is not None
+                and sample.timestamp is not None
+                and sample.timestamp > ts
+            ):
+                self.error(
+                    number,
+                    f"duplicate series {sample.name}{labels_text(sample.labels)} (first "
+                    f"on line {first})",
+                )
         self.series[key] = (seen[0] if seen else number, sample.timestamp)
         if self.om:
             metric = self._metric_key(fam, sample.labels)
             if metric != fam.last_metric:
                 if metric in fam.done_metrics:
-                    self.error(number, f"metric {fam.name}{labels_text(sorted(metric))} is interleaved "
-                                       "with other metrics of the family")
+                    self.error(
+                        number,
+                        f"metric {fam.name}{labels_text(sorted(metric))} is interleaved "
+                        "with other metrics of the family",
+                    )
                 if fam.last_metric is not None:
                     fam.done_metrics.add(fam.last_metric)
                 fam.last_metric = metric
@@ -141,19 +175,27 @@ class Grouper:
                 name = fam.name + suffix
                 other = claimed.get(name)
                 if other is not None and other is not fam:
-                    self.error(fam.line, f"family {fam.name!r} clashes with family {other.name!r}: both "
-                                         f"can have samples named {name!r}")
+                    self.error(
+                        fam.line,
+                        f"family {fam.name!r} clashes with family {other.name!r}: both "
+                        f"can have samples named {name!r}",
+                    )
                     break
                 claimed[name] = fam
 
     def _metric_key(self, fam, labels):
         t = self.type_of(fam)
-        drop = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile", STATESET: fam.name}.get(t)
+        drop = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile", STATESET: fam.name}.get(
+            t
+        )
         return frozenset(p for p in labels if p[0] != drop and p[1] != "")
 
     def _new_family(self, name, number):
         if self.om and name.startswith("_"):
-            self.error(number, f"metric family names starting with '_' are reserved in OpenMetrics: {name!r}")
+            self.error(
+                number,
+                f"metric family names starting with '_' are reserved in OpenMetrics: {name!r}",
+            )
         fam = FamilyDraft(name, number)
         self.fams.append(fam)
         self.by_name[name] = fam
@@ -164,7 +206,7 @@ class Grouper:
         if not name.startswith(fam.name):
             return False
         suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self.type_of(fam)]
-        return name[len(fam.name):] in suffixes
+        return name[len(fam.name) :] in suffixes
 
     def _owner(self, name):
         fam = self.by_name.get(name)
@@ -184,24 +226,38 @@ class Grouper:
         fam = self._owner(name)
         if fam is not None:
             if fam.samples:
-                self.error(number, f"samples of {fam.name!r} are interleaved with another family (one "
-                                   "uninterrupted group required)")
+                self.error(
+                    number,
+                    f"samples of {fam.name!r} are interleaved with another family (one "
+                    "uninterrupted group required)",
+                )
             else:
-                self.error(number, f"metadata of {fam.name!r} is separated from its samples "
-                                   "by another family")
+                self.error(
+                    number,
+                    f"metadata of {fam.name!r} is separated from its samples by another family",
+                )
             self.cur = fam
             return fam
         if cur is not None and name == cur.name:
             suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self.type_of(cur)]
             expected = " or ".join(repr(cur.name + s) for s in suffixes)
-            self.error(number, f"sample name {name!r} does not fit {self.type_of(cur)} family "
-                               f"{cur.name!r} (expected {expected})")
+            self.error(
+                number,
+                f"sample name {name!r} does not fit {self.type_of(cur)} family "
+                f"{cur.name!r} (expected {expected})",
+            )
             return None
         fam = self.by_name.get(name)
         if fam is not None:
-            self.error(number, f"sample {name!r} does not fit the {self.type_of(fam)} family of the same name")
+            self.error(
+                number,
+                f"sample {name!r} does not fit the {self.type_of(fam)} family of the same name",
+            )
             return None
         if cur is not None and not cur.samples and not self.om and name.startswith(cur.name):
-            self.warn(cur.line, f"metadata for {cur.name!r} has no samples; the samples that follow are "
-                                f"named {name!r}")
+            self.warn(
+                cur.line,
+                f"metadata for {cur.name!r} has no samples; the samples that follow are "
+                f"named {name!r}",
+            )
         return self._new_family(name, number)

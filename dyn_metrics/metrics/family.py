@@ -19,10 +19,10 @@ import operator
 import threading
 import time
 
-from . import expfmt
-from .errors import InvalidBucketsError, InvalidLabelsError, InvalidValueError
-from .model import COUNTER, GAUGE, HISTOGRAM, Family, Sample
-from .prometheus_names import validate_label_name, validate_metric_name
+from ..errors import InvalidBucketsError, InvalidLabelsError, InvalidValueError
+from ..exposition import text as expfmt
+from ..model import COUNTER, GAUGE, HISTOGRAM, Family, Sample
+from ..prometheus_names import validate_label_name, validate_metric_name
 from .values import GaugeCell, HistogramCell, IntGaugeCell, counter_cell_class
 
 # Types whose OpenMetrics form may carry a `_created` sample.
@@ -92,8 +92,9 @@ def check_utf8(text, error, what):
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise error(f"{what} is not valid Unicode text (it cannot be encoded as UTF-8): "
-                    f"{text!r}") from exc
+        raise error(
+            f"{what} is not valid Unicode text (it cannot be encoded as UTF-8): {text!r}"
+        ) from exc
 
 
 def const_label_pairs(labels):
@@ -133,7 +134,9 @@ class Desc:
         if "\r" in help:
             # The text format has no escape for it, and a parser takes it
             # for the end of a CRLF line.
-            raise InvalidValueError(f"help of {name!r} must not contain a carriage return: {help!r}")
+            raise InvalidValueError(
+                f"help of {name!r} must not contain a carriage return: {help!r}"
+            )
         check_utf8(help, InvalidValueError, f"help of {name!r}")
         pairs = const_label_pairs(const_labels)
         seen = set()
@@ -179,16 +182,22 @@ class Desc:
 
     def dimensions(self):
         """What must agree between same-named collectors of one registry."""
-        return (self.help, self.type, tuple(sorted(k for k, _ in self.const_labels)),
-                tuple(sorted(self.label_names)))
+        return (
+            self.help,
+            self.type,
+            tuple(sorted(k for k, _ in self.const_labels)),
+            tuple(sorted(self.label_names)),
+        )
 
     def identity(self):
         """Name plus constant label values: what makes a collector a duplicate."""
         return (self.name, self.const_labels)
 
     def __repr__(self):
-        return (f"Desc(name={self.name!r}, help={self.help!r}, type={self.type!r}, "
-                f"const_labels={dict(self.const_labels)!r}, label_names={list(self.label_names)!r})")
+        return (
+            f"Desc(name={self.name!r}, help={self.help!r}, type={self.type!r}, "
+            f"const_labels={dict(self.const_labels)!r}, label_names={list(self.label_names)!r})"
+        )
 
 
 class MetricFamily:
@@ -454,8 +463,10 @@ class HistogramFamily(MetricFamily):
     def _samples(self, pairs, value):
         cumulative, total, count = value
         name = self.desc.name
-        samples = [Sample(name + "_bucket", pairs + (("le", le),), c)
-                   for le, c in zip(self._le, cumulative)]
+        samples = [
+            Sample(name + "_bucket", pairs + (("le", le),), c)
+            for le, c in zip(self._le, cumulative)
+        ]
         samples.append(Sample(name + "_sum", pairs, total))
         samples.append(Sample(name + "_count", pairs, count))
         return tuple(samples)
@@ -471,8 +482,9 @@ class HistogramFamily(MetricFamily):
         for key, (cumulative, total, count), _ in snapshot:
             labels = expfmt.format_labels(self._label_pairs(key))
             inner = labels[1:-1] + "," if labels else ""
-            out.extend(f'{bucket_open}{inner}le="{le}"}} {c}\n'
-                       for le, c in zip(self._le, cumulative))
+            out.extend(
+                f'{bucket_open}{inner}le="{le}"}} {c}\n' for le, c in zip(self._le, cumulative)
+            )
             out.append(f"{name}_sum{labels} {fmt(total)}\n{name}_count{labels} {count}\n")
         write("".join(out))
 

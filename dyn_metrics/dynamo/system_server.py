@@ -9,9 +9,9 @@ callbacks) and ``drt.health`` with a ``snapshot() -> (healthy, body)`` method
 
 import logging
 
-from .server import MetricsServer
+from ..server.app import MetricsServer
 
-_logger = logging.getLogger("dyn_metrics")
+_log = logging.getLogger(__name__)
 
 
 def _hostport(host, port):
@@ -77,6 +77,6 @@ def start_from_config(drt, config):
     try:
         server.start()
     except OSError as e:
-        _logger.error("Failed to bind to address %s: %s", _hostport(config.host, config.port), e)
+        _log.error("Failed to bind to address %s: %s", _hostport(config.host, config.port), e)
         return None
     return server

@@ -21,9 +21,9 @@ import logging
 import threading
 import time
 
-from .errors import InvalidValueError
+from ..errors import InvalidValueError
 
-_logger = logging.getLogger("dyn_metrics")
+_log = logging.getLogger(__name__)
 
 READY = "ready"
 NOTREADY = "notready"
@@ -155,7 +155,7 @@ class SystemHealth:
                 self._targets[endpoint] = payload
                 self._endpoints.setdefault(endpoint, False)
         if duplicate:
-            _logger.warning(
+            _log.warning(
                 "Attempted to re-register health check for endpoint %r; ignoring.", endpoint
             )
 

@@ -20,7 +20,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _INF = math.inf
 # Below 2**53 every integral float is an exact integer, and its shortest
 # round-trip digits spell that integer, so ``str(int(v))`` is Rust's output.
-_EXACT_INT = 2.0 ** 53
+_EXACT_INT = 2.0**53
 
 
 def format_value(value):
@@ -41,7 +41,7 @@ def format_value(value):
     if v.is_integer():
         if -_EXACT_INT < v < _EXACT_INT:
             if v or math.copysign(1.0, v) > 0.0:
-                return "%d" % v
+                return "%d" % v  # noqa: UP031 (the fastest integral-float spelling)
             return "-0"
         r = repr(v)
         return r[:-2] if r.endswith(".0") else _positional(r)
@@ -87,8 +87,12 @@ def format_values(values):
     """
     fmt = format_value
     exact = _EXACT_INT
-    return [("%d" % v) if (v.__class__ is float and v and v.is_integer() and -exact < v < exact)
-            else fmt(v) for v in values]
+    return [
+        ("%d" % v)  # noqa: UP031 (see format_value)
+        if (v.__class__ is float and v and v.is_integer() and -exact < v < exact)
+        else fmt(v)
+        for v in values
+    ]
 
 
 def _positional(r):

@@ -38,17 +38,26 @@ family as a whole. This module drives them and builds the model.
 
 import math
 
-from . import expfmt
-from .errors import ParseError
-from .grouping import Grouper
-from .lexer import BLANKS, float_or_nan, parse_number
-from .model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED, Family, Sample
-from .om_lexer import lex_om_line
-from .shape import check_family
-from .text_lexer import lex_text_line
+from ...errors import ParseError
+from ...model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED, Family, Sample
+from .. import text as expfmt
+from .families import Grouper
+from .family_rules import check_family
+from .om_lines import lex_om_line
+from .text_lines import lex_text_line
+from .tokens import BLANKS, float_or_nan, parse_number
 
-__all__ = ["AUTO", "FORMATS", "OPENMETRICS", "TEXT", "Analysis", "analyse", "detect_format",
-           "parse", "parse_number"]
+__all__ = [
+    "AUTO",
+    "FORMATS",
+    "OPENMETRICS",
+    "TEXT",
+    "Analysis",
+    "analyse",
+    "detect_format",
+    "parse",
+    "parse_number",
+]
 
 TEXT = "text"
 OPENMETRICS = "openmetrics"
@@ -138,8 +147,10 @@ class _Reader:
         eof_line = None
         for number, line in enumerate(lines, 1):
             if line.endswith("\r"):
-                self.error(number, "line ends with a carriage return (CRLF); "
-                                   "only LF line endings are allowed")
+                self.error(
+                    number,
+                    "line ends with a carriage return (CRLF); only LF line endings are allowed",
+                )
                 line = line.rstrip("\r")
             if self.om:
                 if eof_line is not None:

@@ -10,9 +10,9 @@ there is no global default registry.
 
 import time
 
-from . import prometheus_names as names
+from .. import prometheus_names as names
+from ..errors import InvalidValueError
 from .config import SystemConfig
-from .errors import InvalidValueError
 from .health import SystemHealth
 from .hierarchy import _NamespaceParent
 
@@ -40,13 +40,14 @@ class DistributedRuntime(_NamespaceParent):
         self.health = SystemHealth.from_config(self.config)
         self._started = time.monotonic()
         self._uptime = self.metrics().create_gauge(
-            names.distributed_runtime.UPTIME_SECONDS, UPTIME_HELP)
+            names.distributed_runtime.UPTIME_SECONDS, UPTIME_HELP
+        )
         self._registry.add_update_callback(self._refresh_uptime)
         self.system_server = None
         if self.config.enabled:
             # Imported only when a server runs: the HTTP stack (sockets, TLS)
             # doubles the import time of the package.
-            from .system import start_from_config
+            from .system_server import start_from_config
 
             self.system_server = start_from_config(self, self.config)
 

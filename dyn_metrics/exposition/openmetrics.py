@@ -35,8 +35,8 @@ them out of families meant for text.
 
 import math
 
-from .expfmt import escape_label_value
-from .model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
+from ..model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
+from .text import escape_label_value
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -164,12 +164,17 @@ def _sums_to_drop(family, bucket):
     is the count) still say everything else.
     """
     negative_bound = any(
-        s.name == bucket and not dict(s.labels).get("le", "").startswith("+")
+        s.name == bucket
+        and not dict(s.labels).get("le", "").startswith("+")
         and parse_bound(dict(s.labels).get("le")) < 0
-        for s in family.samples)
+        for s in family.samples
+    )
     sum_name = family.name + "_sum"
-    bad = {s.labels for s in family.samples
-           if s.name == sum_name and (negative_bound or not s.value >= 0)}
+    bad = {
+        s.labels
+        for s in family.samples
+        if s.name == sum_name and (negative_bound or not s.value >= 0)
+    }
     return {sum_name: bad, family.name + "_count": bad} if bad else {}
 
 

@@ -24,11 +24,11 @@ object that is scraped: keep it and update it.
 
 import threading
 
-from . import prometheus_names as names
-from .errors import InvalidLabelsError, InvalidNameError, RegistrationError
-from .metrics import Counter, Gauge, Histogram, IntCounter, IntGauge, const_label_pairs
-from .registry import Registry
-from .vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
+from .. import prometheus_names as names
+from ..errors import InvalidLabelsError, InvalidNameError, RegistrationError
+from ..metrics.family import Counter, Gauge, Histogram, IntCounter, IntGauge, const_label_pairs
+from ..metrics.vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
+from ..registry import Registry
 
 _AUTO_LABELS = (names.labels.NAMESPACE, names.labels.COMPONENT, names.labels.ENDPOINT)
 # Guards creating namespaces and components, so that two threads asking for
@@ -71,12 +71,14 @@ class Metrics:
             if key in names.AUTO_LABEL_NAMES:
                 raise InvalidLabelsError(
                     f"Label '{key}' is automatically added by auto-label injection "
-                    "and cannot be manually set")
+                    "and cannot be manually set"
+                )
         for key in label_names or ():
             if key in names.AUTO_LABEL_NAMES:
                 raise InvalidLabelsError(
                     f"Variable label name '{key}' conflicts with auto-injected const "
-                    "label and cannot be used")
+                    "label and cannot be used"
+                )
         return full_name, self._node._auto_labels() + pairs
 
     def _register(self, metric):
@@ -95,14 +97,16 @@ class Metrics:
     def _create_vec(self, cls, name, help, label_names, const_labels, **kwargs):
         if isinstance(label_names, str):
             raise InvalidLabelsError(
-                f"label names must be a sequence of strings, got the string {label_names!r}")
+                f"label names must be a sequence of strings, got the string {label_names!r}"
+            )
         # A tuple first: an iterator would be used up by the checks below.
         label_names = tuple(label_names or ())
         full_name, const = self._prepare(name, const_labels, label_names)
         if not label_names:
             raise InvalidLabelsError(
                 f"{cls.__name__} requires const_labels parameter "
-                f"(the variable label names), got {label_names!r}")
+                f"(the variable label names), got {label_names!r}"
+            )
         return self._register(cls(full_name, help, label_names, const, **kwargs))
 
     def create_counter(self, name, help, labels=()):
@@ -143,8 +147,9 @@ class Metrics:
 
     def create_histogramvec(self, name, help, label_names, const_labels=(), buckets=None):
         """A :class:`HistogramVec` with variable ``label_names``."""
-        return self._create_vec(HistogramVec, name, help, label_names, const_labels,
-                                buckets=buckets)
+        return self._create_vec(
+            HistogramVec, name, help, label_names, const_labels, buckets=buckets
+        )
 
     def register_prometheus_update_callback(self, callback):
         """Run ``callback()`` before every scrape of this node or an ancestor.
@@ -183,8 +188,7 @@ class _Node:
 
     def __init__(self, name, parent):
         if not isinstance(name, str):
-            raise InvalidNameError(
-                f"{type(self).__name__} name must be a string, got {name!r}")
+            raise InvalidNameError(f"{type(self).__name__} name must be a string, got {name!r}")
         self._name = name
         self._parent = parent
         self._registry = Registry()

@@ -114,11 +114,14 @@ def lex_labels(report, number, line, pos, metric, om):
             if pos >= n:
                 report.error(number, f"unterminated label set for {metric!r}")
             elif om and line[pos] == "}":
-                report.error(number, f"trailing comma in the label set of {metric!r} (not allowed in "
-                                     "OpenMetrics)")
+                report.error(
+                    number,
+                    f"trailing comma in the label set of {metric!r} (not allowed in OpenMetrics)",
+                )
             elif om and line[pos] == " ":
-                report.error(number, f"space inside the label set of {metric!r} (not allowed in "
-                                     "OpenMetrics)")
+                report.error(
+                    number, f"space inside the label set of {metric!r} (not allowed in OpenMetrics)"
+                )
             else:
                 report.error(number, f"invalid label name {token or line[pos]!r} for {metric!r}")
             return None, pos
@@ -143,10 +146,15 @@ def lex_labels(report, number, line, pos, metric, om):
             report.error(number, f"duplicate label name {label!r} for {metric!r}")
         names.add(label)
         if om and label.startswith("_"):
-            report.error(number, f"label names starting with '_' are reserved in OpenMetrics: {label!r}")
+            report.error(
+                number, f"label names starting with '_' are reserved in OpenMetrics: {label!r}"
+            )
         elif label.startswith("__"):
-            report.warn(number, "label names starting with '__' are reserved for Prometheus' "
-                                f"internal use: {label!r}")
+            report.warn(
+                number,
+                "label names starting with '__' are reserved for Prometheus' "
+                f"internal use: {label!r}",
+            )
         labels.append((label, value))
         if not om:
             pos = skip_blanks(line, pos)
@@ -156,7 +164,9 @@ def lex_labels(report, number, line, pos, metric, om):
         if pos < n and line[pos] == "}":
             return tuple(labels), pos + 1
         found = line[pos] if pos < n else "end of line"
-        report.error(number, f"expected ',' or '}}' after the value of label {label!r}, found {found!r}")
+        report.error(
+            number, f"expected ',' or '}}' after the value of label {label!r}, found {found!r}"
+        )
         return None, pos
 
 
@@ -165,14 +175,16 @@ def _unescape_label(report, number, raw, om):
         return unescape_om(report, number, raw, "label value")
 
     def undefined(c):
-        report.error(number, f"invalid escape sequence '\\{c}' in label value (allowed: \\\\ \\\" \\n)")
+        report.error(
+            number, f"invalid escape sequence '\\{c}' in label value (allowed: \\\\ \\\" \\n)"
+        )
         return "\\" + c
 
     return _unescape(raw, undefined)
 
 
 def unescape_om(report, number, text, what):
-    """Undo OpenMetrics escapes (``\\n``, ``\\"``, ``\\\\``) in ``what`` (a label value or HELP text)."""
+    """Undo OpenMetrics escapes (``\\n``, ``\\"``, ``\\\\``) in ``what`` (a label value, HELP)."""
     if "\\" not in text and '"' not in text:
         return text
     bare = _ESCAPE.sub("", text)
@@ -189,7 +201,7 @@ def unescape_om(report, number, text, what):
 
 
 def _unescape(text, undefined):
-    """``text`` with ``\\n``, ``\\"`` and ``\\\\`` undone; ``undefined(char)`` replaces any other escape."""
+    """``text`` with ``\\n``, ``\\"``, ``\\\\`` undone; ``undefined(char)`` replaces the rest."""
 
     def replace(m):
         c = m.group(1)

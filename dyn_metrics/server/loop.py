@@ -24,7 +24,7 @@ every scrape):
   :mod:`dyn_metrics.httpwire`).
 * One request per connection (``Connection: close``).
 * A client that goes away is not an error: logged at DEBUG only. Every request
-  is logged at DEBUG on ``logging.getLogger("dyn_metrics.server")``; nothing is
+  is logged at DEBUG on the ``dyn_metrics.server`` loggers; nothing is
   written to stderr.
 """
 
@@ -37,11 +37,11 @@ import ssl
 import threading
 import time
 
-from .handlerpool import HandlerPool
-from .httpwire import BadRequest, HeadReader, text_response
+from .pool import HandlerPool
+from .wire import BadRequest, HeadReader, text_response
 
 # The server's one logger, so a user configures a single name for all of it.
-_log = logging.getLogger("dyn_metrics.server")
+_log = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 256 * 1024
 _LINGER = 1.0
@@ -196,7 +196,7 @@ class HttpLoop:
         select = self._selector.select
         try:
             while not self._stopping:
-                for key, mask in select(self._timeout()):
+                for key, _mask in select(self._timeout()):
                     what = key.data
                     if what is _LISTENER:
                         self._accept()
@@ -427,7 +427,12 @@ class HttpLoop:
         # Logged before sending, so the line exists once the client has its answer.
         _log.debug(
             '%s "%s %s %s" %d %d',
-            conn.addr[0], request.method, request.target, request.version, status, len(data),
+            conn.addr[0],
+            request.method,
+            request.target,
+            request.version,
+            status,
+            len(data),
         )
         try:
             self._send_all(conn.sock, data)
@@ -452,4 +457,4 @@ class HttpLoop:
             if left <= 0:
                 raise socket.timeout("write timed out")
             sock.settimeout(left)
-            view = view[sock.send(view[:_WRITE_CHUNK]):]
+            view = view[sock.send(view[:_WRITE_CHUNK]) :]

@@ -20,11 +20,11 @@ exit 0 valid, 1 errors, 2 usage or I/O error, 3 valid with lint warnings.
 
 import re
 import sys
-from typing import List, NamedTuple
+from typing import NamedTuple
 
-from . import omfmt
-from .model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
-from .parser import AUTO, FORMATS, OPENMETRICS, TEXT, analyse, detect_format
+from ..model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
+from . import openmetrics as omfmt
+from .parse.reader import AUTO, FORMATS, OPENMETRICS, TEXT, analyse, detect_format
 
 __all__ = ["Problem", "CheckResult", "check", "main"]
 
@@ -47,8 +47,8 @@ class CheckResult(NamedTuple):
     """The outcome of :func:`check`; ``ok`` is true when there are no errors."""
 
     format: str
-    errors: List[Problem]
-    warnings: List[Problem]
+    errors: list[Problem]
+    warnings: list[Problem]
 
     @property
     def ok(self):
@@ -102,16 +102,51 @@ def _tidy(problems):
 # -- lint, in the spirit of client_golang's promlint --------------------------
 
 _BASE_UNITS = {
-    "amperes": "amperes", "bytes": "bytes", "celsius": "celsius", "grams": "grams",
-    "joules": "joules", "kelvin": "kelvin", "meters": "meters", "metres": "metres",
-    "seconds": "seconds", "volts": "volts",
-    "minutes": "seconds", "hours": "seconds", "days": "seconds", "weeks": "seconds",
-    "kelvins": "kelvin", "fahrenheit": "celsius", "rankine": "celsius",
-    "inches": "meters", "yards": "meters", "miles": "meters", "bits": "bytes",
-    "calories": "joules", "pounds": "grams", "ounces": "grams",
+    "amperes": "amperes",
+    "bytes": "bytes",
+    "celsius": "celsius",
+    "grams": "grams",
+    "joules": "joules",
+    "kelvin": "kelvin",
+    "meters": "meters",
+    "metres": "metres",
+    "seconds": "seconds",
+    "volts": "volts",
+    "minutes": "seconds",
+    "hours": "seconds",
+    "days": "seconds",
+    "weeks": "seconds",
+    "kelvins": "kelvin",
+    "fahrenheit": "celsius",
+    "rankine": "celsius",
+    "inches": "meters",
+    "yards": "meters",
+    "miles": "meters",
+    "bits": "bytes",
+    "calories": "joules",
+    "pounds": "grams",
+    "ounces": "grams",
 }
-_UNIT_PREFIXES = ("pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo",
-                  "kibi", "mega", "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi")
+_UNIT_PREFIXES = (
+    "pico",
+    "nano",
+    "micro",
+    "milli",
+    "centi",
+    "deci",
+    "deca",
+    "hecto",
+    "kilo",
+    "kibi",
+    "mega",
+    "mibi",
+    "giga",
+    "gibi",
+    "tera",
+    "tebi",
+    "peta",
+    "pebi",
+)
 _ABBREVIATIONS = ("s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d")
 _CAMEL = re.compile(r"[a-z][A-Z]")
 
@@ -121,8 +156,8 @@ def _unit_of(name):
         if part in _BASE_UNITS:
             return part, _BASE_UNITS[part]
         for prefix in _UNIT_PREFIXES:
-            if part.startswith(prefix) and part[len(prefix):] in _BASE_UNITS:
-                return part, _BASE_UNITS[part[len(prefix):]]
+            if part.startswith(prefix) and part[len(prefix) :] in _BASE_UNITS:
+                return part, _BASE_UNITS[part[len(prefix) :]]
     return None, None
 
 
@@ -140,8 +175,13 @@ def _lint(family, line, sample_lines, om):
     total = name.endswith("_total")
     if t == COUNTER:
         if om and total:
-            out.append((line, f"{name}: counter family name ends in '_total'; its samples are named "
-                              f"{name}_total"))
+            out.append(
+                (
+                    line,
+                    f"{name}: counter family name ends in '_total'; its samples are named "
+                    f"{name}_total",
+                )
+            )
         elif not om and not total:
             out.append((line, f'{name}: counter metrics should have "_total" suffix'))
     elif total and t not in (UNTYPED, UNKNOWN):
@@ -152,9 +192,13 @@ def _lint(family, line, sample_lines, om):
     if any(_has_part(lower, a) for a in _ABBREVIATIONS):
         out.append((line, f"{name}: metric names should not contain abbreviated units"))
     if ":" in name:
-        out.append((line, f"{name}: metric names should not contain ':' (reserved for recording rules)"))
+        out.append(
+            (line, f"{name}: metric names should not contain ':' (reserved for recording rules)")
+        )
     if _CAMEL.search(name):
-        out.append((line, f"{name}: metric names should be written in 'snake_case' not 'camelCase'"))
+        out.append(
+            (line, f"{name}: metric names should be written in 'snake_case' not 'camelCase'")
+        )
     for word in ("counter", "gauge", "histogram", "summary"):
         if _has_part(lower, word):
             out.append((line, f"{name}: metric name should not include type '{word}'"))
@@ -164,17 +208,30 @@ def _lint(family, line, sample_lines, om):
             out.append((line, f'{name}: non-histogram metrics should not have "_bucket" suffix'))
         if not histogram and t != SUMMARY and (name.endswith("_count") or name.endswith("_sum")):
             suffix = name.rsplit("_", 1)[1]
-            out.append((line, f"{name}: non-histogram and non-summary metrics "
-                              f'should not have "_{suffix}" suffix'))
+            out.append(
+                (
+                    line,
+                    f"{name}: non-histogram and non-summary metrics "
+                    f'should not have "_{suffix}" suffix',
+                )
+            )
     for sample, sample_line in zip(family.samples, sample_lines):
         for label, _ in sample.labels:
             if _CAMEL.search(label):
-                out.append((sample_line,
-                            f"{name}: label names should be written in 'snake_case' not 'camelCase'"))
+                out.append(
+                    (
+                        sample_line,
+                        f"{name}: label names should be written in 'snake_case' not 'camelCase'",
+                    )
+                )
             if label == "le" and t not in (HISTOGRAM, GAUGEHISTOGRAM):
-                out.append((sample_line, f'{name}: non-histogram metrics should not have "le" label'))
+                out.append(
+                    (sample_line, f'{name}: non-histogram metrics should not have "le" label')
+                )
             if label == "quantile" and t != SUMMARY:
-                out.append((sample_line, f'{name}: non-summary metrics should not have "quantile" label'))
+                out.append(
+                    (sample_line, f'{name}: non-summary metrics should not have "quantile" label')
+                )
     return out
 
 
@@ -187,7 +244,9 @@ def _fetch(url, fmt, timeout):
     import gzip
     import urllib.request
 
-    request = urllib.request.Request(url, headers={"Accept": ACCEPT[fmt], "Accept-Encoding": "gzip"})
+    request = urllib.request.Request(
+        url, headers={"Accept": ACCEPT[fmt], "Accept-Encoding": "gzip"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read()
         if response.headers.get("Content-Encoding", "").lower() == "gzip":
@@ -218,13 +277,25 @@ def main(argv=None):
         description="Strictly validate a Prometheus text 0.0.4 or OpenMetrics 1.0 exposition.",
         epilog="Exit status: 0 valid, 1 errors, 2 usage or I/O error, 3 valid but lint warnings.",
     )
-    parser.add_argument("source", nargs="?", default="-", metavar="FILE|URL|-",
-                        help="file, http(s) URL, or - for standard input (default)")
-    parser.add_argument("--format", choices=FORMATS, default=AUTO,
-                        help="exposition format; auto uses the Content-Type of a URL, "
-                             "else a final '# EOF' line")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds to wait for a URL (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument(
+        "source",
+        nargs="?",
+        default="-",
+        metavar="FILE|URL|-",
+        help="file, http(s) URL, or - for standard input (default)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=AUTO,
+        help="exposition format; auto uses the Content-Type of a URL, else a final '# EOF' line",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for a URL (default {DEFAULT_TIMEOUT:g})",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

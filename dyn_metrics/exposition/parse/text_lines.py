@@ -8,7 +8,8 @@
 
 import re
 
-from .lexer import (
+from ...model import OPENMETRICS_TYPES, TEXT_TYPES, Sample
+from .tokens import (
     BLANKS,
     INT,
     METRIC_NAME,
@@ -20,12 +21,11 @@ from .lexer import (
     skip_blanks,
     split_blank,
 )
-from .model import OPENMETRICS_TYPES, TEXT_TYPES, Sample
 
 _DIGITS = re.compile(r"[0-9]+\Z", re.A)
 _TEXT_NAME_END = re.compile(r"[ \t{]")
 
-_INT64_MAX = 2 ** 63 - 1
+_INT64_MAX = 2**63 - 1
 
 
 def lex_text_line(report, number, line):
@@ -40,7 +40,9 @@ def lex_text_line(report, number, line):
     if stripped[0] == "#":
         return _text_comment(report, number, stripped)
     if len(stripped) != len(line):
-        report.error(number, "whitespace before the metric name (Prometheus 2.42 rejects such a sample)")
+        report.error(
+            number, "whitespace before the metric name (Prometheus 2.42 rejects such a sample)"
+        )
     return _text_sample(report, number, stripped)
 
 
@@ -50,12 +52,16 @@ def _text_comment(report, number, line):
     keyword, _, after = split_blank(body)
     if keyword not in ("HELP", "TYPE"):
         if keyword in ("EOF", "UNIT") and len(body) != len(rest):
-            report.warn(number, f"'# {keyword}' is OpenMetrics syntax; "
-                                "text 0.0.4 reads it as a plain comment")
+            report.warn(
+                number,
+                f"'# {keyword}' is OpenMetrics syntax; text 0.0.4 reads it as a plain comment",
+            )
         return None
     if len(body) == len(rest):
-        report.warn(number, f"no blank after '#': promtool reads a {keyword} line, "
-                            "Prometheus a plain comment")
+        report.warn(
+            number,
+            f"no blank after '#': promtool reads a {keyword} line, Prometheus a plain comment",
+        )
     name, _, after = split_blank(after.lstrip(BLANKS))
     if not name:
         report.error(number, f"{keyword} line without a metric name")
@@ -72,8 +78,11 @@ def _text_comment(report, number, line):
         elif after.rstrip(BLANKS) in TEXT_TYPES:
             report.error(number, f"unknown metric type {after!r}: trailing whitespace")
         elif after in OPENMETRICS_TYPES:
-            report.error(number, f"metric type {after!r} exists only in OpenMetrics; text 0.0.4 "
-                                 "allows counter, gauge, histogram, summary, untyped")
+            report.error(
+                number,
+                f"metric type {after!r} exists only in OpenMetrics; text 0.0.4 "
+                "allows counter, gauge, histogram, summary, untyped",
+            )
         else:
             report.error(number, f"unknown metric type {after!r}")
         after = None
@@ -102,8 +111,10 @@ def _unescape_help_text(report, number, text):
         elif nxt == "n":
             out.append("\n")
         else:
-            report.error(number, f"invalid escape sequence '\\{nxt}' in HELP (text 0.0.4 allows only "
-                                 "\\\\ and \\n)")
+            report.error(
+                number,
+                f"invalid escape sequence '\\{nxt}' in HELP (text 0.0.4 allows only \\\\ and \\n)",
+            )
             out.append(c + nxt)
         i += 2
     return "".join(out)
@@ -152,13 +163,19 @@ def _text_sample(report, number, line):
                 else:
                     timestamp = ms / 1000
             elif INT.match(token):
-                report.error(number, f"signed timestamp {token!r}: Prometheus 2.42 accepts only digits")
+                report.error(
+                    number, f"signed timestamp {token!r}: Prometheus 2.42 accepts only digits"
+                )
             else:
                 report.error(number, f"invalid timestamp {token!r}: expected integer milliseconds")
             if tend < n:
                 if line[tend:].strip(BLANKS):
-                    report.error(number, "unexpected text after the timestamp: "
-                                         f"{line[tend:].strip(BLANKS)!r}")
+                    report.error(
+                        number,
+                        f"unexpected text after the timestamp: {line[tend:].strip(BLANKS)!r}",
+                    )
                 else:
-                    report.error(number, "trailing whitespace after the timestamp (promtool rejects it)")
+                    report.error(
+                        number, "trailing whitespace after the timestamp (promtool rejects it)"
+                    )
     return Sample(name, labels, value, timestamp)

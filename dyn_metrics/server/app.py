@@ -38,16 +38,16 @@ import ssl
 import threading
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import InvalidValueError, MetricsError
-from .httploop import HttpLoop
-from .httpwire import response, text_response
-from .negotiation import (
+from ..errors import InvalidValueError, MetricsError
+from ..exposition.negotiation import (
     CONTENT_TYPES,
     OPENMETRICS_CONTENT_TYPE,
     accepts_gzip,
     filter_families,
     negotiate,
 )
+from .loop import HttpLoop
+from .wire import response, text_response
 
 __all__ = [
     "CONTENT_TYPES",
@@ -61,7 +61,7 @@ __all__ = [
 
 METRICS_PATH = "/metrics"
 
-_log = logging.getLogger("dyn_metrics.server")
+_log = logging.getLogger(__name__)
 
 _WORKER_IDLE = 30.0  # seconds before an idle handler thread exits; given to the engine
 
@@ -182,7 +182,7 @@ class MetricsServer:
                     "basic_auth: expected (user, password) strings, user without ':', "
                     f"got {basic_auth!r}"
                 )
-            self._auth = f"{basic_auth[0]}:{basic_auth[1]}".encode("utf-8")
+            self._auth = f"{basic_auth[0]}:{basic_auth[1]}".encode()
         else:
             self._auth = None
         if (keyfile or client_cafile) and not certfile:

@@ -10,7 +10,8 @@ fields, no comments or blank lines, timestamps in seconds, exemplars); the
 import math
 import re
 
-from .lexer import (
+from ...model import OPENMETRICS_TYPES, UNTYPED, Exemplar, Sample
+from .tokens import (
     BLANKS,
     METRIC_NAME,
     MS_LOOKING,
@@ -21,7 +22,6 @@ from .lexer import (
     lex_number,
     unescape_om,
 )
-from .model import OPENMETRICS_TYPES, UNTYPED, Exemplar, Sample
 
 # re.ASCII for the reason given in lexer.
 _NAME_AT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*", re.A)
@@ -42,14 +42,18 @@ def lex_om_line(report, number, line):
     if first == "#":
         for keyword in ("TYPE", "HELP", "UNIT"):
             if line.startswith(f"# {keyword} "):
-                return _om_metadata(report, number, keyword, line[len(keyword) + 3:])
+                return _om_metadata(report, number, keyword, line[len(keyword) + 3 :])
         words = line[1:].split()
         if words and words[0] in ("TYPE", "HELP", "UNIT", "EOF"):
-            report.error(number, f"malformed '# {words[0]}' line: "
-                                 "expected single spaces between its fields")
+            report.error(
+                number, f"malformed '# {words[0]}' line: expected single spaces between its fields"
+            )
         else:
-            report.error(number, "comment lines are not allowed in OpenMetrics (only # TYPE, # UNIT, "
-                                 "# HELP and # EOF)")
+            report.error(
+                number,
+                "comment lines are not allowed in OpenMetrics (only # TYPE, # UNIT, "
+                "# HELP and # EOF)",
+            )
         return None
     if first in BLANKS:
         report.error(number, "whitespace at the start of a line")
@@ -64,7 +68,9 @@ def _om_metadata(report, number, keyword, rest):
         return None
     if not sep:
         what = {"HELP": "text", "TYPE": "a type", "UNIT": "a unit"}[keyword]
-        report.error(number, f"expected {what} in {keyword} line for {name!r} (after a single space)")
+        report.error(
+            number, f"expected {what} in {keyword} line for {name!r} (after a single space)"
+        )
         return None
     if keyword == "TYPE":
         if value not in OPENMETRICS_TYPES:
@@ -101,8 +107,11 @@ def _om_sample(report, number, line):
         report.error(number, f"sample {name!r} has no value")
         return None
     if line[pos] != " ":
-        report.error(number, f"invalid character {line[pos]!r} after {name!r}: expected a single "
-                             "space and the value")
+        report.error(
+            number,
+            f"invalid character {line[pos]!r} after {name!r}: expected a single "
+            "space and the value",
+        )
         return None
     pos += 1
     end = line.find(" ", pos)
@@ -120,7 +129,7 @@ def _om_sample(report, number, line):
     if pos < n and not line.startswith(" # ", pos):
         end = line.find(" ", pos + 1)
         end = n if end < 0 else end
-        timestamp = _om_timestamp(report, number, line[pos + 1:end])
+        timestamp = _om_timestamp(report, number, line[pos + 1 : end])
         if timestamp is _BAD:
             return None
         pos = end
@@ -128,7 +137,7 @@ def _om_sample(report, number, line):
         if not line.startswith(" # ", pos):
             report.error(number, f"unexpected text after the timestamp: {line[pos:]!r}")
             return None
-        exemplar = _om_exemplar(report, number, line[pos + 3:], name)
+        exemplar = _om_exemplar(report, number, line[pos + 3 :], name)
         if exemplar is _BAD:
             return None
     return Sample(name, labels, value, timestamp, exemplar)
@@ -146,8 +155,9 @@ def _om_timestamp(report, number, token, exemplar=False):
         report.error(number, f"timestamp {token!r} is out of the float64 range")
         return _BAD
     if abs(ts) >= MS_LOOKING:
-        report.warn(number, f"timestamp {token} looks like milliseconds; "
-                            "OpenMetrics timestamps are seconds")
+        report.warn(
+            number, f"timestamp {token} looks like milliseconds; OpenMetrics timestamps are seconds"
+        )
     elif not exemplar:
         report.warn(number, "explicit timestamp: OpenMetrics says MetricPoints SHOULD NOT have one")
     return ts
@@ -162,8 +172,10 @@ def _om_exemplar(report, number, rest, name):
         return _BAD
     chars = sum(len(k) + len(v) for k, v in labels)
     if chars > _EXEMPLAR_MAX_CHARS:
-        report.error(number, f"exemplar labels have {chars} characters; "
-                             f"at most {_EXEMPLAR_MAX_CHARS} allowed")
+        report.error(
+            number,
+            f"exemplar labels have {chars} characters; at most {_EXEMPLAR_MAX_CHARS} allowed",
+        )
     fields = rest[pos:].split(" ")
     if fields[0] != "" or len(fields) < 2:
         report.error(number, "expected a single space and the exemplar value after its labels")

@@ -8,9 +8,9 @@ creates the child under the family lock (re-checking there), as
 rust-prometheus and client_golang do.
 """
 
-from .errors import CardinalityError, InvalidLabelsError
-from .metrics import Desc, HistogramFamily, MetricFamily, check_utf8, const_label_pairs
-from .model import COUNTER, GAUGE, HISTOGRAM
+from ..errors import CardinalityError, InvalidLabelsError
+from ..model import COUNTER, GAUGE, HISTOGRAM
+from .family import Desc, HistogramFamily, MetricFamily, check_utf8, const_label_pairs
 from .values import GaugeCell, IntGaugeCell, counter_cell_class
 
 
@@ -43,9 +43,7 @@ class MetricVec(MetricFamily):
     def remove_label_values(self, *values):
         """Drop the child for ``values``; :class:`InvalidLabelsError` if there is none."""
         if not self._remove(self._check_values(values)):
-            raise InvalidLabelsError(
-                f"no child with label values {values!r} in {self.desc.name!r}"
-            )
+            raise InvalidLabelsError(f"no child with label values {values!r} in {self.desc.name!r}")
 
     def remove_labels(self, labels):
         """Drop the child for a ``{label name: value}`` mapping."""
@@ -61,7 +59,8 @@ class MetricVec(MetricFamily):
             raise CardinalityError(
                 f"Inconsistent label cardinality, expect {len(names)} label values, "
                 f"but got {len(values)}: {values!r} for label names {list(names)!r}",
-                expected=len(names), got=len(values),
+                expected=len(names),
+                got=len(values),
             )
         for name, value in zip(names, values):
             if not isinstance(value, str):

@@ -20,7 +20,7 @@ value counts as unset. Dynamo parses the port as a signed 16-bit integer, so
 
 On a value that cannot be used Dynamo silently falls back to the default
 configuration, which leaves the server off. dyn_metrics falls back the same way
-but logs one ERROR line on ``logging.getLogger("dyn_metrics")`` naming the
+but logs one ERROR line on the ``dyn_metrics.dynamo.config`` logger naming the
 variable, the value and what was expected; with ``strict=True`` it raises
 :class:`~dyn_metrics.errors.ConfigError` with that message instead.
 """
@@ -28,11 +28,12 @@ variable, the value and what was expected; with ``strict=True`` it raises
 import logging
 import os
 import re
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
-_logger = logging.getLogger("dyn_metrics")
+_log = logging.getLogger(__name__)
 
 PORT = "DYN_SYSTEM_PORT"
 HOST = "DYN_SYSTEM_HOST"
@@ -76,9 +77,17 @@ class SystemConfig:
 
     __slots__ = tuple(_FIELDS)
 
-    def __init__(self, port=None, host="0.0.0.0", health_path="/health", live_path="/live",
-                 starting_health_status="notready", use_endpoint_health_status=(),
-                 openmetrics=False, health_check_enabled=False):
+    def __init__(
+        self,
+        port=None,
+        host="0.0.0.0",
+        health_path="/health",
+        live_path="/live",
+        starting_health_status="notready",
+        use_endpoint_health_status=(),
+        openmetrics=False,
+        health_check_enabled=False,
+    ):
         if port is not None and (port.__class__ is not int or not 0 <= port <= 65535):
             raise ConfigError(f"port: expected None or an int in 0..65535, got {port!r}")
         if not isinstance(host, str) or not host:
@@ -97,8 +106,16 @@ class SystemConfig:
             raise ConfigError(
                 f"use_endpoint_health_status: expected a sequence of strings, got {names!r}"
             )
-        values = (port, host, health_path, live_path, starting_health_status, tuple(names),
-                  bool(openmetrics), bool(health_check_enabled))
+        values = (
+            port,
+            host,
+            health_path,
+            live_path,
+            starting_health_status,
+            tuple(names),
+            bool(openmetrics),
+            bool(health_check_enabled),
+        )
         for field, value in zip(_FIELDS, values):
             object.__setattr__(self, field, value)
 
@@ -144,7 +161,7 @@ class SystemConfig:
         except ConfigError as e:
             if strict:
                 raise
-            _logger.error("%s; using the default system config (server off)", e)
+            _log.error("%s; using the default system config (server off)", e)
             return cls()
 
 
@@ -209,7 +226,7 @@ def _parse(env):
         out["starting_health_status"] = value
     value = _get(env, USE_ENDPOINT_HEALTH_STATUS)
     if value is not None:
-        _logger.warning(
+        _log.warning(
             "%s is deprecated; register health check targets instead", USE_ENDPOINT_HEALTH_STATUS
         )
         try:
@@ -224,9 +241,7 @@ def _parse(env):
             )
         out["use_endpoint_health_status"] = tuple(names)
     if _get(env, ENABLED) is not None:
-        _logger.warning(
-            "%s is deprecated and ignored; the server runs when %s is set", ENABLED, PORT
-        )
+        _log.warning("%s is deprecated and ignored; the server runs when %s is set", ENABLED, PORT)
     out["openmetrics"] = _parse_bool(env, OPENMETRICS)
     out["health_check_enabled"] = _parse_bool(env, HEALTH_CHECK_ENABLED)
     return out

@@ -10,10 +10,10 @@ which samples may carry exemplars. Problems go to ``report``, any object with
 
 import math
 
-from .grouping import labels_text
-from .lexer import MS_LOOKING, float_or_nan
-from .model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY
-from .omfmt import format_canonical
+from ...model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY
+from ..openmetrics import format_canonical
+from .families import labels_text
+from .tokens import MS_LOOKING, float_or_nan
 
 
 def check_family(report, fam, t, om):
@@ -41,7 +41,9 @@ def check_family(report, fam, t, om):
     elif t == STATESET:
         for s, line in fam.samples:
             if not any(k == fam.name for k, _ in s.labels):
-                report.error(line, f"stateset sample needs a label named {fam.name!r} holding the state")
+                report.error(
+                    line, f"stateset sample needs a label named {fam.name!r} holding the state"
+                )
             if s.value not in (0, 1):
                 report.error(line, f"stateset sample values must be 0 or 1, got {s.value!r}")
     if om:
@@ -49,20 +51,28 @@ def check_family(report, fam, t, om):
             if t in (INFO, STATESET):
                 report.error(fam.unit_line, f"{t} family {fam.name!r} must not have a unit")
             elif not fam.name.endswith("_" + fam.unit):
-                report.error(fam.unit_line, f"unit {fam.unit!r} is not a suffix of the family name "
-                                            f"{fam.name!r}")
+                report.error(
+                    fam.unit_line,
+                    f"unit {fam.unit!r} is not a suffix of the family name {fam.name!r}",
+                )
         for s, line in fam.samples:
             if s.exemplar is not None and not (
-                    (t == COUNTER and s.name.endswith("_total"))
-                    or (t in (HISTOGRAM, GAUGEHISTOGRAM) and s.name.endswith("_bucket"))):
-                report.error(line, f"{s.name!r} cannot carry an exemplar (only counter _total and "
-                                   "histogram _bucket samples can)")
+                (t == COUNTER and s.name.endswith("_total"))
+                or (t in (HISTOGRAM, GAUGEHISTOGRAM) and s.name.endswith("_bucket"))
+            ):
+                report.error(
+                    line,
+                    f"{s.name!r} cannot carry an exemplar (only counter _total and "
+                    "histogram _bucket samples can)",
+                )
 
 
 def _check_created(report, sample, line, om):
     if om and abs(sample.value) >= MS_LOOKING:
-        report.warn(line, f"{sample.name} = {sample.value!r} looks like milliseconds; "
-                          "_created holds seconds")
+        report.warn(
+            line,
+            f"{sample.name} = {sample.value!r} looks like milliseconds; _created holds seconds",
+        )
 
 
 def _counterlike(report, sample, line, what, integer, om):
@@ -78,7 +88,7 @@ def _check_histogram(report, fam, t, om):
     count_sfx, sum_sfx = ("_gcount", "_gsum") if gauge else ("_count", "_sum")
     metrics = {}
     for s, line in fam.samples:
-        suffix = s.name[len(fam.name):]
+        suffix = s.name[len(fam.name) :]
         key = frozenset(p for p in s.labels if p[0] != "le" and p[1] != "")
         m = metrics.get(key)
         if m is None:
@@ -93,12 +103,17 @@ def _check_histogram(report, fam, t, om):
                 report.error(line, f"invalid 'le' value {le[0]!r}: expected a number")
                 continue
             if om and le[0] != format_canonical(bound):
-                report.warn(line, f"le={le[0]!r} is not canonical; OpenMetrics spells it "
-                                  f"{format_canonical(bound)!r}")
+                report.warn(
+                    line,
+                    f"le={le[0]!r} is not canonical; OpenMetrics spells it "
+                    f"{format_canonical(bound)!r}",
+                )
             m["buckets"].append((bound, s, line, le[0]))
             _counterlike(report, s, line, "bucket", True, om)
             if s.exemplar is not None and om and float(s.exemplar.value) > bound:
-                report.error(line, f"exemplar value {s.exemplar.value!r} is above the bucket's le={le[0]}")
+                report.error(
+                    line, f"exemplar value {s.exemplar.value!r} is above the bucket's le={le[0]}"
+                )
             continue
         if any(k == "le" for k, _ in s.labels):
             report.error(line, f"'le' label on {s.name!r}: only _bucket samples may have it")
@@ -115,15 +130,16 @@ def _check_histogram(report, fam, t, om):
         elif suffix == "_created":
             _check_created(report, s, line, om)
     for key, m in metrics.items():
-        _check_histogram_metric(report, f"{fam.name}{labels_text(sorted(key))}", m,
-                                count_sfx, sum_sfx, gauge, om)
+        _check_histogram_metric(
+            report, f"{fam.name}{labels_text(sorted(key))}", m, count_sfx, sum_sfx, gauge, om
+        )
 
 
 def _check_histogram_metric(report, where, m, count_sfx, sum_sfx, gauge, om):
     """The rules for one labelled histogram ``where`` across its buckets, count and sum."""
     buckets = m["buckets"]
     if not buckets:
-        report.error(m["line"], f"histogram {where} has no buckets; a le=\"+Inf\" bucket is required")
+        report.error(m["line"], f'histogram {where} has no buckets; a le="+Inf" bucket is required')
     else:
         ordered = True
         for (b0, s0, _, _), (b1, s1, line, le) in zip(buckets, buckets[1:]):
@@ -134,31 +150,43 @@ def _check_histogram_metric(report, where, m, count_sfx, sum_sfx, gauge, om):
                 report.error(line, f"buckets of {where} are not in increasing 'le' order")
                 ordered = False
             elif ordered and s1.value < s0.value:
-                report.error(line, f"bucket counts of {where} are not cumulative: le={le!r} has "
-                                   f"{s1.value!r} < {s0.value!r}")
+                report.error(
+                    line,
+                    f"bucket counts of {where} are not cumulative: le={le!r} has "
+                    f"{s1.value!r} < {s0.value!r}",
+                )
         inf = [s for b, s, _, _ in buckets if b == math.inf]
         if not inf:
-            report.error(buckets[-1][2], f"histogram {where} has no le=\"+Inf\" bucket")
+            report.error(buckets[-1][2], f'histogram {where} has no le="+Inf" bucket')
         count, total = m["count"], m["sum"]
         if count is not None and inf and not _same(count[0].value, inf[0].value):
-            report.error(count[1], f"{count[0].name} = {count[0].value!r} differs from the +Inf "
-                                   f"bucket {inf[0].value!r}")
+            report.error(
+                count[1],
+                f"{count[0].name} = {count[0].value!r} differs from the +Inf "
+                f"bucket {inf[0].value!r}",
+            )
         if total is not None and om and not gauge and buckets[0][0] < 0:
-            report.error(total[1], f"histogram {where} has negative bucket thresholds, so it must "
-                                   f"not have {sum_sfx}")
+            report.error(
+                total[1],
+                f"histogram {where} has negative bucket thresholds, so it must not have {sum_sfx}",
+            )
     count, total = m["count"], m["sum"]
     if om:
         if total is not None and count is None:
             report.error(total[1], f"histogram {where} has {sum_sfx} but no {count_sfx}")
         elif count is not None and total is None:
-            report.error(count[1], f"histogram {where} has {count_sfx} but no {sum_sfx} "
-                                   "(OpenMetrics: both or neither)")
+            report.error(
+                count[1],
+                f"histogram {where} has {count_sfx} but no {sum_sfx} "
+                "(OpenMetrics: both or neither)",
+            )
         elif total is None and buckets and buckets[0][0] >= 0:
             report.warn(m["line"], f"histogram {where} has no {sum_sfx}")
     else:
         if count is None:
-            report.error(m["line"], f"histogram {where} has no {count_sfx} "
-                                    "(it must equal the +Inf bucket)")
+            report.error(
+                m["line"], f"histogram {where} has no {count_sfx} (it must equal the +Inf bucket)"
+            )
         if total is None:
             report.warn(m["line"], f"histogram {where} has no {sum_sfx}")
 
@@ -166,7 +194,7 @@ def _check_histogram_metric(report, where, m, count_sfx, sum_sfx, gauge, om):
 def _check_summary(report, fam, om):
     quantiles = {}
     for s, line in fam.samples:
-        suffix = s.name[len(fam.name):]
+        suffix = s.name[len(fam.name) :]
         q = [v for k, v in s.labels if k == "quantile"]
         if suffix == "":
             if not q:
@@ -179,8 +207,11 @@ def _check_summary(report, fam, om):
             if om and s.value < 0:
                 report.error(line, f"quantile value {s.value!r} must not be negative")
             if om and q[0] != format_canonical(value):
-                report.warn(line, f"quantile={q[0]!r} is not canonical; OpenMetrics spells it "
-                                  f"{format_canonical(value)!r}")
+                report.warn(
+                    line,
+                    f"quantile={q[0]!r} is not canonical; OpenMetrics spells it "
+                    f"{format_canonical(value)!r}",
+                )
             key = frozenset(p for p in s.labels if p[0] != "quantile" and p[1] != "")
             quantiles.setdefault(key, []).append((value, line))
             continue

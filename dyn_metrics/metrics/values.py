@@ -38,7 +38,7 @@ import threading
 from bisect import bisect_right
 from time import perf_counter as _perf_counter
 
-from .errors import InvalidValueError
+from ..errors import InvalidValueError
 
 GIL_ENABLED = getattr(sys, "_is_gil_enabled", lambda: True)()
 
@@ -84,9 +84,10 @@ def _read_one_by_one(cells):
     """The values of ``cells``: each cell class's ``read_many``, unless it has a faster one."""
     return [cell._read_locked() for cell in cells]
 
+
 _INF = math.inf
 # Ints below 2**53 add to a float sum exactly, so they skip the conversion.
-_EXACT_INT = 2 ** 53
+_EXACT_INT = 2**53
 # Pending histogram observations folded at once; bounds the memory a hot,
 # never-scraped histogram holds (a few KiB) and keeps each fold short.
 _FOLD_AT = 256
@@ -536,4 +537,3 @@ class _Timer:
                 observe(max(_perf_counter() - start, 0.0))
 
         return wrapped
-

@@ -8,7 +8,7 @@ state, so each is tested with tables alone.
 
 import re
 
-from .expfmt import CONTENT_TYPE as TEXT_CONTENT_TYPE
+from .text import CONTENT_TYPE as TEXT_CONTENT_TYPE
 
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 CONTENT_TYPES = {"text": TEXT_CONTENT_TYPE, "openmetrics": OPENMETRICS_CONTENT_TYPE}
@@ -94,7 +94,7 @@ def _belongs(sample, family):
         return False
     if sample == family:
         return True
-    return sample.startswith(family) and sample[len(family):] in _SAMPLE_SUFFIXES
+    return sample.startswith(family) and sample[len(family) :] in _SAMPLE_SUFFIXES
 
 
 def filter_families(text, names):

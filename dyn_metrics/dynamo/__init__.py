@@ -1,0 +1,1 @@
+"""Dynamo's runtime hierarchy, its ``.metrics()`` facade, configuration, health and server glue."""

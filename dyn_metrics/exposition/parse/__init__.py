@@ -1,0 +1,1 @@
+"""The strict parser: tokens, one lexer per format, grouping into families, per-family rules."""

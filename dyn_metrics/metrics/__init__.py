@@ -1,0 +1,1 @@
+"""Live metrics: the value cells, the metric handles and their vecs, one file per type."""
