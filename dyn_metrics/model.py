@@ -1,4 +1,4 @@
-"""Immutable snapshot records shared by the collectors, encoders and parser.
+"""The plain data model between live metrics and bytes, and the facts every format shares.
 
 A :class:`Family` is one metric family as it appears in an exposition; a
 :class:`Sample` is one exposition line of it. These records carry no logic:
@@ -15,8 +15,15 @@ Conventions (the text 0.0.4 view, which is Dynamo's):
 * ``Sample.value`` is an ``int`` for integer metrics and a ``float`` otherwise.
 * ``Sample.timestamp`` is in seconds (float) or ``None``; collectors never set
   it, parsed input may carry one.
+
+Besides the records this module holds the one copy of each fact the formats
+share: the type words, the sample-name suffixes each type may write
+(:data:`TEXT_SUFFIXES`, :data:`OPENMETRICS_SUFFIXES`, :data:`ALL_SUFFIXES`),
+and the metric and label name patterns (:data:`METRIC_NAME_RE`,
+:data:`LABEL_NAME_RE`).
 """
 
+import re
 from typing import NamedTuple, Optional, Union
 
 COUNTER = "counter"
@@ -34,6 +41,42 @@ TEXT_TYPES = frozenset((COUNTER, GAUGE, HISTOGRAM, SUMMARY, UNTYPED))
 OPENMETRICS_TYPES = frozenset(
     (COUNTER, GAUGE, HISTOGRAM, SUMMARY, UNKNOWN, INFO, STATESET, GAUGEHISTOGRAM)
 )
+
+# The sample names a family of each type writes, as suffixes of the family
+# name ("" is the family name itself). In text 0.0.4 a counter's family name
+# already carries any `_total`; in OpenMetrics the family name never does.
+TEXT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    COUNTER: ("",),
+    GAUGE: ("",),
+    UNTYPED: ("",),
+    HISTOGRAM: ("_bucket", "_sum", "_count"),
+    SUMMARY: ("", "_sum", "_count"),
+}
+OPENMETRICS_SUFFIXES: dict[str, tuple[str, ...]] = {
+    COUNTER: ("_total", "_created"),
+    GAUGE: ("",),
+    UNKNOWN: ("",),
+    STATESET: ("",),
+    INFO: ("_info",),
+    HISTOGRAM: ("_bucket", "_count", "_sum", "_created"),
+    GAUGEHISTOGRAM: ("_bucket", "_gcount", "_gsum"),
+    SUMMARY: ("", "_count", "_sum", "_created"),
+}
+# Every non-empty suffix of either format: the names OpenMetrics reserves.
+ALL_SUFFIXES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        s
+        for table in (OPENMETRICS_SUFFIXES, TEXT_SUFFIXES)
+        for suffixes in table.values()
+        for s in suffixes
+        if s
+    )
+)
+
+# Python's str patterns treat a-z etc. as literal ASCII ranges, so `é` is
+# outside them; re.ASCII keeps IGNORECASE users from widening them.
+METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*", re.ASCII)
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
 
 Number = Union[int, float]
 Labels = tuple[tuple[str, str], ...]

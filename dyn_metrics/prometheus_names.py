@@ -20,6 +20,8 @@ Contracts:
 import re
 
 from .errors import InvalidLabelsError, InvalidNameError
+from .model import LABEL_NAME_RE as _LABEL_NAME_RE
+from .model import METRIC_NAME_RE as _METRIC_NAME_RE
 
 __all__ = [
     "name_prefix",
@@ -469,9 +471,6 @@ def iter_constants():
         yield from _iter_namespace(module, namespaces[module])
 
 
-# Python's str patterns treat a-z etc. as literal ASCII ranges, so `é` is outside them.
-_METRIC_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC_INVALID_CHARS_RE = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_INVALID_CHARS_RE = re.compile(r"[^a-zA-Z0-9_]")
 _VALID_FIRST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
