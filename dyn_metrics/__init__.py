@@ -20,17 +20,21 @@ from .errors import (
     ParseError,
     RegistrationError,
 )
-from .metrics.family import (
+from .metrics import (
     DEFAULT_BUCKETS,
     Counter,
+    CounterVec,
     Gauge,
+    GaugeVec,
     Histogram,
+    HistogramVec,
     IntCounter,
+    IntCounterVec,
     IntGauge,
+    IntGaugeVec,
     exponential_buckets,
     linear_buckets,
 )
-from .metrics.vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 from .model import Exemplar, Family, Sample
 from .registry import Registry
 

@@ -18,8 +18,7 @@ from . import prometheus_names as names
 from .dynamo.config import SystemConfig
 from .dynamo.runtime import DistributedRuntime
 from .dynamo.system_server import start_http_server
-from .metrics.family import Counter, exponential_buckets
-from .metrics.vec import CounterVec, GaugeVec, HistogramVec
+from .metrics import Counter, CounterVec, GaugeVec, HistogramVec, exponential_buckets
 from .registry import Registry
 
 # Buckets of Dynamo's work-handler request duration histogram (2026 revision).

@@ -30,8 +30,18 @@ import math
 
 from .exposition import text as expfmt
 from .exposition.check import check
-from .metrics.family import Counter, Gauge, Histogram, IntCounter, IntGauge
-from .metrics.vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
+from .metrics import (
+    Counter,
+    CounterVec,
+    Gauge,
+    GaugeVec,
+    Histogram,
+    HistogramVec,
+    IntCounter,
+    IntCounterVec,
+    IntGauge,
+    IntGaugeVec,
+)
 from .model import (
     COUNTER,
     GAUGE,

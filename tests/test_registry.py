@@ -3,7 +3,6 @@ across registries, scrape-time callbacks (sections 1.7, 1.9, 4.1, 4.2)."""
 
 import logging
 import math
-import pathlib
 import re
 
 import pytest
@@ -18,40 +17,12 @@ from dyn_metrics.errors import (
     RegistrationError,
 )
 from dyn_metrics.exposition import text as expfmt
-
-GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
-
-
-def read_golden(name):
-    return (GOLDEN_DIR / f"{name}.prom").read_bytes().decode("utf-8")
+from tests.goldens import REGISTRY_SCENARIOS, VLLM_TEXT, read_golden, scenario_native_and_callback
 
 
-# -- golden scenarios (regenerated only by tools/update_goldens.py) ----------------
-
-VLLM_TEXT = (
-    "# HELP vllm_num_requests_running Running requests\n"
-    "# TYPE vllm_num_requests_running gauge\n"
-    'vllm_num_requests_running{model="llama"} 4\n'
-)
-
-
-def scenario_native_and_callback():
-    """Section 4.3: a native counter on a bare registry plus an engine's text."""
-    reg = dm.Registry()
-    native = reg.register(dm.Counter("dynamo_native_total", "Native counter"))
-    native.inc_by(7)
-    reg.add_expfmt_callback(lambda: VLLM_TEXT)
-    return reg.prometheus_expfmt()
-
-
-GOLDEN_SCENARIOS = {
-    "native_and_callback": scenario_native_and_callback,
-}
-
-
-@pytest.mark.parametrize("name", sorted(GOLDEN_SCENARIOS))
+@pytest.mark.parametrize("name", sorted(REGISTRY_SCENARIOS))
 def test_registry_golden(name):
-    assert GOLDEN_SCENARIOS[name]().encode("utf-8") == read_golden(name).encode("utf-8")
+    assert REGISTRY_SCENARIOS[name]().encode("utf-8") == read_golden(name).encode("utf-8")
 
 
 def test_native_and_callback_matches_section_4_3_text():

@@ -1,38 +1,20 @@
-"""Regenerate tests/golden/*.prom from the scenarios the tests define.
+"""Regenerate tests/golden/*.prom from the golden scenarios (tests/goldens.py).
 
-Usage:
-    python tools/update_goldens.py            rewrite every golden file
-    python tools/update_goldens.py NAME ...   rewrite only these scenarios
-    python tools/update_goldens.py --check    report differences, write nothing (exit 1 if any)
+Usage, from the repository root:
+    python -m tools.update_goldens            rewrite every golden file
+    python -m tools.update_goldens NAME ...   rewrite only these scenarios
+    python -m tools.update_goldens --check    report differences, write nothing (exit 1 if any)
 
-The scenarios are the ``GOLDEN_SCENARIOS`` mappings of tests/test_hierarchy.py
-and tests/test_registry.py (name -> function returning the exposition text).
 The tests only read the files; this script is the one place that writes them,
 and its output is meant to be reviewed as a diff.
 """
 
 import argparse
-import importlib
-import pathlib
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
-GOLDEN_DIR = TESTS / "golden"
-SCENARIO_MODULES = ("test_hierarchy", "test_registry")
+from tests.goldens import GOLDEN_DIR, SCENARIOS
 
-
-def load_scenarios():
-    """``{name: function}`` over every scenario module; names must be unique."""
-    sys.path[:0] = [str(ROOT), str(TESTS)]
-    scenarios = {}
-    for module_name in SCENARIO_MODULES:
-        module = importlib.import_module(module_name)
-        for name, build in module.GOLDEN_SCENARIOS.items():
-            if name in scenarios:
-                raise SystemExit(f"scenario {name!r} is defined twice ({module_name})")
-            scenarios[name] = build
-    return scenarios
+ROOT = GOLDEN_DIR.parent.parent
 
 
 def main(argv=None):
@@ -45,7 +27,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    scenarios = load_scenarios()
+    scenarios = SCENARIOS
     unknown = sorted(set(args.names) - set(scenarios))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {sorted(scenarios)}")

@@ -26,8 +26,19 @@ import threading
 
 from .. import prometheus_names as names
 from ..errors import InvalidLabelsError, InvalidNameError, RegistrationError
-from ..metrics.family import Counter, Gauge, Histogram, IntCounter, IntGauge, const_label_pairs
-from ..metrics.vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
+from ..metrics import (
+    Counter,
+    CounterVec,
+    Gauge,
+    GaugeVec,
+    Histogram,
+    HistogramVec,
+    IntCounter,
+    IntCounterVec,
+    IntGauge,
+    IntGaugeVec,
+    const_label_pairs,
+)
 from ..registry import Registry
 
 _AUTO_LABELS = (names.labels.NAMESPACE, names.labels.COMPONENT, names.labels.ENDPOINT)

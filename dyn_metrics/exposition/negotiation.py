@@ -1,21 +1,19 @@
 """Content negotiation and ``name[]`` filtering for ``/metrics``, as pure functions.
 
 :func:`negotiate` picks the exposition format from ``Accept``,
-:func:`accepts_gzip` reads ``Accept-Encoding``, and :func:`filter_families`
-cuts rendered text down to the families a scrape asked for. No I/O and no
-state, so each is tested with tables alone.
+and :func:`accepts_gzip` reads ``Accept-Encoding``. No I/O and no state, so
+each is tested with tables alone.
 """
 
 import re
 
+from .openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
 from .text import CONTENT_TYPE as TEXT_CONTENT_TYPE
 
-OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 CONTENT_TYPES = {"text": TEXT_CONTENT_TYPE, "openmetrics": OPENMETRICS_CONTENT_TYPE}
 
 _QVALUE_RE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 _OM_VERSIONS = (None, "1.0.0", "0.0.1")
-_SAMPLE_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created", "_info", "_gcount", "_gsum")
 
 
 def _parse_list(header):
@@ -79,57 +77,3 @@ def accepts_gzip(accept_encoding):
     if explicit is not None:
         return explicit > 0.0
     return bool(star)
-
-
-def _family_of(line):
-    """The family a comment line names (``# HELP x``, ``# TYPE x``, ``# UNIT x``), else None."""
-    parts = line.split(None, 3)
-    if len(parts) >= 3 and parts[0] == "#" and parts[1] in ("HELP", "TYPE", "UNIT"):
-        return parts[2]
-    return None
-
-
-def _belongs(sample, family):
-    if family is None:
-        return False
-    if sample == family:
-        return True
-    return sample.startswith(family) and sample[len(family) :] in _SAMPLE_SUFFIXES
-
-
-def filter_families(text, names):
-    """Keep the family blocks of ``text`` whose name, or one of whose sample names, is in ``names``.
-
-    A block starts at a HELP/TYPE/UNIT line naming a new family, or at a sample
-    line that does not belong to the current family (``x``, ``x_bucket``,
-    ``x_sum``, ... belong to ``x``). ``# EOF`` is always kept.
-    """
-    wanted = frozenset(names)
-    out = []
-    block, family, samples = [], None, set()
-    for line in text.splitlines(keepends=True):
-        sample, start = None, None
-        if line.startswith("#"):
-            if line.rstrip("\r\n") == "# EOF":
-                if family in wanted or not wanted.isdisjoint(samples):
-                    out.extend(block)
-                out.append(line)
-                block, family, samples = [], None, set()
-                continue
-            named = _family_of(line)
-            if named is not None and named != family:
-                start = named
-        elif line.strip():
-            sample = line.split("{", 1)[0].split(None, 1)[0]
-            if not _belongs(sample, family):
-                start = sample
-        if start is not None:
-            if family in wanted or not wanted.isdisjoint(samples):
-                out.extend(block)
-            block, family, samples = [], start, set()
-        if sample is not None:
-            samples.add(sample)
-        block.append(line)
-    if family in wanted or not wanted.isdisjoint(samples):
-        out.extend(block)
-    return "".join(out)

@@ -43,9 +43,9 @@ from ..exposition.negotiation import (
     CONTENT_TYPES,
     OPENMETRICS_CONTENT_TYPE,
     accepts_gzip,
-    filter_families,
     negotiate,
 )
+from ..exposition.select import filter_text as filter_families
 from .loop import HttpLoop
 from .wire import response, text_response
 

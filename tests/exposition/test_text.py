@@ -31,7 +31,7 @@ from dyn_metrics.model import COUNTER, GAUGE, HISTOGRAM, Family, Sample
 # (`format!("{}", f64::from_bits(bits))`); its header line says how to
 # regenerate it. It pins the exact bytes Rust writes.
 
-_TABLE_PATH = pathlib.Path(__file__).parent / "data" / "rust_f64_display.tsv"
+_TABLE_PATH = pathlib.Path(__file__).parent.parent / "data" / "rust_f64_display.tsv"
 
 
 # Rows 41c9ff26323e8000, 42d22ae4aeab97a8 and c318ab069c92298d are exact ties

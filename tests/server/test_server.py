@@ -22,13 +22,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dyn_metrics.errors import InvalidValueError, MetricsError
+from dyn_metrics.exposition.select import filter_text as filter_families
 from dyn_metrics.server import app as server_module
 from dyn_metrics.server.app import (
     OPENMETRICS_CONTENT_TYPE,
     MetricsServer,
     _display_host,
     accepts_gzip,
-    filter_families,
     negotiate,
 )
 

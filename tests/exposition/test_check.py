@@ -20,7 +20,7 @@ import pytest
 
 from dyn_metrics.exposition.check import CheckResult, Problem, check, main
 
-CORPUS = os.path.join(os.path.dirname(__file__), "corpus")
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus")
 
 
 def _manifest():
