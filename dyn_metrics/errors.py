@@ -21,6 +21,8 @@ Messages start lowercase (except where they reproduce Dynamo's own text), show
 user values with ``!r`` and say what was expected against what was received.
 """
 
+from typing import Optional
+
 
 class MetricsError(Exception):
     """Base class of every error raised by dyn_metrics."""
@@ -37,7 +39,9 @@ class InvalidLabelsError(MetricsError, ValueError):
 class CardinalityError(InvalidLabelsError):
     """The number of label values differs from the number of label names."""
 
-    def __init__(self, message, expected=None, got=None):
+    def __init__(
+        self, message: str, expected: Optional[int] = None, got: Optional[int] = None
+    ) -> None:
         super().__init__(message)
         self.expected = expected
         self.got = got
@@ -62,7 +66,7 @@ class RegistrationError(MetricsError):
 class AlreadyRegisteredError(RegistrationError):
     """The same collector, or one with the same descriptors, is already registered."""
 
-    def __init__(self, message, existing=None, new=None):
+    def __init__(self, message: str, existing: object = None, new: object = None) -> None:
         super().__init__(message)
         self.existing = existing
         self.new = new
@@ -75,10 +79,10 @@ class DescriptorConflictError(RegistrationError):
 class ParseError(MetricsError, ValueError):
     """An exposition is malformed; ``.line`` is 1-based (0 when not tied to a line)."""
 
-    def __init__(self, line, msg):
+    def __init__(self, line: int, msg: str) -> None:
         super().__init__(line, msg)
         self.line = line
         self.msg = msg
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"line {self.line}: {self.msg}"

@@ -1,5 +1,6 @@
 """Registry: registration rules, gather order, child registries, merging
-across registries, scrape-time callbacks (sections 1.7, 1.9, 4.1, 4.2)."""
+across registries, scrape-time callbacks and their join rule, ``name[]``
+selection; Dynamo's behaviour and upstream test vectors throughout."""
 
 import logging
 import math
@@ -25,7 +26,7 @@ def test_registry_golden(name):
     assert REGISTRY_SCENARIOS[name]().encode("utf-8") == read_golden(name).encode("utf-8")
 
 
-def test_native_and_callback_matches_section_4_3_text():
+def test_native_and_callback_matches_dynamos_upstream_text():
     assert scenario_native_and_callback() == (
         "# HELP dynamo_native_total Native counter\n"
         "# TYPE dynamo_native_total counter\n"
@@ -33,7 +34,7 @@ def test_native_and_callback_matches_section_4_3_text():
     )
 
 
-# -- registration (section 1.7) --------------------------------------------------------
+# -- registration (Dynamo's duplicate-registration rules) ------------------------------
 
 
 def _raises_and_unchanged(reg, collector, exc, prefix):
@@ -227,7 +228,7 @@ def test_help_or_type_conflict_across_registries_fails_at_scrape(second):
     assert child.prometheus_expfmt().startswith("# HELP m ")  # each alone is fine
 
 
-# -- update callbacks (section 1.9) --------------------------------------------------------
+# -- update callbacks (Dynamo's upstream vectors: 1, 10, 100 -> 111) ------------------
 
 
 def test_update_callbacks_run_in_registration_order():
@@ -318,7 +319,7 @@ def test_callbacks_must_be_callable(bad):
         assert str(info.value).startswith("callback must be callable")
 
 
-# -- expfmt callbacks and the join rule (section 4.2) -------------------------------------
+# -- expfmt callbacks and Dynamo's join rule for their texts ---------------------------
 
 NATIVE = "# HELP native_total Native counter\n# TYPE native_total counter\nnative_total 7\n"
 
@@ -530,3 +531,121 @@ def test_openmetrics_leaves_out_families_it_cannot_express(caplog):
     assert caplog.text.count("left out of the OpenMetrics scrape") == 4
     # The text format serves them all.
     assert dm.check(reg.prometheus_expfmt(), "text").errors == []
+
+
+# -- name[] selection ------------------------------------------------------------------
+
+COUNTER_TEXT = "# HELP req_total Requests\n# TYPE req_total counter\nreq_total 3\n"
+HISTOGRAM_TEXT = (
+    "# HELP lat_seconds Latency\n# TYPE lat_seconds histogram\n"
+    'lat_seconds_bucket{le="1"} 1\nlat_seconds_bucket{le="+Inf"} 1\n'
+    "lat_seconds_sum 0.5\nlat_seconds_count 1\n"
+)
+GAUGE_TEXT = "# HELP temp Temperature\n# TYPE temp gauge\ntemp 21.5\n"
+CALLBACK_X = "# HELP vllm_x Running\n# TYPE vllm_x gauge\nvllm_x 4\n"
+CALLBACK_Y = "# HELP vllm_y Done\n# TYPE vllm_y counter\nvllm_y 1\n"
+
+
+def _selection_registry():
+    reg = dm.Registry()
+    reg.register(dm.Counter("req_total", "Requests")).inc_by(3)
+    reg.register(dm.Histogram("lat_seconds", "Latency", buckets=[1])).observe(0.5)
+    reg.register(dm.Gauge("temp", "Temperature")).set(21.5)
+    reg.register(dm.GaugeVec("idle", "No child yet", ["a"]))  # empty: never written
+    reg.add_expfmt_callback(lambda: CALLBACK_X + CALLBACK_Y)
+    return reg
+
+
+NAMES_ROWS = [
+    # (id, names, expected text 0.0.4 scrape)
+    (
+        "none_is_everything",
+        None,
+        HISTOGRAM_TEXT + COUNTER_TEXT + GAUGE_TEXT + CALLBACK_X + CALLBACK_Y,
+    ),
+    ("gauge_by_name", ["temp"], GAUGE_TEXT),
+    ("counter_by_text_name", ["req_total"], COUNTER_TEXT),
+    ("counter_by_openmetrics_name", ["req"], COUNTER_TEXT),
+    ("counter_by_created_sample", ["req_created"], COUNTER_TEXT),
+    ("histogram_by_family_name", ["lat_seconds"], HISTOGRAM_TEXT),
+    ("histogram_by_bucket", ["lat_seconds_bucket"], HISTOGRAM_TEXT),
+    ("histogram_by_count", ["lat_seconds_count"], HISTOGRAM_TEXT),
+    ("several_in_name_order", ["temp", "lat_seconds_sum"], HISTOGRAM_TEXT + GAUGE_TEXT),
+    ("callback_block", ["vllm_y"], "\n" + CALLBACK_Y),
+    ("native_and_callback", ["req", "vllm_x"], COUNTER_TEXT + CALLBACK_X),
+    ("empty_family_stays_out", ["idle"], ""),
+    ("unknown_name", ["nope"], ""),
+    ("empty_list", [], ""),
+    ("suffix_of_another_type", ["temp_bucket"], ""),
+]
+
+
+@pytest.mark.parametrize(
+    "names, expected", [r[1:] for r in NAMES_ROWS], ids=[r[0] for r in NAMES_ROWS]
+)
+def test_prometheus_expfmt_names_selects_whole_families(names, expected):
+    assert _selection_registry().prometheus_expfmt(names=names) == expected
+
+
+OPENMETRICS_NAMES_ROWS = [
+    # (id, names, family names on the TYPE lines of the OpenMetrics scrape)
+    ("none_is_everything", None, ["lat_seconds", "req", "temp", "vllm_x", "vllm_y"]),
+    ("counter_by_openmetrics_name", ["req"], ["req"]),
+    ("counter_by_text_name", ["req_total"], ["req"]),
+    ("histogram_by_bucket", ["lat_seconds_bucket"], ["lat_seconds"]),
+    ("callback_family_by_name", ["vllm_x"], ["vllm_x"]),
+    ("callback_counter_by_sample_name", ["vllm_y_total"], ["vllm_y"]),
+    ("unknown_name", ["nope"], []),
+    ("empty_list", [], []),
+]
+
+
+@pytest.mark.parametrize(
+    "names, families",
+    [r[1:] for r in OPENMETRICS_NAMES_ROWS],
+    ids=[r[0] for r in OPENMETRICS_NAMES_ROWS],
+)
+def test_openmetrics_expfmt_names_selects_whole_families(names, families):
+    text = _selection_registry().openmetrics_expfmt(names=names)
+    assert re.findall(r"^# TYPE (\S+) ", text, re.M) == families
+    assert text.endswith("# EOF\n")
+    assert dm.check(text, "openmetrics").errors == []
+
+
+def test_names_none_is_byte_identical_to_no_argument():
+    reg = _selection_registry()
+    assert reg.prometheus_expfmt(names=None) == reg.prometheus_expfmt()
+    assert reg.openmetrics_expfmt(names=None) == reg.openmetrics_expfmt()
+
+
+def test_names_select_merged_families_across_registries():
+    parent, child = dm.Registry(), dm.Registry()
+    parent.add_child_registry(child)
+    parent.register(dm.Counter("r_total", "h", {"ep": "a"})).inc()
+    child.register(dm.Counter("r_total", "h", {"ep": "b"})).inc_by(2)
+    child.register(dm.Gauge("other", "h"))
+    merged = '# HELP r_total h\n# TYPE r_total counter\nr_total{ep="a"} 1\nr_total{ep="b"} 2\n'
+    assert parent.prometheus_expfmt(names=["r"]) == merged
+    assert parent.prometheus_expfmt(names=["other_total"]) == ""
+
+
+def test_names_leave_unselected_families_unread():
+    # Selection happens before reading: a family left out is never merged,
+    # so its conflict across registries does not fail the selected scrape.
+    parent, child = dm.Registry(), dm.Registry()
+    parent.add_child_registry(child)
+    parent.register(dm.Counter("m", "h"))
+    child.register(dm.Gauge("m", "h"))
+    parent.register(dm.Gauge("ok", "h")).set(1)
+    assert parent.prometheus_expfmt(names=["ok"]) == "# HELP ok h\n# TYPE ok gauge\nok 1\n"
+    with pytest.raises(DescriptorConflictError):
+        parent.prometheus_expfmt(names=["m"])
+
+
+def test_names_run_update_callbacks_as_every_scrape_does():
+    reg = dm.Registry()
+    g = reg.register(dm.Gauge("g", "h"))
+    ticks = iter(range(1, 100))
+    reg.add_update_callback(lambda: g.set(next(ticks)))
+    assert reg.prometheus_expfmt(names=["nope"]) == ""
+    assert reg.prometheus_expfmt(names=["g"]).endswith("g 2\n")

@@ -1,26 +1,30 @@
-"""Live metrics: the value cells, the metric handles and their vecs, one file per type.
+"""Live metrics, one file per type: each type's cells, handles and Vecs together.
 
-Everything outside this package imports the metric types from here, so the
+``counter.py``, ``gauge.py`` and ``histogram.py`` hold a metric type each;
+beside them sit the shared pieces: ``cells.py`` (the stripe locks, folding,
+number checks), ``desc.py`` (validated metadata), ``family.py`` (the child
+map and both renderings), ``vec.py`` (access by label values) and
+``timer.py``. Everything outside this package imports from here, so the
 files inside may be cut as the types need.
 """
 
-from .family import (
+from .counter import Counter, CounterVec, IntCounter, IntCounterVec
+from .desc import Desc, LabelsArg, const_label_pairs
+from .family import MetricFamily
+from .gauge import Gauge, GaugeVec, IntGauge, IntGaugeVec
+from .histogram import (
     DEFAULT_BUCKETS,
-    Counter,
-    Gauge,
     Histogram,
-    IntCounter,
-    IntGauge,
-    const_label_pairs,
+    HistogramVec,
     exponential_buckets,
     linear_buckets,
 )
-from .vec import CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec
 
 __all__ = [
     "DEFAULT_BUCKETS",
     "Counter",
     "CounterVec",
+    "Desc",
     "Gauge",
     "GaugeVec",
     "Histogram",
@@ -29,6 +33,8 @@ __all__ = [
     "IntCounterVec",
     "IntGauge",
     "IntGaugeVec",
+    "LabelsArg",
+    "MetricFamily",
     "const_label_pairs",
     "exponential_buckets",
     "linear_buckets",

@@ -1,28 +1,43 @@
-"""Metric vectors: families whose children are reached by label values.
+"""The base of metric vectors: families whose children are reached by label values.
 
 ``with_label_values(*values)`` takes the values in the declared order of the
 label names; ``with_labels(mapping)`` matches them by name. Both return the
 child (a value cell with the scalar type's methods). The hit path is one
 unlocked ``dict.get`` on the tuple of values; a miss validates the values and
 creates the child under the family lock (re-checking there), as
-rust-prometheus and client_golang do.
+rust-prometheus and client_golang do. Each metric type's Vec lives with the
+type (``counter.py``, ``gauge.py``, ``histogram.py``).
 """
 
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, Optional, TypeVar
+
 from ..errors import CardinalityError, InvalidLabelsError
-from ..model import COUNTER, GAUGE, HISTOGRAM
-from .family import Desc, HistogramFamily, MetricFamily, check_utf8, const_label_pairs
-from .values import GaugeCell, IntGaugeCell, counter_cell_class
+from .desc import Desc, LabelsArg, check_utf8, const_label_pairs
+from .family import Key, MetricFamily
+
+_C = TypeVar("_C")
+_V = TypeVar("_V")
 
 
-class MetricVec(MetricFamily):
+class MetricVec(MetricFamily[_C, _V]):
     """Core of every Vec type: the child map and label-value access."""
 
-    _type = None
+    _type: ClassVar[str]
 
-    def __init__(self, name, help, label_names, const_labels=None, **kwargs):
-        super().__init__(Desc(name, help, self._type, const_labels, label_names, **kwargs))
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: LabelsArg = None,
+        *,
+        buckets: Optional[Iterable[float]] = None,
+    ) -> None:
+        # ``buckets`` only so that a Vec of another type refuses them as Desc does.
+        super().__init__(Desc(name, help, self._type, const_labels, label_names, buckets=buckets))
 
-    def with_label_values(self, *values):
+    def with_label_values(self, *values: str) -> _C:
         """The child for ``values`` (declared label order), created on first use.
 
         Raises :class:`CardinalityError` for a wrong number of values and
@@ -33,27 +48,27 @@ class MetricVec(MetricFamily):
         except (KeyError, TypeError):  # TypeError: an unhashable value, refused below
             return self._get_or_create_child(self._check_values(values))
 
-    def with_labels(self, labels):
+    def with_labels(self, labels: LabelsArg) -> _C:
         """The child for a ``{label name: value}`` mapping, matched by name.
 
         Raises :class:`InvalidLabelsError` if a name is missing or unknown.
         """
         return self.with_label_values(*self._values_from_mapping(labels))
 
-    def remove_label_values(self, *values):
+    def remove_label_values(self, *values: str) -> None:
         """Drop the child for ``values``; :class:`InvalidLabelsError` if there is none."""
         if not self._remove(self._check_values(values)):
             raise InvalidLabelsError(f"no child with label values {values!r} in {self.desc.name!r}")
 
-    def remove_labels(self, labels):
+    def remove_labels(self, labels: LabelsArg) -> None:
         """Drop the child for a ``{label name: value}`` mapping."""
         self.remove_label_values(*self._values_from_mapping(labels))
 
-    def clear(self):
+    def clear(self) -> None:
         """Drop every child."""
         self._clear()
 
-    def _check_values(self, values):
+    def _check_values(self, values: Sequence[object]) -> Key:
         names = self.desc.label_names
         if len(values) != len(names):
             raise CardinalityError(
@@ -62,16 +77,18 @@ class MetricVec(MetricFamily):
                 expected=len(names),
                 got=len(values),
             )
+        checked = []
         for name, value in zip(names, values):
             if not isinstance(value, str):
                 raise InvalidLabelsError(
                     f"label {name!r} of {self.desc.name!r} needs a string value, got {value!r}"
                 )
             check_utf8(value, InvalidLabelsError, f"label {name!r} of {self.desc.name!r}")
-        # A str subclass would hash like its text but print differently.
-        return tuple(str.__str__(v) for v in values)
+            # A str subclass would hash like its text but print differently.
+            checked.append(str.__str__(value))
+        return tuple(checked)
 
-    def _values_from_mapping(self, labels):
+    def _values_from_mapping(self, labels: LabelsArg) -> Key:
         names = self.desc.label_names
         pairs = dict(const_label_pairs(labels))
         missing = [n for n in names if n not in pairs]
@@ -87,42 +104,3 @@ class MetricVec(MetricFamily):
                 f"(expected names {list(names)!r})"
             )
         return tuple(pairs[n] for n in names)
-
-
-class CounterVec(MetricVec):
-    """Float counters by label values (rust-prometheus ``CounterVec``)."""
-
-    _type = COUNTER
-    _cell_class = counter_cell_class(integer=False)
-
-
-class IntCounterVec(MetricVec):
-    """Integer counters by label values (``IntCounterVec``)."""
-
-    _type = COUNTER
-    _cell_class = counter_cell_class(integer=True)
-
-
-class GaugeVec(MetricVec):
-    """Float gauges by label values (``GaugeVec``)."""
-
-    _type = GAUGE
-    _cell_class = GaugeCell
-
-
-class IntGaugeVec(MetricVec):
-    """Integer gauges by label values (``IntGaugeVec``)."""
-
-    _type = GAUGE
-    _cell_class = IntGaugeCell
-
-
-class HistogramVec(HistogramFamily, MetricVec):
-    """Histograms by label values (``HistogramVec``); ``buckets`` as for Histogram."""
-
-    _type = HISTOGRAM
-
-    def __init__(self, name, help, label_names, const_labels=None, buckets=None):
-        HistogramFamily.__init__(
-            self, Desc(name, help, HISTOGRAM, const_labels, label_names, buckets=buckets)
-        )

@@ -11,20 +11,20 @@ import pytest
 
 import dyn_metrics as dm
 from dyn_metrics.dynamo.config import SystemConfig
-from dyn_metrics.metrics import values
+from dyn_metrics.metrics import counter
 
 THREADS = 8
 OPS = 100_000  # per thread
 TIMEOUT = 60.0
 
 COUNTER_CELLS = [
-    values.CounterCell,
-    values.LockedCounterCell,
-    values.IntCounterCell,
-    values.LockedIntCounterCell,
+    counter.CounterCell,
+    counter.LockedCounterCell,
+    counter.IntCounterCell,
+    counter.LockedIntCounterCell,
 ]
-FLOAT_COUNTER_CELLS = [values.CounterCell, values.LockedCounterCell]
-INT_COUNTER_CELLS = [values.IntCounterCell, values.LockedIntCounterCell]
+FLOAT_COUNTER_CELLS = [counter.CounterCell, counter.LockedCounterCell]
+INT_COUNTER_CELLS = [counter.IntCounterCell, counter.LockedIntCounterCell]
 
 
 def _cell_id(cls):
@@ -334,11 +334,11 @@ import sys
 sys._is_gil_enabled = lambda: False  # what a free-threaded interpreter reports
 import threading
 import dyn_metrics as dm
-from dyn_metrics.metrics import values
+from dyn_metrics.metrics import cells, counter
 
-assert not values.GIL_ENABLED
-assert dm.Counter._cell_class is values.LockedCounterCell
-assert dm.IntCounterVec._cell_class is values.LockedIntCounterCell
+assert not cells.GIL_ENABLED
+assert dm.Counter._cell_class is counter.LockedCounterCell
+assert dm.IntCounterVec._cell_class is counter.LockedIntCounterCell
 reg = dm.Registry()
 c = reg.register(dm.Counter("c_total", "h"))
 v = reg.register(dm.IntCounterVec("v_total", "h", ["a"]))

@@ -3,24 +3,14 @@
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.errors import CardinalityError, InvalidLabelsError, InvalidValueError
+from dyn_metrics.errors import CardinalityError, InvalidLabelsError
+from tests.metrics.support import sample_lines, scrape
 
 VEC_TYPES = [dm.CounterVec, dm.IntCounterVec, dm.GaugeVec, dm.IntGaugeVec, dm.HistogramVec]
 
 
 def _ids(cls):
     return cls.__name__
-
-
-def scrape(*metrics):
-    reg = dm.Registry()
-    for m in metrics:
-        reg.register(m)
-    return reg.prometheus_expfmt()
-
-
-def sample_lines(text):
-    return [line for line in text.splitlines() if not line.startswith("#")]
 
 
 # -- children --------------------------------------------------------------------
@@ -224,63 +214,6 @@ def test_vec_escapes_odd_label_values():
     v = dm.CounterVec("v", "h", ["a"])
     v.with_label_values('q"\\\nü').inc()
     assert sample_lines(scrape(v)) == ['v{a="q\\"\\\\\\nü"} 1']
-
-
-def test_histogramvec_children_have_le_last():
-    v = dm.HistogramVec("h", "h", ["route"], {"zone": "z"}, buckets=[1])
-    v.with_label_values("/b").observe(0.5)
-    v.with_label_values("/a").observe(3)
-    assert sample_lines(scrape(v)) == [
-        'h_bucket{route="/a",zone="z",le="1"} 0',
-        'h_bucket{route="/a",zone="z",le="+Inf"} 1',
-        'h_sum{route="/a",zone="z"} 3',
-        'h_count{route="/a",zone="z"} 1',
-        'h_bucket{route="/b",zone="z",le="1"} 1',
-        'h_bucket{route="/b",zone="z",le="+Inf"} 1',
-        'h_sum{route="/b",zone="z"} 0.5',
-        'h_count{route="/b",zone="z"} 1',
-    ]
-
-
-# -- child semantics per type ----------------------------------------------------------------
-
-
-def test_countervec_child_rejects_negative():
-    child = dm.CounterVec("v", "h", ["a"]).with_label_values("x")
-    child.inc_by(1.5)
-    with pytest.raises(InvalidValueError):
-        child.inc_by(-1)
-    assert child.get() == 1.5
-
-
-def test_intcountervec_child_rejects_floats_and_holds_big_ints():
-    v = dm.IntCounterVec("v", "h", ["a"])
-    child = v.with_label_values("x")
-    with pytest.raises(InvalidValueError):
-        child.inc_by(1.0)
-    child.inc_by(2**70)
-    assert sample_lines(scrape(v)) == [f'v{{a="x"}} {2**70}']
-
-
-def test_gaugevec_and_intgaugevec_children():
-    gv = dm.GaugeVec("g", "h", ["a"])
-    gv.with_label_values("x").set(2.5)
-    gv.with_label_values("x").dec()
-    igv = dm.IntGaugeVec("i", "h", ["a"])
-    igv.with_label_values("x").set(10)
-    with pytest.raises(InvalidValueError):
-        igv.with_label_values("x").set(0.5)
-    assert gv.with_label_values("x").get() == 1.5
-    assert igv.with_label_values("x").get() == 10
-
-
-def test_histogramvec_child_methods():
-    child = dm.HistogramVec("h", "h", ["a"]).with_label_values("x")
-    child.observe(1)
-    with child.time():
-        pass
-    child.start_timer().observe_duration()
-    assert child.get_sample_count() == 3
 
 
 def test_vec_refuses_a_label_value_that_is_not_valid_unicode():

@@ -2,8 +2,8 @@
 
 This is Dynamo's ``MetricsRegistry``: a rust-prometheus registry of local
 collectors, plus child registries (in insertion order, added once each) and
-two lists of callbacks. Scraping a registry covers it and every descendant
-(``dynamo-metrics.md`` section 4.1):
+two lists of callbacks. Scraping a registry covers it and every descendant,
+in the steps of Dynamo's ``prometheus_expfmt()``:
 
 1. registries are visited depth-first, pre-order, each once;
 2. update callbacks run, registry by registry; a failing one is logged;
@@ -13,20 +13,47 @@ two lists of callbacks. Scraping a registry covers it and every descendant
    disagreement raises :class:`DescriptorConflictError`), a repeated series
    is dropped with a warning (first wins);
 4. the families are encoded sorted by name;
-5. exposition-text callbacks' texts are appended verbatim.
+5. exposition-text callbacks' texts are appended verbatim, joined as
+   Dynamo joins them (:func:`join_texts`).
+
+A scrape may ask for some families only (``name[]``, as prometheus_client's
+restricted registry): families are selected by name and type before they are
+gathered or encoded (:mod:`dyn_metrics.exposition.select`); only callback
+text, which arrives rendered, is cut by family block.
 
 Thread safety: registration and callback lists are guarded by a lock; a
 scrape copies what it needs under it and runs callbacks and encoders outside.
+
+This module holds :class:`Registry` (registration, callbacks, the scrape);
+``merge.py`` the scrape plan: selecting and merging families.
 """
 
 import logging
 import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Optional, TypeVar
 
-from .errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, ParseError
-from .exposition import text as expfmt
-from .model import Family
+from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, ParseError
+from ..exposition import select
+from ..exposition import text as expfmt
+from ..model import Family, Labels
+from .merge import (
+    Collector,
+    Plan,
+    join_texts,
+    local_groups,
+    merge,
+    merge_parsed,
+    merge_plan,
+    openmetrics_expressible,
+    selected_names,
+)
+
+__all__ = ["Collector", "Registry", "join_texts"]
 
 _log = logging.getLogger(__name__)
+
+_C = TypeVar("_C", bound=Collector)
 
 
 class Registry:
@@ -37,19 +64,19 @@ class Registry:
     ``_created`` samples (text 0.0.4 has no place for them).
     """
 
-    def __init__(self, created=False):
+    def __init__(self, created: bool = False) -> None:
         self._created = bool(created)
         self._lock = threading.Lock()
-        self._collectors = []  # registration order
-        self._by_identity = {}  # (name, const labels) -> collector
-        self._by_name = {}  # name -> [collectors]
-        self._children = []
-        self._update_callbacks = []
-        self._expfmt_callbacks = []
+        self._collectors: list[Collector] = []  # registration order
+        self._by_identity: dict[tuple[str, Labels], Collector] = {}  # (name, const labels)
+        self._by_name: dict[str, list[Collector]] = {}
+        self._children: list[Registry] = []
+        self._update_callbacks: list[Callable[[], object]] = []
+        self._expfmt_callbacks: list[Callable[[], str]] = []
 
     # -- registration -----------------------------------------------------
 
-    def register(self, collector):
+    def register(self, collector: _C) -> _C:
         """Register a collector (any metric or vec).
 
         Raises :class:`AlreadyRegisteredError` for the same collector or one
@@ -85,15 +112,16 @@ class Registry:
                         existing=existing,
                         new=collector,
                     )
-            if self._created and hasattr(collector, "track_created"):
-                collector.track_created()
+            track_created = getattr(collector, "track_created", None)
+            if self._created and track_created is not None:
+                track_created()
             self._collectors.append(collector)
             for desc in descs:
                 self._by_identity[desc.identity()] = collector
                 self._by_name.setdefault(desc.name, []).append(collector)
         return collector
 
-    def unregister(self, collector):
+    def unregister(self, collector: Collector) -> None:
         """Remove a registered collector; raises :class:`KeyError` if it is not here."""
         with self._lock:
             for i, c in enumerate(self._collectors):
@@ -110,11 +138,11 @@ class Registry:
                 else:
                     self._by_name.pop(desc.name, None)
 
-    def has_metric_named(self, name):
+    def has_metric_named(self, name: str) -> bool:
         """True if a local collector has family ``name`` with samples (Dynamo's rule)."""
         return any(f.name == name for f in self.gather())
 
-    def add_child_registry(self, child):
+    def add_child_registry(self, child: "Registry") -> None:
         """Include ``child`` (and its descendants) in this registry's scrapes; idempotent."""
         if not isinstance(child, Registry):
             raise TypeError(f"child registry must be a Registry, got {child!r}")
@@ -124,23 +152,23 @@ class Registry:
 
     # -- callbacks --------------------------------------------------------
 
-    def add_update_callback(self, callback):
+    def add_update_callback(self, callback: Callable[[], object]) -> None:
         """Run ``callback()`` before every scrape of this registry or an ancestor."""
         _check_callable(callback)
         with self._lock:
             self._update_callbacks.append(callback)
 
-    def add_expfmt_callback(self, callback):
+    def add_expfmt_callback(self, callback: Callable[[], str]) -> None:
         """Append ``callback()``'s text (a ``str``) to every scrape, verbatim."""
         _check_callable(callback)
         with self._lock:
             self._expfmt_callbacks.append(callback)
 
-    def execute_update_callbacks(self):
+    def execute_update_callbacks(self) -> list[Optional[Exception]]:
         """Run this registry's update callbacks; ``[None or exception]`` in order."""
         with self._lock:
             callbacks = list(self._update_callbacks)
-        results = []
+        results: list[Optional[Exception]] = []
         for callback in callbacks:
             try:
                 callback()
@@ -150,18 +178,23 @@ class Registry:
                 results.append(exc)
         return results
 
-    def execute_expfmt_callbacks(self):
-        """This registry's exposition-text callbacks joined by the 4.2 rule."""
+    def execute_expfmt_callbacks(self) -> str:
+        """This registry's exposition-text callbacks' texts, joined as Dynamo joins them.
+
+        Empty texts are skipped and a newline is added between two texts only
+        where the first lacks one (:func:`join_texts`); a failing or non-text
+        callback is logged and contributes nothing.
+        """
         return join_texts(self._expfmt_texts())
 
-    def _expfmt_texts(self):
+    def _expfmt_texts(self) -> list[str]:
         """The texts of this registry's exposition-text callbacks; failures logged."""
         with self._lock:
             callbacks = list(self._expfmt_callbacks)
         texts = []
         for callback in callbacks:
             try:
-                text = callback()
+                text: object = callback()
             except Exception:
                 _log.exception("Error executing exposition text callback: %r", callback)
                 continue
@@ -187,9 +220,11 @@ class Registry:
 
     # -- collection -------------------------------------------------------
 
-    def registries(self):
+    def registries(self) -> list["Registry"]:
         """This registry and its descendants: depth-first, pre-order, each once."""
-        order, seen, stack = [], set(), [self]
+        order: list[Registry] = []
+        seen: set[int] = set()
+        stack: list[Registry] = [self]
         while stack:
             reg = stack.pop()
             if id(reg) in seen:
@@ -201,30 +236,32 @@ class Registry:
             stack.extend(reversed(children))
         return order
 
-    def _collectors_by_name(self):
+    def _collectors_by_name(self) -> dict[str, list[Collector]]:
         with self._lock:
             return {name: list(cs) for name, cs in self._by_name.items()}
 
-    def gather(self):
+    def gather(self) -> list[Family]:
         """The local families (rust-prometheus ``gather``), sorted by name."""
         families = []
         for name, collectors in sorted(self._collectors_by_name().items()):
-            groups = _local_groups(collectors)
+            groups = local_groups(collectors)
             if groups:
                 desc = collectors[0].desc
                 samples = tuple(s for _, group in groups for s in group)
                 families.append(Family(name, desc.type, desc.help, samples))
         return families
 
-    def _plan(self, registries):
+    def _plan(self, registries: Iterable["Registry"]) -> Plan:
         """``{name: [[collectors of one registry], ...]}`` over ``registries``, in order."""
-        plan = {}
+        plan: Plan = {}
         for reg in registries:
             for name, collectors in reg._collectors_by_name().items():
                 plan.setdefault(name, []).append(collectors)
         return plan
 
-    def collect(self, registries=None, created=False):
+    def collect(
+        self, registries: Optional[Sequence["Registry"]] = None, created: bool = False
+    ) -> list[Family]:
         """Merged families of this registry and its descendants, sorted by name.
 
         Runs no callbacks. ``created`` adds the ``_created`` samples of
@@ -233,14 +270,9 @@ class Registry:
         family's HELP or TYPE.
         """
         plan = self._plan(self.registries() if registries is None else registries)
-        families = []
-        for name in sorted(plan):
-            family = _merge(name, plan[name], created)
-            if family is not None:
-                families.append(family)
-        return families
+        return merge_plan(plan, sorted(plan), created)
 
-    def openmetrics_expfmt(self):
+    def openmetrics_expfmt(self, names: Optional[Collection[str]] = None) -> str:
         """The combined scrape of this registry in OpenMetrics 1.0.
 
         The same steps as :meth:`prometheus_expfmt`; each exposition-text
@@ -252,16 +284,22 @@ class Registry:
         ``_``, which it reserves; names clashing with an earlier family's
         samples, as counter ``foo_total`` and gauge ``foo`` do) are left out
         with a log line too; the text format serves them all.
+
+        ``names`` (``name[]``) keeps only the families it selects, by family
+        or sample name in either format's spelling, before they are encoded;
+        None keeps all.
         """
         # Imported on first use: a process that only serves text never pays
         # for the OpenMetrics encoder and the parser.
-        from .exposition import openmetrics as omfmt
-        from .exposition.parse.reader import parse as parse_exposition
+        from ..exposition import openmetrics as omfmt
+        from ..exposition.parse.reader import parse as parse_exposition
 
+        wanted = None if names is None else frozenset(names)
         registries = self.registries()
         for reg in registries:
             reg.execute_update_callbacks()
-        families = self.collect(registries, created=True)
+        plan = self._plan(registries)
+        families = merge_plan(plan, selected_names(plan, wanted), created=True)
         for text in (t for reg in registries for t in reg._expfmt_texts() if t):
             # Each callback on its own, so one broken engine costs only its
             # own families (the text path's join rule may leave a last line
@@ -275,166 +313,50 @@ class Registry:
                     exc,
                 )
                 continue
-            families = _merge_parsed(families, parsed)
-        families = _openmetrics_expressible(families, omfmt.family_name)
+            if wanted is not None:
+                parsed = select.select_families(parsed, wanted)
+            families = merge_parsed(families, parsed)
+        families = openmetrics_expressible(families, omfmt.family_name)
         return omfmt.encode_to_string(families)
 
-    def prometheus_expfmt(self):
-        """The combined text 0.0.4 scrape of this registry (section 4.1, all steps)."""
+    def prometheus_expfmt(self, names: Optional[Collection[str]] = None) -> str:
+        """The combined text 0.0.4 scrape of this registry: every step of the module docstring.
+
+        ``names`` (``name[]``) keeps only the families it selects, by family
+        or sample name in either format's spelling: native families are
+        chosen before they are read, callback text is cut by family block.
+        None keeps all, byte for byte as without it.
+        """
+        wanted = None if names is None else frozenset(names)
         registries = self.registries()
         for reg in registries:
             reg.execute_update_callbacks()
         plan = self._plan(registries)
-        parts = []
-        for name in sorted(plan):
+        parts: list[str] = []
+        for name in selected_names(plan, wanted):
             sources = plan[name]
             if len(sources) == 1 and len(sources[0]) == 1:
                 # One collector owns this name: nothing to merge, so it can
                 # write its text directly (the same bytes, much faster).
                 sources[0][0].write_text(parts.append)
             else:
-                family = _merge(name, sources)
+                family = merge(name, sources)
                 if family is not None:
                     expfmt.write_families(parts.append, (family,))
         text = "".join(parts)
         extra = join_texts([reg.execute_expfmt_callbacks() for reg in registries])
+        if extra and wanted is not None:
+            extra = select.filter_text(extra, wanted)
         if extra:
             if not text.endswith("\n"):
                 text += "\n"
             text += extra
         return text
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Registry collectors={len(self._collectors)} children={len(self._children)}>"
 
 
-def join_texts(texts):
-    """Join texts, skipping empty ones and adding ``\\n`` only where one is missing."""
-    out = ""
-    for text in texts:
-        if not text:
-            continue
-        if out and not out.endswith("\n"):
-            out += "\n"
-        out += text
-    return out
-
-
-def _check_callable(callback):
+def _check_callable(callback: object) -> None:
     if not callable(callback):
         raise InvalidValueError(f"callback must be callable, got {callback!r}")
-
-
-def _group_sort_key(group):
-    pairs = group[0]
-    return (len(pairs),) + tuple(v for _, v in pairs)
-
-
-def _local_groups(collectors, created=False):
-    """One registry's groups for one name: rust-prometheus merges and sorts them."""
-    if len(collectors) == 1:
-        return collectors[0].collect_groups(created)
-    groups = [g for c in collectors for g in c.collect_groups(created)]
-    groups.sort(key=_group_sort_key)
-    return groups
-
-
-def _merge(name, sources, created=False):
-    """Merge one family across registries (first wins); None if it has no samples."""
-    first = None
-    seen = set()
-    samples = []
-    for collectors in sources:
-        groups = _local_groups(collectors, created)
-        if not groups:
-            continue
-        desc = collectors[0].desc
-        if first is None:
-            first = desc
-        elif (desc.help, desc.type) != (first.help, first.type):
-            raise DescriptorConflictError(
-                f"Metric family '{name}' has inconsistent help/type across sources: "
-                f"{first.type} {first.help!r} then {desc.type} {desc.help!r}"
-            )
-        for pairs, group in groups:
-            identity = tuple(sorted(pairs))
-            if identity in seen:
-                _log.warning(
-                    "Duplicate Prometheus series while merging; dropping later sample: %s%s",
-                    name,
-                    expfmt.format_labels(pairs),
-                )
-                continue
-            seen.add(identity)
-            samples.extend(group)
-    if first is None:
-        return None
-    return Family(name, first.type, first.help, tuple(samples))
-
-
-def _series_identity(sample):
-    return tuple(sorted(p for p in sample.labels if p[0] not in ("le", "quantile")))
-
-
-def _merge_parsed(families, extra):
-    """Native families plus parsed callback families, merged by name (natives win)."""
-    by_name = {f.name: f for f in families}
-    for family in extra:
-        native = by_name.get(family.name)
-        if native is None:
-            by_name[family.name] = family
-            continue
-        if (native.type, native.help) != (family.type, family.help):
-            _log.error(
-                "Metric family '%s' has inconsistent help/type across sources; "
-                "dropping the exposition-text callback's family",
-                family.name,
-            )
-            continue
-        seen = {_series_identity(s) for s in native.samples}
-        kept = [s for s in family.samples if _series_identity(s) not in seen]
-        if len(kept) < len(family.samples):
-            _log.warning(
-                "Duplicate Prometheus series while merging; dropping later sample of %s",
-                family.name,
-            )
-        by_name[family.name] = native._replace(samples=native.samples + tuple(kept))
-    return [by_name[name] for name in sorted(by_name)]
-
-
-# The sample names each OpenMetrics family type may write, as suffixes.
-_OM_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
-    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
-    "summary": ("_sum", "_count", "_created"),
-    "info": ("_info",),
-}
-
-
-def _openmetrics_expressible(families, family_name):
-    """``families`` less those OpenMetrics cannot express (each one logged)."""
-    taken = set()
-    kept = []
-    for family in families:
-        name = family_name(family)
-        claimed = {name} | {name + suffix for suffix in _OM_SUFFIXES.get(family.type, ())}
-        reserved = sorted({k for s in family.samples for k, _ in s.labels if k.startswith("_")})
-        if name.startswith("_") or reserved:
-            _log.error(
-                "family %r left out of the OpenMetrics scrape: names starting with '_' "
-                "are reserved there (%s)",
-                family.name,
-                ", ".join(reserved) or name,
-            )
-        elif claimed & taken:
-            _log.error(
-                "family %r left out of the OpenMetrics scrape: its samples would clash "
-                "with an earlier family's (%s)",
-                family.name,
-                ", ".join(sorted(claimed & taken)),
-            )
-        else:
-            taken |= claimed
-            kept.append(family)
-    return kept

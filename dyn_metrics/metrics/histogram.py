@@ -1,0 +1,325 @@
+"""Histograms: bucket bounds, the cell, ``Histogram`` and ``HistogramVec``.
+
+A :class:`HistogramCell` *is* a list of pending observations: ``observe(v)``
+is one C-level ``list.append``, atomic under the GIL and on free-threaded
+builds alike (list operations lock the list there), so no fallback is needed.
+Pending values are folded into the bucket counts, sum and count under the
+family lock, when a scrape reads the cell or when 256 are pending, so
+buckets, sum and count always change together and every snapshot has
+count == the ``+Inf`` bucket.
+
+Bucket bounds follow rust-prometheus: strictly increasing, ``+Inf`` implied,
+:data:`DEFAULT_BUCKETS` when none are given; an observation counts in every
+bucket whose bound is >= the value, NaN in ``+Inf`` only.
+"""
+
+import functools
+import itertools
+import math
+import operator
+import threading
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import Optional
+
+from ..errors import InvalidBucketsError, InvalidValueError
+from ..exposition import text as expfmt
+from ..model import HISTOGRAM, Labels, Number, Sample
+from .cells import EXACT_INT, FOLD_AT, read_one_by_one
+from .desc import Desc, LabelsArg
+from .family import MetricFamily, Write, expose_only_child
+from .timer import Timer
+from .vec import MetricVec
+
+DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+#: ``(cumulative bucket counts incl. +Inf, sum, count)`` of one child.
+HistogramSnapshot = tuple[list[int], float, int]
+
+
+def linear_buckets(start: float, width: float, count: int) -> list[float]:
+    """``count`` buckets: ``start``, ``start + width``, ... (rust-prometheus' rule)."""
+    if count < 1:
+        raise InvalidBucketsError(f"linear_buckets needs a positive count, got {count!r}")
+    if width <= 0:
+        raise InvalidBucketsError(f"linear_buckets needs a positive width, got {width!r}")
+    return [start + i * width for i in range(count)]
+
+
+def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
+    """``count`` buckets: ``start``, ``start * factor``, ... (rust-prometheus' rule)."""
+    if count < 1:
+        raise InvalidBucketsError(f"exponential_buckets needs a positive count, got {count!r}")
+    if start <= 0:
+        raise InvalidBucketsError(f"exponential_buckets needs a positive start, got {start!r}")
+    if factor <= 1:
+        raise InvalidBucketsError(
+            f"exponential_buckets needs a factor greater than 1, got {factor!r}"
+        )
+    return [start * factor**i for i in range(count)]
+
+
+def check_buckets(buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
+    """Validated bucket bounds as a tuple of floats (rust-prometheus' rules).
+
+    ``None`` or empty means :data:`DEFAULT_BUCKETS`; a trailing ``+Inf`` is
+    dropped because the ``+Inf`` bucket is always there.
+    """
+    if buckets is None:
+        return DEFAULT_BUCKETS
+    if isinstance(buckets, (str, bytes)):
+        raise InvalidBucketsError(f"buckets must be a sequence of numbers, got {buckets!r}")
+    try:
+        bounds = [float(b) for b in buckets]
+    except (TypeError, ValueError):
+        raise InvalidBucketsError(f"buckets must be numbers, got {buckets!r}") from None
+    if bounds and bounds[-1] == math.inf:
+        bounds.pop()
+    if not bounds:
+        return DEFAULT_BUCKETS
+    for b in bounds:
+        if math.isnan(b):
+            raise InvalidBucketsError(f"bucket bounds must not be NaN, got {buckets!r}")
+    for lower, upper in zip(bounds, bounds[1:]):
+        if lower >= upper:
+            raise InvalidBucketsError(
+                "histogram buckets must be in increasing order: "
+                f"{expfmt.format_value(lower)} >= {expfmt.format_value(upper)}"
+            )
+    return tuple(bounds)
+
+
+class HistogramDesc(Desc):
+    """A histogram's :class:`Desc`: every Desc check, then the bucket bounds'.
+
+    ``buckets`` holds the validated bounds (:func:`check_buckets`); ``le`` is
+    refused as a label name. Raises :class:`InvalidBucketsError` besides the
+    errors of :class:`Desc`.
+    """
+
+    __slots__ = ()
+    buckets: tuple[float, ...]
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        const_labels: LabelsArg = None,
+        label_names: Iterable[str] = (),
+        buckets: Optional[Iterable[float]] = None,
+    ) -> None:
+        super().__init__(name, help, HISTOGRAM, const_labels, label_names, buckets)
+
+    def _check_buckets(self, buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
+        return check_buckets(buckets)
+
+
+def _observation(value: object) -> float:
+    """``value`` as a float, or :class:`InvalidValueError` if it is not a real number."""
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(value)  # type: ignore[arg-type]  # any type: refused below if not
+        except (TypeError, ValueError, OverflowError):
+            pass
+    raise InvalidValueError(f"histogram observation must be a real number, got {value!r}")
+
+
+class HistogramCell(list[float]):
+    """A histogram child: a list of pending observations plus folded totals.
+
+    ``_counts[i]`` counts observations in ``(bounds[i-1], bounds[i]]``, the
+    last slot those above every bound (and NaN, as rust-prometheus does).
+    """
+
+    __slots__ = ("_counts", "_sum", "_bounds", "_lock")
+
+    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
+        self._bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+        self._lock = lock
+
+    def observe(self, value: Number) -> None:
+        """Record one observation (any real number; NaN and infinities too).
+
+        Lock-free on the common path. Anything that is not a real number
+        raises :class:`InvalidValueError` and records nothing.
+        """
+        cls = value.__class__
+        if cls is not float and (cls is not int or not -EXACT_INT < value < EXACT_INT):
+            value = _observation(value)
+        self.append(value)
+        if len(self) >= FOLD_AT:
+            with self._lock:
+                self._fold_locked()
+
+    def _fold_locked(self) -> None:
+        n = len(self)
+        if not n:
+            return
+        # Observers only append, so the first n items are exactly the ones
+        # read here, whatever was appended meanwhile.
+        pending = self[:n]
+        del self[:n]
+        # Left to right, so the sum rounds exactly as Rust's `sum += v`.
+        total = functools.reduce(operator.add, pending, self._sum)
+        # NaN belongs in +Inf only (as in rust-prometheus) and would confuse
+        # the sort; `total` is NaN whenever one was observed.
+        numbers = [v for v in pending if v == v] if total != total else pending
+        numbers.sort()
+        # One bisection per bound over the sorted batch instead of one per
+        # observation: bisect_right counts the values <= bound.
+        counts = self._counts
+        below = 0
+        for i, bound in enumerate(self._bounds):
+            upto = bisect_right(numbers, bound)
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += n - below
+        self._sum = total
+
+    def snapshot_locked(self) -> HistogramSnapshot:
+        """``(cumulative bucket counts incl. +Inf, sum, count)``; family lock held."""
+        self._fold_locked()
+        cumulative = list(itertools.accumulate(self._counts))
+        return cumulative, self._sum, cumulative[-1]
+
+    # What a family read takes from every kind of cell.
+    _read_locked = snapshot_locked
+    read_many = staticmethod(read_one_by_one)
+
+    def get_sample_count(self) -> int:
+        """Number of observations so far."""
+        with self._lock:
+            return self.snapshot_locked()[2]
+
+    def get_sample_sum(self) -> float:
+        """Sum of observations so far."""
+        with self._lock:
+            self._fold_locked()
+            return self._sum
+
+    def time(self) -> Timer:
+        """Observe the seconds spent in a ``with`` block or decorated function."""
+        return Timer(self.observe)
+
+    def start_timer(self) -> Timer:
+        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
+        return Timer(self.observe).start()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} count={self.get_sample_count()}>"
+
+    # A histogram is not a value to compare or hash like the list it extends.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    # list declares itself unhashable (``__hash__ = None``); a cell hashes by identity.
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+
+class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
+    """Family core of histograms: per-child buckets, sum and count."""
+
+    desc: HistogramDesc
+    _cell_class = HistogramCell
+
+    def __init__(self, desc: HistogramDesc) -> None:
+        # Explicit base: HistogramVec puts MetricVec next in the MRO.
+        MetricFamily.__init__(self, desc)
+        self._le = tuple(expfmt.format_value(b) for b in desc.buckets) + ("+Inf",)
+
+    def _new_cell(self) -> HistogramCell:
+        return HistogramCell(self._lock, self.desc.buckets)
+
+    def _samples(self, pairs: Labels, value: HistogramSnapshot) -> tuple[Sample, ...]:
+        cumulative, total, count = value
+        name = self.desc.name
+        samples = [
+            Sample(name + "_bucket", pairs + (("le", le),), c)
+            for le, c in zip(self._le, cumulative)
+        ]
+        samples.append(Sample(name + "_sum", pairs, total))
+        samples.append(Sample(name + "_count", pairs, count))
+        return tuple(samples)
+
+    def write_text(self, write: Write) -> None:
+        """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
+        snapshot = self._snapshot()
+        if not snapshot:
+            return
+        name = self.desc.name
+        fmt = expfmt.format_value
+        out = [self._header]
+        bucket_open = name + "_bucket{"
+        for key, (cumulative, total, count), _ in snapshot:
+            labels = expfmt.format_labels(self._label_pairs(key))
+            inner = labels[1:-1] + "," if labels else ""
+            out.extend(
+                f'{bucket_open}{inner}le="{le}"}} {c}\n' for le, c in zip(self._le, cumulative)
+            )
+            out.append(f"{name}_sum{labels} {fmt(total)}\n{name}_count{labels} {count}\n")
+        write("".join(out))
+
+
+class Histogram(HistogramFamily):
+    """A histogram: ``observe(v)``, ``time()``, ``start_timer()``,
+    ``get_sample_count()``, ``get_sample_sum()``.
+
+    ``buckets`` defaults to :data:`DEFAULT_BUCKETS`; bounds must increase
+    strictly. Observations count in every bucket whose bound is >= the value.
+    The methods below document the API; each instance shadows them with its
+    one child's bound methods (``family.expose_only_child``).
+    """
+
+    _methods = ("observe", "time", "start_timer", "get_sample_count", "get_sample_sum")
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        const_labels: LabelsArg = None,
+        buckets: Optional[Iterable[float]] = None,
+    ) -> None:
+        super().__init__(HistogramDesc(name, help, const_labels, buckets=buckets))
+        expose_only_child(self, self._methods)
+
+    def observe(self, value: float) -> None:
+        """Record one observation."""
+
+    def time(self) -> Timer:
+        """Context manager / decorator observing elapsed seconds."""
+        raise NotImplementedError  # shadowed by the child's method
+
+    def start_timer(self) -> Timer:
+        """A started timer; call ``observe_duration()`` on it."""
+        raise NotImplementedError  # shadowed by the child's method
+
+    def get_sample_count(self) -> int:
+        """Number of observations."""
+        raise NotImplementedError  # shadowed by the child's method
+
+    def get_sample_sum(self) -> float:
+        """Sum of observations."""
+        raise NotImplementedError  # shadowed by the child's method
+
+
+class HistogramVec(HistogramFamily, MetricVec[HistogramCell, HistogramSnapshot]):
+    """Histograms by label values (``HistogramVec``); ``buckets`` as for Histogram."""
+
+    _type = HISTOGRAM
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: LabelsArg = None,
+        buckets: Optional[Iterable[float]] = None,
+    ) -> None:
+        HistogramFamily.__init__(
+            self, HistogramDesc(name, help, const_labels, label_names, buckets=buckets)
+        )

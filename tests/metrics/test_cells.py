@@ -1,0 +1,112 @@
+"""What the cells share: the stripe locks, folding buffered amounts, exact ints."""
+
+import math
+import sys
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from dyn_metrics.errors import InvalidValueError
+from dyn_metrics.metrics import cells
+
+
+class Index:
+    """An integer type of another library (numpy's int64 behaves so)."""
+
+    def __index__(self):
+        return 7
+
+
+AS_INT_ROWS = [
+    # (value, expected int)
+    (0, 0),
+    (-(2**70), -(2**70)),
+    (True, 1),
+    (Index(), 7),
+]
+
+
+@pytest.mark.parametrize("value, expected", AS_INT_ROWS)
+def test_as_int_keeps_integers_exact(value, expected):
+    got = cells.as_int(value, "x")
+    assert got == expected and type(got) is int
+
+
+@pytest.mark.parametrize("bad", [1.0, math.nan, "1", None, Decimal("1"), Fraction(1, 1)], ids=repr)
+def test_as_int_refuses_what_is_not_an_integer(bad):
+    with pytest.raises(InvalidValueError) as info:
+        cells.as_int(bad, "thing")
+    assert str(info.value) == f"thing must be an integer, got {bad!r}"
+
+
+FOLD_ROWS = [
+    # (pending list, folded sum): left to right, as Rust adds
+    ([0.0], 0.0),
+    ([1, 2, 3], 6),
+    ([0.1] * 11, sum([0.1] * 10, 0.1)),
+    ([1e16, 1.0, 1.0], (1e16 + 1.0) + 1.0),
+]
+
+
+@pytest.mark.parametrize("pending, total", FOLD_ROWS)
+def test_fold_sum_folds_in_place_left_to_right(pending, total):
+    assert cells.fold_sum(pending) == total
+    assert pending == [total]
+
+
+def test_stripe_is_one_of_the_shared_locks_and_stable():
+    cell = object()
+    assert cells.stripe(cell) is cells.stripe(cell)
+    assert any(cells.stripe(cell) is lock for lock in cells.STRIPES)
+    assert len(cells.STRIPES) == 64
+
+
+def test_all_stripes_holds_every_stripe_and_releases_them():
+    with cells.ALL_STRIPES:
+        assert all(lock.locked() for lock in cells.STRIPES)
+    assert not any(lock.locked() for lock in cells.STRIPES)
+
+
+def test_all_stripes_released_when_the_block_raises():
+    with pytest.raises(RuntimeError):
+        with cells.ALL_STRIPES:
+            raise RuntimeError("boom")
+    assert not any(lock.locked() for lock in cells.STRIPES)
+
+
+def test_all_stripes_taken_half_way_are_released_on_interrupt():
+    # An interrupt while waiting for the 11th stripe (a stand-in that raises
+    # it) must release the ten already taken.
+    class Refusing:
+        def acquire(self):
+            raise KeyboardInterrupt
+
+        def release(self):  # pragma: no cover - never taken
+            raise AssertionError("released a lock that was not taken")
+
+    saved = cells.STRIPES
+    stand_ins = saved[:10] + (Refusing(),) + saved[11:]
+    cells.STRIPES = stand_ins
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cells.ALL_STRIPES.__enter__()
+    finally:
+        cells.STRIPES = saved
+    assert not any(lock.locked() for lock in saved)
+
+
+def test_read_one_by_one_reads_each_cell():
+    class Cell:
+        def __init__(self, value):
+            self.value = value
+
+        def _read_locked(self):
+            return self.value
+
+    assert cells.read_one_by_one([Cell(1), Cell(2.5)]) == [1, 2.5]
+
+
+def test_gil_flag_matches_interpreter():
+    expected = getattr(sys, "_is_gil_enabled", lambda: True)()
+    assert cells.GIL_ENABLED is expected
