@@ -1,7 +1,6 @@
 """dyn_metrics.testing: the strategies reach the awkward cases; the assertion lists problems."""
 
 import math
-import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,7 @@ from hypothesis import Phase, find, given, settings
 
 import dyn_metrics as dm
 from dyn_metrics import testing
+from dyn_metrics.model import LABEL_NAME_RE, METRIC_NAME_RE
 from dyn_metrics.testing import (
     assert_valid_exposition,
     families,
@@ -20,9 +20,6 @@ from dyn_metrics.testing import (
     registries,
     values,
 )
-
-METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
-LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 
 def reaches(strategy, condition):
@@ -36,9 +33,10 @@ def reaches(strategy, condition):
 
 @given(metric_names(), metric_names("openmetrics"), label_names())
 def test_testing_names_are_valid(name, om_name, label):
-    assert METRIC_NAME.match(name)
-    assert METRIC_NAME.match(om_name) and not om_name.startswith("_")
-    assert LABEL_NAME.match(label) and label not in ("le", "quantile") and not label.startswith("_")
+    assert METRIC_NAME_RE.fullmatch(name)
+    assert METRIC_NAME_RE.fullmatch(om_name) and not om_name.startswith("_")
+    assert LABEL_NAME_RE.fullmatch(label)
+    assert label not in ("le", "quantile") and not label.startswith("_")
 
 
 @pytest.mark.parametrize("char", ['"', "\\", "\n", "\t", "\r", "\x00", "é"])

@@ -20,18 +20,29 @@ exit 0 valid, 1 errors, 2 usage or I/O error, 3 valid with lint warnings.
 
 import re
 import sys
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple, Optional, Union
 
-from ..model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
-from . import openmetrics as omfmt
+from ..model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED, Family
+from .openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
+from .openmetrics import family_name
 from .parse.reader import AUTO, FORMATS, OPENMETRICS, TEXT, analyse, detect_format
+from .text import CONTENT_TYPE as TEXT_CONTENT_TYPE
 
 __all__ = ["Problem", "CheckResult", "check", "main"]
 
+# A line number and a message, before they become a Problem.
+_Found = tuple[int, str]
+
+# The command line asks for the formats by their content types (a media range
+# in Accept carries no charset) and reads the answer's by its media type.
+_TEXT_RANGE = TEXT_CONTENT_TYPE.split("; charset=", 1)[0]
+_OPENMETRICS_RANGE = OPENMETRICS_CONTENT_TYPE.split("; charset=", 1)[0]
+_OPENMETRICS_MEDIA = OPENMETRICS_CONTENT_TYPE.split(";", 1)[0]
 ACCEPT = {
-    TEXT: "text/plain; version=0.0.4",
-    OPENMETRICS: "application/openmetrics-text; version=1.0.0",
-    AUTO: "application/openmetrics-text; version=1.0.0,text/plain; version=0.0.4; q=0.5,*/*; q=0.1",
+    TEXT: _TEXT_RANGE,
+    OPENMETRICS: _OPENMETRICS_RANGE,
+    AUTO: f"{_OPENMETRICS_RANGE},{_TEXT_RANGE}; q=0.5,*/*; q=0.1",
 }
 DEFAULT_TIMEOUT = 10.0
 
@@ -51,11 +62,11 @@ class CheckResult(NamedTuple):
     warnings: list[Problem]
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.errors
 
 
-def check(text, format=AUTO):
+def check(text: Union[str, bytes, bytearray], format: str = AUTO) -> CheckResult:
     """Check an exposition (``str``, or ``bytes`` that must be UTF-8).
 
     ``format`` is ``"text"``, ``"openmetrics"`` or ``"auto"`` (OpenMetrics
@@ -64,7 +75,7 @@ def check(text, format=AUTO):
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS!r}, got {format!r}")
-    errors = []
+    errors: list[_Found] = []
     if isinstance(text, (bytes, bytearray)):
         text, errors = _decode(bytes(text))
     if format == AUTO:
@@ -77,9 +88,9 @@ def check(text, format=AUTO):
     return CheckResult(format, _tidy(errors), _tidy(warnings))
 
 
-def _decode(data):
-    errors = []
-    lines = []
+def _decode(data: bytes) -> tuple[str, list[_Found]]:
+    errors: list[_Found] = []
+    lines: list[str] = []
     for number, raw in enumerate(data.split(b"\n"), 1):
         try:
             lines.append(raw.decode("utf-8"))
@@ -89,9 +100,9 @@ def _decode(data):
     return "\n".join(lines), errors
 
 
-def _tidy(problems):
-    seen = set()
-    out = []
+def _tidy(problems: Iterable[_Found]) -> list[Problem]:
+    seen: set[_Found] = set()
+    out: list[Problem] = []
     for p in sorted(problems, key=lambda p: p[0]):
         if p not in seen:
             seen.add(p)
@@ -151,7 +162,7 @@ _ABBREVIATIONS = ("s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb
 _CAMEL = re.compile(r"[a-z][A-Z]")
 
 
-def _unit_of(name):
+def _unit_of(name: str) -> tuple[Optional[str], Optional[str]]:
     for part in name.split("_"):
         if part in _BASE_UNITS:
             return part, _BASE_UNITS[part]
@@ -161,15 +172,15 @@ def _unit_of(name):
     return None, None
 
 
-def _has_part(name, word):
+def _has_part(name: str, word: str) -> bool:
     return f"_{word}_" in name or name.endswith(f"_{word}")
 
 
-def _lint(family, line, sample_lines, om):
+def _lint(family: Family, line: int, sample_lines: list[int], om: bool) -> list[_Found]:
     t = family.type
-    name = omfmt.family_name(family) if om else family.name
+    name = family_name(family) if om else family.name
     lower = name.lower()
-    out = []
+    out: list[_Found] = []
     if not family.help:
         out.append((line, f"{name}: no help text"))
     total = name.endswith("_total")
@@ -238,7 +249,7 @@ def _lint(family, line, sample_lines, om):
 # -- command line ---------------------------------------------------------------
 
 
-def _fetch(url, fmt, timeout):
+def _fetch(url: str, fmt: str, timeout: float) -> tuple[bytes, str]:
     # Imported here: urllib.request and gzip cost more to import than the
     # rest of the package, and only the command line fetches.
     import gzip
@@ -254,11 +265,11 @@ def _fetch(url, fmt, timeout):
         content_type = response.headers.get("Content-Type", "")
     if fmt == AUTO:
         media = content_type.split(";", 1)[0].strip().lower()
-        fmt = OPENMETRICS if media == "application/openmetrics-text" else TEXT
+        fmt = OPENMETRICS if media == _OPENMETRICS_MEDIA else TEXT
     return body, fmt
 
 
-def _read(source, fmt, timeout):
+def _read(source: str, fmt: str, timeout: float) -> tuple[bytes, str]:
     if source == "-":
         return sys.stdin.buffer.read(), fmt
     if re.match(r"https?://", source, re.I):
@@ -267,7 +278,7 @@ def _read(source, fmt, timeout):
         return f.read(), fmt
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the checker as a command; returns the exit status."""
     import argparse
     import urllib.error

@@ -1,11 +1,14 @@
-"""Content negotiation and ``name[]`` filtering for ``/metrics``, as pure functions.
+"""Content negotiation for ``/metrics``, as pure functions.
 
 :func:`negotiate` picks the exposition format from ``Accept``,
 and :func:`accepts_gzip` reads ``Accept-Encoding``. No I/O and no state, so
-each is tested with tables alone.
+each is tested with tables alone. ``name[]`` selection is
+:mod:`dyn_metrics.exposition.select`'s.
 """
 
 import re
+from collections.abc import Iterator
+from typing import Optional
 
 from .openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
 from .text import CONTENT_TYPE as TEXT_CONTENT_TYPE
@@ -16,14 +19,15 @@ _QVALUE_RE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 _OM_VERSIONS = (None, "1.0.0", "0.0.1")
 
 
-def _parse_list(header):
+def _parse_list(header: str) -> Iterator[tuple[str, dict[str, str], float]]:
     """Split an Accept-style header into ``(token, params, q)``; bad q-values give q=0."""
     for item in header.split(","):
         token, *params = item.split(";")
         token = token.strip().lower()
         if not token:
             continue
-        q, rest = 1.0, {}
+        q = 1.0
+        rest: dict[str, str] = {}
         for param in params:
             key, _, value = param.partition("=")
             key, value = key.strip().lower(), value.strip().strip('"')
@@ -34,7 +38,7 @@ def _parse_list(header):
         yield token, rest, q
 
 
-def negotiate(accept_header, openmetrics_enabled):
+def negotiate(accept_header: Optional[str], openmetrics_enabled: bool) -> str:
     """Choose ``"text"`` or ``"openmetrics"`` for an ``Accept`` header.
 
     OpenMetrics only when ``openmetrics_enabled`` and the header names
@@ -64,11 +68,12 @@ def negotiate(accept_header, openmetrics_enabled):
     return "text"
 
 
-def accepts_gzip(accept_encoding):
+def accepts_gzip(accept_encoding: Optional[str]) -> bool:
     """True when ``Accept-Encoding`` allows gzip (``q=0`` refuses; ``*`` counts)."""
     if not accept_encoding:
         return False
-    explicit, star = None, None
+    explicit: Optional[float] = None
+    star: Optional[float] = None
     for token, _, q in _parse_list(accept_encoding):
         if token in ("gzip", "x-gzip"):
             explicit = q if explicit is None else max(explicit, q)

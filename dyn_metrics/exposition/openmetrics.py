@@ -1,9 +1,10 @@
-"""OpenMetrics 1.0 text encoder over the same model as :mod:`dyn_metrics.expfmt`.
+"""OpenMetrics 1.0 text encoder over the same model as :mod:`dyn_metrics.exposition.text`.
 
 ``write_families(write, families)`` writes :class:`~dyn_metrics.model.Family`
 records through any ``str -> None`` callable and ends with ``# EOF``;
-``encode_to_string`` joins the pieces. As in expfmt the input is trusted:
-nothing here validates (:mod:`dyn_metrics.checker` is the strict half).
+``encode_to_string`` joins the pieces. As in the text encoder the input is
+trusted: nothing here validates (:mod:`dyn_metrics.exposition.check` is the
+strict half).
 
 How the text 0.0.4 view of the model is spelled in OpenMetrics:
 
@@ -34,8 +35,21 @@ them out of families meant for text.
 """
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import Callable, Optional, SupportsFloat
 
-from ..model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED
+from ..model import (
+    COUNTER,
+    GAUGEHISTOGRAM,
+    HISTOGRAM,
+    SUMMARY,
+    UNKNOWN,
+    UNTYPED,
+    Family,
+    Labels,
+    Number,
+    Sample,
+)
 from .text import escape_label_value
 
 CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -44,7 +58,7 @@ _TOTAL = "_total"
 _CREATED = "_created"
 
 
-def format_value(value):
+def format_value(value: SupportsFloat) -> str:
     """An OpenMetrics number: ``int`` digits, float ``repr`` (always with ``.``
     or an exponent), ``NaN``, ``+Inf``, ``-Inf``."""
     if value.__class__ is int:
@@ -53,7 +67,7 @@ def format_value(value):
     return _special(v) or repr(v)
 
 
-def _special(v):
+def _special(v: float) -> Optional[str]:
     """The OpenMetrics spelling of NaN and the infinities; ``None`` for a finite ``v``."""
     if v != v:
         return "NaN"
@@ -64,7 +78,7 @@ def _special(v):
     return None
 
 
-def format_canonical(value):
+def format_canonical(value: SupportsFloat) -> str:
     """The canonical spelling of an ``le``/``quantile`` number.
 
     Go's ``%g`` with the shortest digits (exponent form when the decimal
@@ -104,14 +118,14 @@ def format_canonical(value):
     return sign + out
 
 
-def escape_help(text):
+def escape_help(text: str) -> str:
     """Escape OpenMetrics HELP text: ``\\``, newline and ``"``."""
     if "\\" in text or "\n" in text or '"' in text:
         return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return text
 
 
-def family_name(family):
+def family_name(family: Family) -> str:
     """The name a model family has in OpenMetrics (counters lose one ``_total``)."""
     name = family.name
     if family.type == COUNTER and name.endswith(_TOTAL):
@@ -119,10 +133,10 @@ def family_name(family):
     return name
 
 
-def _format_labels(pairs, canonical=None):
+def _format_labels(pairs: Sequence[tuple[str, str]], canonical: Optional[str] = None) -> str:
     if not pairs:
         return ""
-    parts = []
+    parts: list[str] = []
     for k, v in pairs:
         if k == canonical:
             v = _canonical_label(v)
@@ -130,18 +144,20 @@ def _format_labels(pairs, canonical=None):
     return "{" + ",".join(parts) + "}"
 
 
-def _canonical_label(text):
+def _canonical_label(text: str) -> str:
     try:
         return format_canonical(float(text))
     except ValueError:
         return text
 
 
-def _format_timestamp(ts):
+def _format_timestamp(ts: Number) -> str:
     return str(ts) if ts.__class__ is int else format_value(float(ts))
 
 
-def write_sample(write, name, sample, canonical=None):
+def write_sample(
+    write: Callable[[str], object], name: str, sample: Sample, canonical: Optional[str] = None
+) -> None:
     """Write one sample line under ``name``; ``canonical`` names the label to respell."""
     line = name + _format_labels(sample.labels, canonical) + " " + format_value(sample.value)
     if sample.timestamp is not None:
@@ -154,7 +170,7 @@ def write_sample(write, name, sample, canonical=None):
     write(line + "\n")
 
 
-def _sums_to_drop(family, bucket):
+def _sums_to_drop(family: Family, bucket: str) -> dict[str, set[Labels]]:
     """``{sample name: {labels}}`` of the ``_sum``/``_count`` pairs to leave out.
 
     The sum of a histogram is a counter in OpenMetrics: a histogram with a
@@ -178,15 +194,17 @@ def _sums_to_drop(family, bucket):
     return {sum_name: bad, family.name + "_count": bad} if bad else {}
 
 
-def parse_bound(text):
+def parse_bound(text: Optional[str]) -> float:
     """A ``le`` value as a float (``+Inf`` included); NaN when it is not a number."""
+    if text is None:
+        return math.nan
     try:
         return float(text)
-    except (TypeError, ValueError):
+    except ValueError:
         return math.nan
 
 
-def write_families(write, families):
+def write_families(write: Callable[[str], object], families: Iterable[Family]) -> None:
     """Write families in the given order, then ``# EOF``."""
     for family in families:
         if not family.samples:
@@ -204,7 +222,7 @@ def write_families(write, families):
                 write_sample(write, name + (_CREATED if created else _TOTAL), s)
         elif t in (HISTOGRAM, GAUGEHISTOGRAM):
             bucket = name + "_bucket"
-            drop = _sums_to_drop(family, bucket) if t == HISTOGRAM else ()
+            drop = _sums_to_drop(family, bucket) if t == HISTOGRAM else {}
             for s in family.samples:
                 if s.name in drop and s.labels in drop[s.name]:
                     continue
@@ -218,8 +236,8 @@ def write_families(write, families):
     write("# EOF\n")
 
 
-def encode_to_string(families):
+def encode_to_string(families: Iterable[Family]) -> str:
     """The OpenMetrics exposition of ``families`` as one string, ``# EOF`` included."""
-    parts = []
+    parts: list[str] = []
     write_families(parts.append, families)
     return "".join(parts)

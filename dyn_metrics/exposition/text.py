@@ -14,22 +14,26 @@ Output rules (rust-prometheus 0.14, as Dynamo prints it):
 """
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import Callable, SupportsFloat
+
+from ..model import Family, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_INF = math.inf
 # Below 2**53 every integral float is an exact integer, and its shortest
 # round-trip digits spell that integer, so ``str(int(v))`` is Rust's output.
 _EXACT_INT = 2.0**53
 
 
-def format_value(value):
+def format_value(value: SupportsFloat) -> str:
     """Format a sample value exactly as Rust's ``{}`` formats an ``f64``.
 
     ``int`` values print their digits. Floats print the shortest digits that
     round-trip (what ``repr`` picks) in positional notation: ``50000``,
     ``7.5``, ``0.0000001``, ``1000000000000000000000``; ``inf``, ``-inf``,
-    ``NaN`` and ``-0`` are Rust's spellings.
+    ``NaN`` and ``-0`` are Rust's spellings. Anything else (``bool``, other
+    numbers) is formatted as ``float(value)``.
     """
     # The common cases come first: this runs once per sample of every scrape.
     if value.__class__ is float:
@@ -63,7 +67,7 @@ def format_value(value):
 _TIE_DEN_LIMIT = 1 << 26
 
 
-def _break_tie(r, num, den):
+def _break_tie(r: str, num: int, den: int) -> str:
     """``r`` (repr of num/den), or the digits Rust picks when ``r`` sits on a tie."""
     mantissa, _, exponent = r.partition("e")
     sign = ""
@@ -78,7 +82,7 @@ def _break_tie(r, num, den):
     return f"{sign}{digits + 1}e{e10}"
 
 
-def format_values(values):
+def format_values(values: Iterable[float]) -> list[str]:
     """``[format_value(v) for v in values]``, with the common case inlined.
 
     Most values of a scrape are integral floats (counters) or ints; those
@@ -95,7 +99,7 @@ def format_values(values):
     ]
 
 
-def _positional(r):
+def _positional(r: str) -> str:
     """Expand Python's exponent notation (``'1.5e-07'``) to Rust's positional form."""
     mantissa, _, exponent = r.partition("e")
     sign = ""
@@ -112,28 +116,28 @@ def _positional(r):
     return sign + digits[:point] + "." + digits[point:]
 
 
-def escape_help(text):
+def escape_help(text: str) -> str:
     """Escape a HELP text: ``\\`` -> ``\\\\`` and newline -> ``\\n``."""
     if "\\" in text or "\n" in text:
         return text.replace("\\", "\\\\").replace("\n", "\\n")
     return text
 
 
-def escape_label_value(text):
+def escape_label_value(text: str) -> str:
     """Escape a label value: ``\\``, ``"`` and newline."""
     if "\\" in text or '"' in text or "\n" in text:
         return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return text
 
 
-def format_labels(pairs):
+def format_labels(pairs: Sequence[tuple[str, str]]) -> str:
     """``{a="1",b="2"}`` for label pairs in the given order; ``""`` for none."""
     if not pairs:
         return ""
     return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in pairs) + "}"
 
 
-def write_sample(write, sample):
+def write_sample(write: Callable[[str], object], sample: Sample) -> None:
     """Write one sample line (the single line writer every type goes through)."""
     line = sample.name + format_labels(sample.labels) + " " + format_value(sample.value)
     if sample.timestamp is not None:
@@ -142,14 +146,14 @@ def write_sample(write, sample):
     write(line + "\n")
 
 
-def write_header(write, name, type_word, help_text):
+def write_header(write: Callable[[str], object], name: str, type_word: str, help_text: str) -> None:
     """Write the ``# HELP`` (if any) and ``# TYPE`` lines of one family."""
     if help_text:
         write(f"# HELP {name} {escape_help(help_text)}\n")
     write(f"# TYPE {name} {type_word}\n")
 
 
-def write_families(write, families):
+def write_families(write: Callable[[str], object], families: Iterable[Family]) -> None:
     """Write families in the given order; families without samples are skipped."""
     for family in families:
         if not family.samples:
@@ -159,8 +163,8 @@ def write_families(write, families):
             write_sample(write, sample)
 
 
-def encode_to_string(families):
+def encode_to_string(families: Iterable[Family]) -> str:
     """The text exposition of ``families`` as one string."""
-    parts = []
+    parts: list[str] = []
     write_families(parts.append, families)
     return "".join(parts)

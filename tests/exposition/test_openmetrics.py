@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dyn_metrics.exposition import openmetrics as omfmt
+from dyn_metrics.exposition import openmetrics
 from dyn_metrics.exposition.check import check
 from dyn_metrics.model import Exemplar, Family, Sample
 
@@ -39,8 +39,8 @@ FORMAT_VALUE = [
 
 
 @pytest.mark.parametrize("value, expected", FORMAT_VALUE)
-def test_omfmt_format_value_table(value, expected):
-    assert omfmt.format_value(value) == expected
+def test_openmetrics_format_value_table(value, expected):
+    assert openmetrics.format_value(value) == expected
 
 
 # The spec's canonical-number examples (section "Considerations: Canonical
@@ -80,8 +80,8 @@ FORMAT_CANONICAL = [
 
 
 @pytest.mark.parametrize("value, expected", FORMAT_CANONICAL)
-def test_omfmt_format_canonical_table(value, expected):
-    assert omfmt.format_canonical(value) == expected
+def test_openmetrics_format_canonical_table(value, expected):
+    assert openmetrics.format_canonical(value) == expected
 
 
 ESCAPE_HELP = [
@@ -94,25 +94,25 @@ ESCAPE_HELP = [
 
 
 @pytest.mark.parametrize("text, expected", ESCAPE_HELP)
-def test_omfmt_escape_help_table(text, expected):
-    assert omfmt.escape_help(text) == expected
+def test_openmetrics_escape_help_table(text, expected):
+    assert openmetrics.escape_help(text) == expected
 
 
-def test_omfmt_content_type_is_openmetrics_1_0():
-    assert omfmt.CONTENT_TYPE == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+def test_openmetrics_content_type_is_openmetrics_1_0():
+    assert openmetrics.CONTENT_TYPE == "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 # -- whole expositions -----------------------------------------------------------
 
 
-def test_omfmt_counter_with_total_loses_it_on_the_family():
+def test_openmetrics_counter_with_total_loses_it_on_the_family():
     fam = Family("requests_total", "counter", "Total requests", (S("requests_total", 5),))
-    assert omfmt.encode_to_string([fam]) == (
+    assert openmetrics.encode_to_string([fam]) == (
         "# TYPE requests counter\n# HELP requests Total requests\nrequests_total 5\n# EOF\n"
     )
 
 
-def test_omfmt_dynamo_counter_without_total_gains_it_on_the_sample():
+def test_openmetrics_dynamo_counter_without_total_gains_it_on_the_sample():
     fam = Family(
         "dynamo_component_testcounter",
         "counter",
@@ -129,7 +129,7 @@ def test_omfmt_dynamo_counter_without_total_gains_it_on_the_sample():
             ),
         ),
     )
-    assert omfmt.encode_to_string([fam]) == (
+    assert openmetrics.encode_to_string([fam]) == (
         "# TYPE dynamo_component_testcounter counter\n"
         "# HELP dynamo_component_testcounter A test counter\n"
         'dynamo_component_testcounter_total{dynamo_component="comp345",dynamo_endpoint="ep345",'
@@ -138,7 +138,7 @@ def test_omfmt_dynamo_counter_without_total_gains_it_on_the_sample():
     )
 
 
-def test_omfmt_created_samples_are_written_as_given():
+def test_openmetrics_created_samples_are_written_as_given():
     fam = Family(
         "jobs_total",
         "counter",
@@ -148,7 +148,7 @@ def test_omfmt_created_samples_are_written_as_given():
             S("jobs_created", 1700000000.5, [("q", "a")]),
         ),
     )
-    assert omfmt.encode_to_string([fam]) == (
+    assert openmetrics.encode_to_string([fam]) == (
         "# TYPE jobs counter\n"
         "# HELP jobs Jobs\n"
         'jobs_total{q="a"} 3\n'
@@ -157,7 +157,7 @@ def test_omfmt_created_samples_are_written_as_given():
     )
 
 
-def test_omfmt_histogram_le_is_canonical_and_metadata_ordered():
+def test_openmetrics_histogram_le_is_canonical_and_metadata_ordered():
     fam = Family(
         "lat_seconds",
         "histogram",
@@ -172,7 +172,7 @@ def test_omfmt_histogram_le_is_canonical_and_metadata_ordered():
         ),
         unit="seconds",
     )
-    assert omfmt.encode_to_string([fam]) == (
+    assert openmetrics.encode_to_string([fam]) == (
         "# TYPE lat_seconds histogram\n"
         "# UNIT lat_seconds seconds\n"
         '# HELP lat_seconds Latency \\"p\\"\n'
@@ -186,7 +186,7 @@ def test_omfmt_histogram_le_is_canonical_and_metadata_ordered():
     )
 
 
-def test_omfmt_summary_quantile_is_canonical():
+def test_openmetrics_summary_quantile_is_canonical():
     fam = Family(
         "rpc_seconds",
         "summary",
@@ -198,7 +198,7 @@ def test_omfmt_summary_quantile_is_canonical():
             S("rpc_seconds_count", 4),
         ),
     )
-    assert omfmt.encode_to_string([fam]) == (
+    assert openmetrics.encode_to_string([fam]) == (
         "# TYPE rpc_seconds summary\n"
         "# HELP rpc_seconds RPC\n"
         'rpc_seconds{quantile="0.0"} 0.1\n'
@@ -209,17 +209,17 @@ def test_omfmt_summary_quantile_is_canonical():
     )
 
 
-def test_omfmt_untyped_becomes_unknown_and_empty_help_is_omitted():
+def test_openmetrics_untyped_becomes_unknown_and_empty_help_is_omitted():
     fam = Family("raw", "untyped", "", (S("raw", -0.0),))
-    assert omfmt.encode_to_string([fam]) == "# TYPE raw unknown\nraw -0.0\n# EOF\n"
+    assert openmetrics.encode_to_string([fam]) == "# TYPE raw unknown\nraw -0.0\n# EOF\n"
 
 
-def test_omfmt_label_values_escape_quote_backslash_newline():
+def test_openmetrics_label_values_escape_quote_backslash_newline():
     fam = Family("g", "gauge", "G", (S("g", 1, [("a", 'x"y\\z\n\t')]),))
-    assert 'g{a="x\\"y\\\\z\\n\t"} 1\n' in omfmt.encode_to_string([fam])
+    assert 'g{a="x\\"y\\\\z\\n\t"} 1\n' in openmetrics.encode_to_string([fam])
 
 
-def test_omfmt_timestamps_and_exemplars_in_seconds():
+def test_openmetrics_timestamps_and_exemplars_in_seconds():
     fams = [
         Family("g", "gauge", "G", (S("g", 1, timestamp=1520879607.789),)),
         Family(
@@ -245,13 +245,13 @@ def test_omfmt_timestamps_and_exemplars_in_seconds():
             ),
         ),
     ]
-    text = omfmt.encode_to_string(fams)
+    text = openmetrics.encode_to_string(fams)
     assert "g 1 1520879607.789\n" in text
     assert 'c_total 17 # {trace_id="KOO5S4vxi0o"} 0.67 1520879607.789\n' in text
     assert 'h_bucket{le="+Inf"} 1 # {} 0.054\n' in text
 
 
-def test_omfmt_openmetrics_only_types_pass_through():
+def test_openmetrics_openmetrics_only_types_pass_through():
     fams = [
         Family("build", "info", "Build", (S("build_info", 1, [("version", "1.2")]),)),
         Family(
@@ -273,32 +273,32 @@ def test_omfmt_openmetrics_only_types_pass_through():
             unit="bytes",
         ),
     ]
-    text = omfmt.encode_to_string(fams)
+    text = openmetrics.encode_to_string(fams)
     assert "# TYPE build info\n" in text and 'build_info{version="1.2"} 1\n' in text
     assert "# TYPE mode stateset\n" in text
     assert 'queue_bytes_bucket{le="1024.0"} 2\n' in text
     assert check(text, "openmetrics").errors == []
 
 
-def test_omfmt_empty_families_are_skipped_and_eof_always_ends():
-    assert omfmt.encode_to_string([]) == "# EOF\n"
-    assert omfmt.encode_to_string([Family("x", "gauge", "X", ())]) == "# EOF\n"
+def test_openmetrics_empty_families_are_skipped_and_eof_always_ends():
+    assert openmetrics.encode_to_string([]) == "# EOF\n"
+    assert openmetrics.encode_to_string([Family("x", "gauge", "X", ())]) == "# EOF\n"
 
 
-def test_omfmt_write_families_streams_through_any_callable():
+def test_openmetrics_write_families_streams_through_any_callable():
     parts = []
-    omfmt.write_families(parts.append, [Family("x", "gauge", "X", (S("x", 1),))])
-    assert "".join(parts) == omfmt.encode_to_string([Family("x", "gauge", "X", (S("x", 1),))])
+    openmetrics.write_families(parts.append, [Family("x", "gauge", "X", (S("x", 1),))])
+    assert "".join(parts) == openmetrics.encode_to_string([Family("x", "gauge", "X", (S("x", 1),))])
     assert len(parts) > 1
 
 
-def test_omfmt_family_name_strips_one_total_from_counters_only():
-    assert omfmt.family_name(Family("a_total", "counter", "", ())) == "a"
-    assert omfmt.family_name(Family("a_total_total", "counter", "", ())) == "a_total"
-    assert omfmt.family_name(Family("a_total", "gauge", "", ())) == "a_total"
+def test_openmetrics_family_name_strips_one_total_from_counters_only():
+    assert openmetrics.family_name(Family("a_total", "counter", "", ())) == "a"
+    assert openmetrics.family_name(Family("a_total_total", "counter", "", ())) == "a_total"
+    assert openmetrics.family_name(Family("a_total", "gauge", "", ())) == "a_total"
 
 
-def test_omfmt_output_of_dynamo_families_checks_clean():
+def test_openmetrics_output_of_dynamo_families_checks_clean():
     fams = [
         Family(
             "dynamo_component_requests_total",
@@ -316,11 +316,11 @@ def test_omfmt_output_of_dynamo_families_checks_clean():
             (S("dynamo_component_uptime_seconds", 12.5),),
         ),
     ]
-    result = check(omfmt.encode_to_string(fams), "openmetrics")
+    result = check(openmetrics.encode_to_string(fams), "openmetrics")
     assert result.errors == [] and result.warnings == []
 
 
-def test_omfmt_histogram_with_negative_threshold_has_no_sum_or_count():
+def test_openmetrics_histogram_with_negative_threshold_has_no_sum_or_count():
     import dyn_metrics as dm
 
     reg = dm.Registry()
@@ -331,7 +331,7 @@ def test_omfmt_histogram_with_negative_threshold_has_no_sum_or_count():
     assert check(text, "openmetrics").errors == []
 
 
-def test_omfmt_negative_sum_drops_only_that_series_sum_and_count():
+def test_openmetrics_negative_sum_drops_only_that_series_sum_and_count():
     import dyn_metrics as dm
 
     reg = dm.Registry()

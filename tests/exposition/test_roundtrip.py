@@ -8,7 +8,7 @@ import math
 
 from hypothesis import given
 
-from dyn_metrics.exposition import openmetrics as omfmt
+from dyn_metrics.exposition import openmetrics
 from dyn_metrics.exposition import text as expfmt
 from dyn_metrics.exposition.check import check
 from dyn_metrics.exposition.parse.reader import parse
@@ -80,7 +80,7 @@ def test_roundtrip_text_families(fams):
     assert expfmt.encode_to_string(parse(again)) == again
     # the same families in OpenMetrics: never rejected, and back to the same
     # text (the normalisation parse() documents; counters gain _total)
-    om = omfmt.encode_to_string(fams)
+    om = openmetrics.encode_to_string(fams)
     if any(f.name.startswith("_") for f in fams):
         return  # OpenMetrics reserves such names
     assert check(om, "openmetrics").errors == []
@@ -91,13 +91,13 @@ def test_roundtrip_text_families(fams):
 
 @given(families("openmetrics"))
 def test_roundtrip_openmetrics_families(fams):
-    text = omfmt.encode_to_string(fams)
+    text = openmetrics.encode_to_string(fams)
     assert check(text, "openmetrics").errors == []
     once = parse(text, "openmetrics")
     assert_same_families(once, _non_empty(fams))
-    again = omfmt.encode_to_string(once)
+    again = openmetrics.encode_to_string(once)
     assert again == text
-    assert omfmt.encode_to_string(parse(again, "openmetrics")) == again
+    assert openmetrics.encode_to_string(parse(again, "openmetrics")) == again
 
 
 @given(registries())
@@ -106,7 +106,7 @@ def test_roundtrip_registry_scrape_parses_to_its_model(reg):
     fams = reg.collect()
     assert check(text, "text").errors == []
     assert_same_families(parse(text, "text"), fams)
-    om = omfmt.encode_to_string(fams)
+    om = openmetrics.encode_to_string(fams)
     assert check(om, "openmetrics").errors == []
     assert expfmt.encode_to_string(parse(om, "openmetrics")) == expfmt.encode_to_string(
         _as_openmetrics_sees_it(fams)

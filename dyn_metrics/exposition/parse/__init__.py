@@ -1,1 +1,7 @@
-"""The strict parser: tokens, one lexer per format, grouping into families, per-family rules."""
+"""The strict parser, back from either format to the plain model.
+
+``reader`` drives one pass over an input: ``text_lines`` and ``om_lines`` lex
+one line of each format from the pieces in ``tokens`` (label sets, escapes)
+and ``numbers`` (values, timestamps, ``le``/``quantile``); ``families`` files
+the lines into families; ``family_rules`` checks each family as a whole.
+"""

@@ -5,48 +5,40 @@ into :class:`FamilyDraft` records, reporting what breaks the grouping: a
 second or late HELP/TYPE/UNIT line, duplicate series, interleaved families
 (and, in OpenMetrics, interleaved metrics within a family), sample names that
 do not fit their family's type, and OpenMetrics families whose sample names
-clash. Problems go to ``report``, any object with ``error(line, msg)`` and
-``warn(line, msg)``. Not thread-safe: one grouper per input.
+clash. Problems go to a :class:`~dyn_metrics.exposition.parse.tokens.Report`.
+Not thread-safe: one grouper per input.
 """
 
+from collections.abc import Sequence
+from typing import Optional
+
 from ...model import (
-    COUNTER,
-    GAUGE,
+    ALL_SUFFIXES,
     GAUGEHISTOGRAM,
     HISTOGRAM,
-    INFO,
+    OPENMETRICS_SUFFIXES,
     STATESET,
     SUMMARY,
+    TEXT_SUFFIXES,
     UNKNOWN,
     UNTYPED,
+    Labels,
+    Sample,
 )
+from .tokens import Report
 
-_TEXT_SUFFIXES = {
-    COUNTER: ("",),
-    GAUGE: ("",),
-    UNTYPED: ("",),
-    HISTOGRAM: ("_bucket", "_sum", "_count"),
-    SUMMARY: ("", "_sum", "_count"),
-}
-_OM_SUFFIXES = {
-    COUNTER: ("_total", "_created"),
-    GAUGE: ("",),
-    UNKNOWN: ("",),
-    STATESET: ("",),
-    INFO: ("_info",),
-    HISTOGRAM: ("_bucket", "_count", "_sum", "_created"),
-    GAUGEHISTOGRAM: ("_bucket", "_gcount", "_gsum"),
-    SUMMARY: ("", "_count", "_sum", "_created"),
-}
-_OM_RESERVED = ("_total", "_created", "_bucket", "_count", "_sum", "_gcount", "_gsum", "_info")
+# A series (one sample name and label set) and a metric (the label set a
+# family's samples share) as hashable keys; empty label values count as absent.
+SeriesKey = tuple[str, frozenset[tuple[str, str]]]
+MetricKey = frozenset[tuple[str, str]]
 
 
-def labels_text(labels):
+def labels_text(labels: Sequence[tuple[str, str]]) -> str:
     """``{k="v",...}`` for messages (values not re-escaped); empty for no labels."""
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}" if labels else ""
 
 
-def _series_key(name, labels):
+def _series_key(name: str, labels: Labels) -> SeriesKey:
     # Empty label values count as absent: Prometheus drops them on ingestion.
     return name, frozenset(p for p in labels if p[1] != "")
 
@@ -67,38 +59,39 @@ class FamilyDraft:
         "done_metrics",
     )
 
-    def __init__(self, name, line):
+    def __init__(self, name: str, line: int) -> None:
         self.name = name
-        self.type = None
-        self.help = None
-        self.unit = None
+        self.type: Optional[str] = None
+        self.help: Optional[str] = None
+        self.unit: Optional[str] = None
         self.line = line
-        self.seen = []  # metadata kinds in the order they came
-        self.samples = []  # (Sample, line)
+        self.seen: list[str] = []  # metadata kinds in the order they came
+        self.samples: list[tuple[Sample, int]] = []  # (sample, its line)
         self.unit_line = line
-        self.last_metric = None
-        self.done_metrics = set()
+        self.last_metric: Optional[MetricKey] = None
+        self.done_metrics: set[MetricKey] = set()
 
 
 class Grouper:
     """Files metadata and samples into families, in input order; ``fams`` holds the result."""
 
-    def __init__(self, report, om):
+    def __init__(self, report: Report, om: bool) -> None:
         self.error = report.error
         self.warn = report.warn
         self.om = om
-        self.fams = []
-        self.by_name = {}
-        self.cur = None
-        self.series = {}
+        self.suffixes = OPENMETRICS_SUFFIXES if om else TEXT_SUFFIXES
+        self.fams: list[FamilyDraft] = []
+        self.by_name: dict[str, FamilyDraft] = {}
+        self.cur: Optional[FamilyDraft] = None
+        self.series: dict[SeriesKey, tuple[int, Optional[float]]] = {}  # first line, timestamp
 
-    def type_of(self, fam):
+    def type_of(self, fam: FamilyDraft) -> str:
         """The family's type word; ``unknown`` (OpenMetrics) or ``untyped`` without a TYPE line."""
         if fam.type:
             return fam.type
         return UNKNOWN if self.om else UNTYPED
 
-    def metadata(self, number, kind, name, value):
+    def metadata(self, number: int, kind: str, name: str, value: Optional[str]) -> None:
         """Attach a HELP, TYPE or UNIT line to its family, starting one if needed."""
         fam = self.by_name.get(name)
         if fam is None:
@@ -132,7 +125,7 @@ class Grouper:
             fam.unit = value
             fam.unit_line = number
 
-    def sample(self, number, sample):
+    def sample(self, number: int, sample: Sample) -> None:
         """Add a sample to the family that owns its name; a sample no family can take is dropped."""
         fam = self._family_for(number, sample.name)
         if fam is None:
@@ -167,11 +160,11 @@ class Grouper:
                 fam.last_metric = metric
         fam.samples.append((sample, number))
 
-    def check_clashes(self):
+    def check_clashes(self) -> None:
         """OpenMetrics: report families that could both have samples of the same name."""
-        claimed = {}
+        claimed: dict[str, FamilyDraft] = {}
         for fam in self.fams:
-            for suffix in _OM_SUFFIXES[self.type_of(fam)]:
+            for suffix in OPENMETRICS_SUFFIXES[self.type_of(fam)]:
                 name = fam.name + suffix
                 other = claimed.get(name)
                 if other is not None and other is not fam:
@@ -183,14 +176,14 @@ class Grouper:
                     break
                 claimed[name] = fam
 
-    def _metric_key(self, fam, labels):
+    def _metric_key(self, fam: FamilyDraft, labels: Labels) -> MetricKey:
         t = self.type_of(fam)
         drop = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile", STATESET: fam.name}.get(
             t
         )
         return frozenset(p for p in labels if p[0] != drop and p[1] != "")
 
-    def _new_family(self, name, number):
+    def _new_family(self, name: str, number: int) -> FamilyDraft:
         if self.om and name.startswith("_"):
             self.error(
                 number,
@@ -202,24 +195,23 @@ class Grouper:
         self.cur = fam
         return fam
 
-    def _owns(self, fam, name):
+    def _owns(self, fam: FamilyDraft, name: str) -> bool:
         if not name.startswith(fam.name):
             return False
-        suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self.type_of(fam)]
-        return name[len(fam.name) :] in suffixes
+        return name[len(fam.name) :] in self.suffixes[self.type_of(fam)]
 
-    def _owner(self, name):
+    def _owner(self, name: str) -> Optional[FamilyDraft]:
         fam = self.by_name.get(name)
         if fam is not None and self._owns(fam, name):
             return fam
-        for suffix in _OM_RESERVED:
+        for suffix in ALL_SUFFIXES:
             if name.endswith(suffix):
                 fam = self.by_name.get(name[: -len(suffix)])
                 if fam is not None and self._owns(fam, name):
                     return fam
         return None
 
-    def _family_for(self, number, name):
+    def _family_for(self, number: int, name: str) -> Optional[FamilyDraft]:
         cur = self.cur
         if cur is not None and self._owns(cur, name):
             return cur
@@ -239,8 +231,7 @@ class Grouper:
             self.cur = fam
             return fam
         if cur is not None and name == cur.name:
-            suffixes = (_OM_SUFFIXES if self.om else _TEXT_SUFFIXES)[self.type_of(cur)]
-            expected = " or ".join(repr(cur.name + s) for s in suffixes)
+            expected = " or ".join(repr(cur.name + s) for s in self.suffixes[self.type_of(cur)])
             self.error(
                 number,
                 f"sample name {name!r} does not fit {self.type_of(cur)} family "

@@ -1,22 +1,32 @@
-"""Per-family shape rules, checked once the whole input is read.
+"""Per-family rules, checked once the whole input is read.
 
 :func:`check_family` looks at one grouped family (a
-:class:`~dyn_metrics.grouping.FamilyDraft`) as a whole: histogram buckets
-(``le``, order, cumulative counts, ``+Inf``, ``_count``/``_sum``), summary
-quantiles, counter, info and stateset values, and in OpenMetrics units and
-which samples may carry exemplars. Problems go to ``report``, any object with
-``error(line, msg)`` and ``warn(line, msg)``.
+:class:`~dyn_metrics.exposition.parse.families.FamilyDraft`) as a whole:
+histogram buckets (``le``, order, cumulative counts, ``+Inf``,
+``_count``/``_sum``), summary quantiles, counter, info and stateset values,
+and in OpenMetrics units and which samples may carry exemplars. Problems go
+to a :class:`~dyn_metrics.exposition.parse.tokens.Report`.
 """
 
 import math
+from typing import Optional, TypedDict
 
-from ...model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY
-from ..openmetrics import format_canonical
-from .families import labels_text
-from .tokens import MS_LOOKING, float_or_nan
+from ...model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, INFO, STATESET, SUMMARY, Number, Sample
+from .families import FamilyDraft, MetricKey, labels_text
+from .numbers import float_or_nan, looks_like_ms, non_canonical
+from .tokens import Report
 
 
-def check_family(report, fam, t, om):
+class _Histogram(TypedDict):
+    """One labelled histogram of a family while its rules are checked."""
+
+    buckets: list[tuple[float, Sample, int, str]]  # (bound, sample, line, le as written)
+    count: Optional[tuple[Sample, int]]
+    sum: Optional[tuple[Sample, int]]
+    line: int  # where its first sample is
+
+
+def check_family(report: Report, fam: FamilyDraft, t: str, om: bool) -> None:
     """Report what is wrong with the shape of ``fam``, whose type word is ``t``."""
     if t in (HISTOGRAM, GAUGEHISTOGRAM):
         _check_histogram(report, fam, t, om)
@@ -67,15 +77,17 @@ def check_family(report, fam, t, om):
                 )
 
 
-def _check_created(report, sample, line, om):
-    if om and abs(sample.value) >= MS_LOOKING:
+def _check_created(report: Report, sample: Sample, line: int, om: bool) -> None:
+    if om and looks_like_ms(sample.value):
         report.warn(
             line,
             f"{sample.name} = {sample.value!r} looks like milliseconds; _created holds seconds",
         )
 
 
-def _counterlike(report, sample, line, what, integer, om):
+def _counterlike(
+    report: Report, sample: Sample, line: int, what: str, integer: bool, om: bool
+) -> None:
     v = sample.value
     if v != v or v < 0:
         report.error(line, f"{what} {sample.name!r} must not be {'NaN' if v != v else 'negative'}")
@@ -83,10 +95,10 @@ def _counterlike(report, sample, line, what, integer, om):
         report.error(line, f"{what} {sample.name!r} must be an integer, got {v!r}")
 
 
-def _check_histogram(report, fam, t, om):
+def _check_histogram(report: Report, fam: FamilyDraft, t: str, om: bool) -> None:
     gauge = t == GAUGEHISTOGRAM
     count_sfx, sum_sfx = ("_gcount", "_gsum") if gauge else ("_count", "_sum")
-    metrics = {}
+    metrics: dict[MetricKey, _Histogram] = {}
     for s, line in fam.samples:
         suffix = s.name[len(fam.name) :]
         key = frozenset(p for p in s.labels if p[0] != "le" and p[1] != "")
@@ -102,11 +114,10 @@ def _check_histogram(report, fam, t, om):
             if bound != bound:
                 report.error(line, f"invalid 'le' value {le[0]!r}: expected a number")
                 continue
-            if om and le[0] != format_canonical(bound):
+            canonical = non_canonical(le[0], bound) if om else None
+            if canonical is not None:
                 report.warn(
-                    line,
-                    f"le={le[0]!r} is not canonical; OpenMetrics spells it "
-                    f"{format_canonical(bound)!r}",
+                    line, f"le={le[0]!r} is not canonical; OpenMetrics spells it {canonical!r}"
                 )
             m["buckets"].append((bound, s, line, le[0]))
             _counterlike(report, s, line, "bucket", True, om)
@@ -135,7 +146,15 @@ def _check_histogram(report, fam, t, om):
         )
 
 
-def _check_histogram_metric(report, where, m, count_sfx, sum_sfx, gauge, om):
+def _check_histogram_metric(
+    report: Report,
+    where: str,
+    m: _Histogram,
+    count_sfx: str,
+    sum_sfx: str,
+    gauge: bool,
+    om: bool,
+) -> None:
     """The rules for one labelled histogram ``where`` across its buckets, count and sum."""
     buckets = m["buckets"]
     if not buckets:
@@ -191,8 +210,8 @@ def _check_histogram_metric(report, where, m, count_sfx, sum_sfx, gauge, om):
             report.warn(m["line"], f"histogram {where} has no {sum_sfx}")
 
 
-def _check_summary(report, fam, om):
-    quantiles = {}
+def _check_summary(report: Report, fam: FamilyDraft, om: bool) -> None:
+    quantiles: dict[MetricKey, list[tuple[float, int]]] = {}  # (quantile, line)
     for s, line in fam.samples:
         suffix = s.name[len(fam.name) :]
         q = [v for k, v in s.labels if k == "quantile"]
@@ -206,11 +225,11 @@ def _check_summary(report, fam, om):
                 continue
             if om and s.value < 0:
                 report.error(line, f"quantile value {s.value!r} must not be negative")
-            if om and q[0] != format_canonical(value):
+            canonical = non_canonical(q[0], value) if om else None
+            if canonical is not None:
                 report.warn(
                     line,
-                    f"quantile={q[0]!r} is not canonical; OpenMetrics spells it "
-                    f"{format_canonical(value)!r}",
+                    f"quantile={q[0]!r} is not canonical; OpenMetrics spells it {canonical!r}",
                 )
             key = frozenset(p for p in s.labels if p[0] != "quantile" and p[1] != "")
             quantiles.setdefault(key, []).append((value, line))
@@ -223,7 +242,7 @@ def _check_summary(report, fam, om):
             _counterlike(report, s, line, suffix[1:], suffix == "_count", om)
     for key, qs in quantiles.items():
         where = f"{fam.name}{labels_text(sorted(key))}"
-        seen = set()
+        seen: set[float] = set()
         for i, (value, line) in enumerate(qs):
             if value in seen:
                 report.error(line, f"duplicate quantile {value!r} in {where}")
@@ -232,6 +251,6 @@ def _check_summary(report, fam, om):
             seen.add(value)
 
 
-def _same(a, b):
+def _same(a: Number, b: Number) -> bool:
     """Equal, with NaN equal to NaN."""
     return a == b or (a != a and b != b)

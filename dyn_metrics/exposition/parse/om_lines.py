@@ -1,39 +1,33 @@
-"""One line of an OpenMetrics 1.0 exposition -> a :class:`~dyn_metrics.lexer.Metadata` or a Sample.
+"""One line of an OpenMetrics 1.0 exposition -> a metadata record or a sample.
 
 :func:`lex_om_line` checks the grammar of a single line (single spaces between
-fields, no comments or blank lines, timestamps in seconds, exemplars); the
-``# EOF`` line is the reader's, and which family a line belongs to is
-:mod:`~dyn_metrics.grouping`'s job. Problems go to ``report``
-(see :mod:`~dyn_metrics.lexer`).
+fields, no comments or blank lines, timestamps in seconds, exemplars) and
+returns a :class:`~dyn_metrics.exposition.parse.tokens.Metadata` or a
+:class:`~dyn_metrics.model.Sample`; the ``# EOF`` line is the reader's, and
+which family a line belongs to is :mod:`~dyn_metrics.exposition.parse.families`'
+job. Problems go to a :class:`~dyn_metrics.exposition.parse.tokens.Report`.
 """
 
-import math
 import re
+from typing import Optional, Union
 
-from ...model import OPENMETRICS_TYPES, UNTYPED, Exemplar, Sample
-from .tokens import (
-    BLANKS,
-    METRIC_NAME,
-    MS_LOOKING,
-    REAL,
-    BadToken,
-    Metadata,
-    lex_labels,
-    lex_number,
-    unescape_om,
-)
+from ...model import METRIC_NAME_RE, OPENMETRICS_TYPES, UNTYPED, Exemplar, Labels, Sample
+from .numbers import lex_number, lex_om_timestamp, looks_like_ms
+from .tokens import BLANKS, BadToken, Metadata, Report, lex_labels, unescape_om
 
-# re.ASCII for the reason given in lexer.
-_NAME_AT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*", re.A)
 _UNIT = re.compile(r"[a-zA-Z0-9_:]*\Z", re.A)
 
 _EXEMPLAR_MAX_CHARS = 128
 
-# What the timestamp and exemplar lexers return when the line cannot be kept.
-_BAD = object()
+
+class _Bad:
+    """What the timestamp and exemplar lexers return when the line cannot be kept."""
 
 
-def lex_om_line(report, number, line):
+_BAD = _Bad()
+
+
+def lex_om_line(report: Report, number: int, line: str) -> Union[Metadata, Sample, None]:
     """``None`` for a line too broken to use, else the line's token (never called for ``# EOF``)."""
     if not line:
         report.error(number, "blank line (not allowed in OpenMetrics)")
@@ -61,9 +55,9 @@ def lex_om_line(report, number, line):
     return _om_sample(report, number, line)
 
 
-def _om_metadata(report, number, keyword, rest):
-    name, sep, value = rest.partition(" ")
-    if not METRIC_NAME.match(name):
+def _om_metadata(report: Report, number: int, keyword: str, rest: str) -> Optional[Metadata]:
+    name, sep, text = rest.partition(" ")
+    if not METRIC_NAME_RE.fullmatch(name):
         report.error(number, f"invalid metric name {name!r} in {keyword} line")
         return None
     if not sep:
@@ -73,36 +67,37 @@ def _om_metadata(report, number, keyword, rest):
         )
         return None
     if keyword == "TYPE":
-        if value not in OPENMETRICS_TYPES:
+        if text not in OPENMETRICS_TYPES:
             hint = ""
-            if value == UNTYPED:
+            if text == UNTYPED:
                 hint = " (OpenMetrics calls it 'unknown')"
-            elif value.lower() in OPENMETRICS_TYPES:
+            elif text.lower() in OPENMETRICS_TYPES:
                 hint = " (type words are lowercase)"
-            report.error(number, f"invalid metric type {value!r}{hint}")
-            value = None
-        return Metadata("TYPE", name, value)
+            report.error(number, f"invalid metric type {text!r}{hint}")
+            return Metadata("TYPE", name, None)
+        return Metadata("TYPE", name, text)
     if keyword == "UNIT":
-        if not _UNIT.match(value):
-            report.error(number, f"invalid unit {value!r}: only [a-zA-Z0-9_:] allowed")
-            value = ""
-        return Metadata("UNIT", name, value)
-    return Metadata("HELP", name, unescape_om(report, number, value, "HELP text"))
+        if not _UNIT.match(text):
+            report.error(number, f"invalid unit {text!r}: only [a-zA-Z0-9_:] allowed")
+            text = ""
+        return Metadata("UNIT", name, text)
+    return Metadata("HELP", name, unescape_om(report, number, text, "HELP text"))
 
 
-def _om_sample(report, number, line):
+def _om_sample(report: Report, number: int, line: str) -> Optional[Sample]:
     n = len(line)
-    m = _NAME_AT.match(line)
+    m = METRIC_NAME_RE.match(line)
     if not m:
         report.error(number, f"invalid metric name at the start of {line[:40]!r}")
         return None
     name = m.group()
     pos = m.end()
-    labels = ()
+    labels: Labels = ()
     if pos < n and line[pos] == "{":
-        labels, pos = lex_labels(report, number, line, pos + 1, name, om=True)
-        if labels is None:
+        lexed, pos = lex_labels(report, number, line, pos + 1, name, om=True)
+        if lexed is None:
             return None
+        labels = lexed
     if pos >= n:
         report.error(number, f"sample {name!r} has no value")
         return None
@@ -123,38 +118,37 @@ def _om_sample(report, number, line):
         msg = "expected a single space before the value" if token == "" else str(exc)
         report.error(number, f"{msg} for {name!r}")
         return None
-    timestamp = None
-    exemplar = None
+    timestamp: Optional[float] = None
+    exemplar: Optional[Exemplar] = None
     pos = end
     if pos < n and not line.startswith(" # ", pos):
         end = line.find(" ", pos + 1)
         end = n if end < 0 else end
-        timestamp = _om_timestamp(report, number, line[pos + 1 : end])
-        if timestamp is _BAD:
+        ts = _om_timestamp(report, number, line[pos + 1 : end])
+        if isinstance(ts, _Bad):
             return None
+        timestamp = ts
         pos = end
     if pos < n:
         if not line.startswith(" # ", pos):
             report.error(number, f"unexpected text after the timestamp: {line[pos:]!r}")
             return None
-        exemplar = _om_exemplar(report, number, line[pos + 3 :], name)
-        if exemplar is _BAD:
+        ex = _om_exemplar(report, number, line[pos + 3 :], name)
+        if isinstance(ex, _Bad):
             return None
+        exemplar = ex
     return Sample(name, labels, value, timestamp, exemplar)
 
 
-def _om_timestamp(report, number, token, exemplar=False):
-    if not REAL.match(token):
-        if token == "":
-            report.error(number, "empty timestamp field (a double or trailing space)")
-        else:
-            report.error(number, f"invalid timestamp {token!r}: expected seconds")
+def _om_timestamp(
+    report: Report, number: int, token: str, exemplar: bool = False
+) -> Union[float, _Bad]:
+    try:
+        ts = lex_om_timestamp(token)
+    except BadToken as exc:
+        report.error(number, str(exc))
         return _BAD
-    ts = float(token)
-    if math.isinf(ts):
-        report.error(number, f"timestamp {token!r} is out of the float64 range")
-        return _BAD
-    if abs(ts) >= MS_LOOKING:
+    if looks_like_ms(ts):
         report.warn(
             number, f"timestamp {token} looks like milliseconds; OpenMetrics timestamps are seconds"
         )
@@ -163,7 +157,7 @@ def _om_timestamp(report, number, token, exemplar=False):
     return ts
 
 
-def _om_exemplar(report, number, rest, name):
+def _om_exemplar(report: Report, number: int, rest: str, name: str) -> Union[Exemplar, _Bad]:
     if not rest.startswith("{"):
         report.error(number, "exemplar must start with a label set '{...}' (use '{}' for none)")
         return _BAD
@@ -185,11 +179,12 @@ def _om_exemplar(report, number, rest, name):
     except BadToken as exc:
         report.error(number, f"{exc} in exemplar")
         return _BAD
-    timestamp = None
+    timestamp: Optional[float] = None
     if len(fields) > 2:
-        timestamp = _om_timestamp(report, number, fields[2], exemplar=True)
-        if timestamp is _BAD:
+        ts = _om_timestamp(report, number, fields[2], exemplar=True)
+        if isinstance(ts, _Bad):
             return _BAD
+        timestamp = ts
     if len(fields) > 3:
         report.error(number, f"unexpected text after the exemplar: {' '.join(fields[3:])!r}")
         return _BAD

@@ -3,7 +3,7 @@
 ``parse(text, format="text")`` returns the same :class:`~dyn_metrics.model.Family`
 records the encoders consume, or raises :class:`~dyn_metrics.errors.ParseError`
 for the first problem (lowest line number; lines are 1-based). It rejects
-everything :mod:`dyn_metrics.checker` reports as an error: the grammar, what
+everything :mod:`dyn_metrics.exposition.check` reports as an error: the grammar, what
 Prometheus 2.42 or promtool refuse, and the structural rules nobody else checks
 (duplicate series, interleaved families, histogram and summary shape).
 
@@ -16,8 +16,8 @@ How input becomes the model:
 * Label pairs keep the order they were written in; HELP text is unescaped.
 
 OpenMetrics input is normalised to the text 0.0.4 view the model uses, so
-that ``expfmt.encode_to_string(parse(omfmt.encode_to_string(f), "openmetrics"))``
-equals ``expfmt.encode_to_string(f)`` for the families our registries make:
+that ``text.encode_to_string(parse(openmetrics.encode_to_string(f), "openmetrics"))``
+equals ``text.encode_to_string(f)`` for the families our registries make:
 
 * a counter family ``foo`` becomes ``foo_total`` (its samples keep their
   names, ``foo_total`` and ``foo_created``). A counter the model named
@@ -29,23 +29,27 @@ equals ``expfmt.encode_to_string(f)`` for the families our registries make:
   form (``1.0``, ``1e-05``) to the Rust spelling of text 0.0.4 (``1``,
   ``0.00001``); ``+Inf`` stays ``+Inf``.
 
-The work is split by job: :mod:`~dyn_metrics.text_lexer` and
-:mod:`~dyn_metrics.om_lexer` (on the shared tokens of :mod:`~dyn_metrics.lexer`)
-turn one line into a metadata or sample token, :mod:`~dyn_metrics.grouping`
-files the tokens into families, and :mod:`~dyn_metrics.shape` checks each
-family as a whole. This module drives them and builds the model.
+The work is split by job, in the modules of this package:
+:mod:`~dyn_metrics.exposition.parse.text_lines` and
+:mod:`~dyn_metrics.exposition.parse.om_lines` turn one line into a metadata
+or sample token (from the shared pieces of
+:mod:`~dyn_metrics.exposition.parse.tokens` and
+:mod:`~dyn_metrics.exposition.parse.numbers`),
+:mod:`~dyn_metrics.exposition.parse.families` files the tokens into families,
+and :mod:`~dyn_metrics.exposition.parse.family_rules` checks each family as a
+whole. This module drives them and builds the model.
 """
 
-import math
+from typing import Optional, Union
 
 from ...errors import ParseError
 from ...model import COUNTER, GAUGEHISTOGRAM, HISTOGRAM, SUMMARY, UNKNOWN, UNTYPED, Family, Sample
-from .. import text as expfmt
 from .families import Grouper
 from .family_rules import check_family
+from .numbers import parse_number, text_spelling
 from .om_lines import lex_om_line
 from .text_lines import lex_text_line
-from .tokens import BLANKS, float_or_nan, parse_number
+from .tokens import BLANKS, Metadata
 
 __all__ = [
     "AUTO",
@@ -65,7 +69,7 @@ AUTO = "auto"
 FORMATS = (TEXT, OPENMETRICS, AUTO)
 
 
-def parse(text, format=TEXT):
+def parse(text: str, format: str = TEXT) -> list[Family]:
     """Parse an exposition strictly into a list of :class:`Family` records.
 
     ``format`` is ``"text"`` (0.0.4), ``"openmetrics"`` (1.0) or ``"auto"``
@@ -80,7 +84,7 @@ def parse(text, format=TEXT):
     return result.families
 
 
-def detect_format(text):
+def detect_format(text: str) -> str:
     """``"openmetrics"`` when the last non-empty line is ``# EOF``, else ``"text"``."""
     tail = text.rstrip("\n")
     return OPENMETRICS if tail.rsplit("\n", 1)[-1] == "# EOF" else TEXT
@@ -96,15 +100,15 @@ class Analysis:
 
     __slots__ = ("format", "families", "family_lines", "errors", "warnings")
 
-    def __init__(self, fmt):
+    def __init__(self, fmt: str) -> None:
         self.format = fmt
-        self.families = []
-        self.family_lines = []
-        self.errors = []
-        self.warnings = []
+        self.families: list[Family] = []
+        self.family_lines: list[tuple[int, list[int]]] = []
+        self.errors: list[tuple[int, str]] = []
+        self.warnings: list[tuple[int, str]] = []
 
 
-def analyse(text, format=TEXT, warnings=True):
+def analyse(text: str, format: str = TEXT, warnings: bool = True) -> Analysis:
     """Read an exposition, collecting every problem instead of stopping at the first."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS!r}, got {format!r}")
@@ -114,9 +118,9 @@ def analyse(text, format=TEXT, warnings=True):
 
 
 class _Reader:
-    """One pass over one input; also the ``report`` the lexers, grouper and shape rules write to."""
+    """One pass over one input; also the report the lexers, grouper and family rules write to."""
 
-    def __init__(self, text, om, warnings):
+    def __init__(self, text: str, om: bool, warnings: bool) -> None:
         self.text = text
         self.om = om
         self.want_warnings = warnings
@@ -125,16 +129,16 @@ class _Reader:
 
     # -- reporting -------------------------------------------------------
 
-    def error(self, line, msg):
+    def error(self, line: int, msg: str) -> None:
         self.result.errors.append((line, msg))
 
-    def warn(self, line, msg):
+    def warn(self, line: int, msg: str) -> None:
         if self.want_warnings:
             self.result.warnings.append((line, msg))
 
     # -- driver ----------------------------------------------------------
 
-    def run(self):
+    def run(self) -> Analysis:
         text = self.text
         if text.startswith("\ufeff"):
             self.error(1, "byte order mark at the start of the input (UTF-8 without BOM required)")
@@ -144,7 +148,8 @@ class _Reader:
             lines.pop()
         elif not self.om and lines[-1].strip(BLANKS):
             self.error(len(lines), "last line does not end with a line feed")
-        eof_line = None
+        eof_line: Optional[int] = None
+        token: Union[Metadata, Sample, None]
         for number, line in enumerate(lines, 1):
             if line.endswith("\r"):
                 self.error(
@@ -177,7 +182,7 @@ class _Reader:
 
     # -- model -----------------------------------------------------------
 
-    def _build(self):
+    def _build(self) -> None:
         out = self.result
         for fam in self.groups.fams:
             t = self.groups.type_of(fam)
@@ -194,7 +199,7 @@ class _Reader:
             out.family_lines.append((fam.line, [line for _, line in fam.samples]))
 
 
-def _respell(sample, type_word, family_name):
+def _respell(sample: Sample, type_word: str, family_name: str) -> Sample:
     """Rewrite canonical OpenMetrics ``le``/``quantile`` values in the text spelling."""
     if type_word == SUMMARY:
         if sample.name != family_name:
@@ -204,15 +209,5 @@ def _respell(sample, type_word, family_name):
         key = "le"
     else:
         return sample
-    labels = []
-    for k, v in sample.labels:
-        if k == key:
-            x = float_or_nan(v)
-            if x == math.inf:
-                v = "+Inf"
-            elif x == -math.inf:
-                v = "-Inf"
-            elif x == x:
-                v = expfmt.format_value(x)
-        labels.append((k, v))
-    return sample._replace(labels=tuple(labels))
+    labels = tuple((k, text_spelling(v) if k == key else v) for k, v in sample.labels)
+    return sample._replace(labels=labels)

@@ -1,34 +1,33 @@
-"""One line of a text 0.0.4 exposition -> a :class:`~dyn_metrics.lexer.Metadata` or a Sample.
+"""One line of a text 0.0.4 exposition -> a metadata record or a sample.
 
 :func:`lex_text_line` checks the grammar of a single line and what Prometheus
-2.42 or promtool refuse in it; which family the line belongs to is
-:mod:`~dyn_metrics.grouping`'s job. Problems go to ``report``
-(see :mod:`~dyn_metrics.lexer`).
+2.42 or promtool refuse in it, and returns a
+:class:`~dyn_metrics.exposition.parse.tokens.Metadata` or a
+:class:`~dyn_metrics.model.Sample`; which family the line belongs to is
+:mod:`~dyn_metrics.exposition.parse.families`' job. Problems go to a
+:class:`~dyn_metrics.exposition.parse.tokens.Report`.
 """
 
 import re
+from typing import Optional, Union
 
-from ...model import OPENMETRICS_TYPES, TEXT_TYPES, Sample
+from ...model import METRIC_NAME_RE, OPENMETRICS_TYPES, TEXT_TYPES, Labels, Sample
+from .numbers import lex_number, lex_text_timestamp
 from .tokens import (
     BLANKS,
-    INT,
-    METRIC_NAME,
     BadToken,
     Metadata,
+    Report,
     find_blank,
     lex_labels,
-    lex_number,
     skip_blanks,
     split_blank,
 )
 
-_DIGITS = re.compile(r"[0-9]+\Z", re.A)
 _TEXT_NAME_END = re.compile(r"[ \t{]")
 
-_INT64_MAX = 2**63 - 1
 
-
-def lex_text_line(report, number, line):
+def lex_text_line(report: Report, number: int, line: str) -> Union[Metadata, Sample, None]:
     """``None`` for a blank line, a comment or a line too broken to use, else the line's token.
 
     A sample whose timestamp is bad is still returned (without the
@@ -46,7 +45,7 @@ def lex_text_line(report, number, line):
     return _text_sample(report, number, stripped)
 
 
-def _text_comment(report, number, line):
+def _text_comment(report: Report, number: int, line: str) -> Optional[Metadata]:
     rest = line[1:]
     body = rest.lstrip(BLANKS)
     keyword, _, after = split_blank(body)
@@ -66,12 +65,13 @@ def _text_comment(report, number, line):
     if not name:
         report.error(number, f"{keyword} line without a metric name")
         return None
-    if not METRIC_NAME.match(name):
+    if not METRIC_NAME_RE.fullmatch(name):
         report.error(number, f"invalid metric name {name!r} in {keyword} line")
         return None
     after = after.lstrip(BLANKS)
     if keyword == "HELP":
         return Metadata("HELP", name, _unescape_help_text(report, number, after))
+    type_word: Optional[str] = after
     if after not in TEXT_TYPES:
         if not after:
             report.error(number, f"TYPE line for {name!r} without a type")
@@ -85,14 +85,14 @@ def _text_comment(report, number, line):
             )
         else:
             report.error(number, f"unknown metric type {after!r}")
-        after = None
-    return Metadata("TYPE", name, after)
+        type_word = None
+    return Metadata("TYPE", name, type_word)
 
 
-def _unescape_help_text(report, number, text):
+def _unescape_help_text(report: Report, number: int, text: str) -> str:
     if "\\" not in text:
         return text
-    out = []
+    out: list[str] = []
     i = 0
     n = len(text)
     while i < n:
@@ -120,20 +120,21 @@ def _unescape_help_text(report, number, text):
     return "".join(out)
 
 
-def _text_sample(report, number, line):
+def _text_sample(report: Report, number: int, line: str) -> Optional[Sample]:
     n = len(line)
     m = _TEXT_NAME_END.search(line)
     end = m.start() if m else n
     name = line[:end]
-    if not METRIC_NAME.match(name):
+    if not METRIC_NAME_RE.fullmatch(name):
         report.error(number, f"invalid metric name {name!r}" if name else "missing metric name")
         return None
     pos = skip_blanks(line, end)
-    labels = ()
+    labels: Labels = ()
     if pos < n and line[pos] == "{":
-        labels, pos = lex_labels(report, number, line, pos + 1, name, om=False)
-        if labels is None:
+        lexed, pos = lex_labels(report, number, line, pos + 1, name, om=False)
+        if lexed is None:
             return None
+        labels = lexed
         pos = skip_blanks(line, pos)
     if pos >= n:
         report.error(number, f"sample {name!r} has no value")
@@ -145,7 +146,7 @@ def _text_sample(report, number, line):
     except BadToken as exc:
         report.error(number, f"{exc} for {name!r}")
         return None
-    timestamp = None
+    timestamp: Optional[float] = None
     if vend < n:
         tpos = skip_blanks(line, vend)
         if tpos >= n:
@@ -156,18 +157,10 @@ def _text_sample(report, number, line):
             if token == "#":
                 report.error(number, "exemplars exist only in OpenMetrics, not in text 0.0.4")
                 return None
-            if _DIGITS.match(token):
-                ms = int(token)
-                if ms > _INT64_MAX:
-                    report.error(number, f"timestamp {token!r} is out of the int64 range")
-                else:
-                    timestamp = ms / 1000
-            elif INT.match(token):
-                report.error(
-                    number, f"signed timestamp {token!r}: Prometheus 2.42 accepts only digits"
-                )
-            else:
-                report.error(number, f"invalid timestamp {token!r}: expected integer milliseconds")
+            try:
+                timestamp = lex_text_timestamp(token)
+            except BadToken as exc:
+                report.error(number, str(exc))
             if tend < n:
                 if line[tend:].strip(BLANKS):
                     report.error(

@@ -1,34 +1,32 @@
-"""Tokens both exposition formats share: numbers, label sets, escapes, blanks.
+"""Tokens both exposition formats share: label sets, escapes, blanks, metadata records.
 
-The line lexers (:mod:`~dyn_metrics.text_lexer`, :mod:`~dyn_metrics.om_lexer`)
-are built from these pieces. Nothing here keeps state between lines.
+The line lexers (:mod:`~dyn_metrics.exposition.parse.text_lines`,
+:mod:`~dyn_metrics.exposition.parse.om_lines`) are built from these pieces and
+from the numbers of :mod:`~dyn_metrics.exposition.parse.numbers`. Nothing here
+keeps state between lines.
 
-Problems go to ``report``, any object with ``error(line, msg)`` and
-``warn(line, msg)`` (the parser's reader), so that one line can yield several
-problems in the order they are met. A single bad token raises
+Problems go to a :class:`Report` (the parser's reader), so that one line can
+yield several problems in the order they are met. A single bad token raises
 :class:`BadToken` instead, whose message the caller words into its report.
 """
 
-import math
 import re
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Protocol
 
-# re.ASCII everywhere: with Unicode matching, IGNORECASE would let the
-# dotless "ı" match the "i" of "inf".
-METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z", re.A)
-INT = re.compile(r"[+-]?[0-9]+\Z", re.A)
-REAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z", re.A)
-_LABEL_AT = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.A)
-_INF = re.compile(r"([+-]?)inf(?:inity)?\Z", re.A | re.I)
-_NAN = re.compile(r"nan\Z", re.A | re.I)
+from ...model import LABEL_NAME_RE, Labels
+
 # A quoted string body up to its closing quote; escapes are checked afterwards.
 _QUOTED = re.compile(r'((?:[^"\\]|\\.)*)"', re.S)
 _ESCAPE = re.compile(r"\\(.)", re.S)
 BLANKS = " \t"
 
-# An OpenMetrics timestamp this large is far more likely milliseconds than a
-# date after the year 5000.
-MS_LOOKING = 1e11
+
+class Report(Protocol):
+    """Where the lexers, the grouper and the family rules put problems (1-based lines)."""
+
+    def error(self, line: int, msg: str) -> None: ...
+
+    def warn(self, line: int, msg: str) -> None: ...
 
 
 class Metadata(NamedTuple):
@@ -43,69 +41,23 @@ class BadToken(Exception):
     """A token that does not parse; the message says why."""
 
 
-def parse_number(token):
-    """Parse a sample value the way Go's ``strconv.ParseFloat`` and the OpenMetrics ABNF agree on.
-
-    Returns an ``int`` for integer literals and a ``float`` otherwise; raises
-    ``ValueError`` for anything else (hex, ``1_000``, ``1,5``, out of range).
-    """
-    try:
-        return lex_number(token)
-    except BadToken as exc:
-        raise ValueError(str(exc)) from None
-
-
-def lex_number(token):
-    """:func:`parse_number`, raising :class:`BadToken` instead of ``ValueError``."""
-    if INT.match(token):
-        try:
-            n = int(token)
-        except ValueError:  # more digits than int() converts; the float path copes
-            n = None
-        if n is not None:
-            if n == 0:
-                return -0.0 if token[0] == "-" else 0
-            try:
-                float(n)
-            except OverflowError:
-                raise BadToken(f"value {token!r} is out of the float64 range") from None
-            return n
-    if REAL.match(token):
-        v = float(token)
-        if math.isinf(v):
-            raise BadToken(f"value {token!r} is out of the float64 range")
-        return v
-    m = _INF.match(token)
-    if m:
-        return -math.inf if m.group(1) == "-" else math.inf
-    if _NAN.match(token):
-        return math.nan
-    raise BadToken(f"invalid number {token!r}")
-
-
-def float_or_nan(token):
-    """A label value such as ``le`` or ``quantile`` as a float; NaN when it is no number."""
-    try:
-        return float(lex_number(token))
-    except BadToken:
-        return math.nan
-
-
-def lex_labels(report, number, line, pos, metric, om):
+def lex_labels(
+    report: Report, number: int, line: str, pos: int, metric: str, om: bool
+) -> tuple[Optional[Labels], int]:
     """Parse labels after '{'; returns (labels, position after '}') or (None, _).
 
     Text 0.0.4 allows blanks around names, '=' and values and a trailing
     comma; OpenMetrics (``om``) allows neither.
     """
     n = len(line)
-    labels = []
-    names = set()
+    labels: list[tuple[str, str]] = []
+    names: set[str] = set()
     while True:
         if not om:
             pos = skip_blanks(line, pos)
         if pos < n and line[pos] == "}" and (not om or not labels):
             return tuple(labels), pos + 1
-        m = _LABEL_AT.match(line, pos)
+        m = LABEL_NAME_RE.match(line, pos)
         end = pos
         while end < n and line[end] not in '= \t,}"':
             end += 1
@@ -170,11 +122,11 @@ def lex_labels(report, number, line, pos, metric, om):
         return None, pos
 
 
-def _unescape_label(report, number, raw, om):
+def _unescape_label(report: Report, number: int, raw: str, om: bool) -> str:
     if om:
         return unescape_om(report, number, raw, "label value")
 
-    def undefined(c):
+    def undefined(c: str) -> str:
         report.error(
             number, f"invalid escape sequence '\\{c}' in label value (allowed: \\\\ \\\" \\n)"
         )
@@ -183,7 +135,7 @@ def _unescape_label(report, number, raw, om):
     return _unescape(raw, undefined)
 
 
-def unescape_om(report, number, text, what):
+def unescape_om(report: Report, number: int, text: str, what: str) -> str:
     """Undo OpenMetrics escapes (``\\n``, ``\\"``, ``\\\\``) in ``what`` (a label value, HELP)."""
     if "\\" not in text and '"' not in text:
         return text
@@ -193,17 +145,17 @@ def unescape_om(report, number, text, what):
     if "\\" in bare:
         report.error(number, f"{what} ends with a lone backslash")
 
-    def undefined(char):
+    def undefined(char: str) -> str:
         report.warn(number, f"undefined escape '\\{char}' in {what}; write '\\\\' for a backslash")
         return "\\" + char
 
     return _unescape(text, undefined)
 
 
-def _unescape(text, undefined):
+def _unescape(text: str, undefined: Callable[[str], str]) -> str:
     """``text`` with ``\\n``, ``\\"``, ``\\\\`` undone; ``undefined(char)`` replaces the rest."""
 
-    def replace(m):
+    def replace(m: re.Match[str]) -> str:
         c = m.group(1)
         if c == "n":
             return "\n"
@@ -214,7 +166,7 @@ def _unescape(text, undefined):
     return _ESCAPE.sub(replace, text)
 
 
-def split_blank(s):
+def split_blank(s: str) -> tuple[str, str, str]:
     """First blank-or-tab-separated token and the rest (rest keeps its blanks)."""
     for i, c in enumerate(s):
         if c in BLANKS:
@@ -222,7 +174,7 @@ def split_blank(s):
     return s, "", ""
 
 
-def skip_blanks(line, pos):
+def skip_blanks(line: str, pos: int) -> int:
     """The first position at or after ``pos`` that is not a blank or tab."""
     n = len(line)
     while pos < n and line[pos] in BLANKS:
@@ -230,7 +182,7 @@ def skip_blanks(line, pos):
     return pos
 
 
-def find_blank(line, pos):
+def find_blank(line: str, pos: int) -> int:
     """The first position at or after ``pos`` that is a blank or tab (or the end)."""
     n = len(line)
     while pos < n and line[pos] not in BLANKS:

@@ -1,10 +1,10 @@
-"""Strict parser: numbered scenarios (input -> families, or -> ParseError line and prefix).
+"""The parser end to end: numbered scenarios (input -> families), the input-level errors,
+format detection, and the "never crashes" property.
 
-The scenario inputs double as Hypothesis examples for the "never crashes"
-property at the bottom, as expfmt seeds its fuzz corpus from its tests.
+The scenario inputs of every table in this package double as Hypothesis
+examples for that property, as prometheus/common's expfmt seeds its fuzz
+corpus from its tests.
 """
-
-import math
 
 import pytest
 from hypothesis import example, given
@@ -12,8 +12,17 @@ from hypothesis import strategies as st
 
 from dyn_metrics import ParseError
 from dyn_metrics.exposition.check import check
-from dyn_metrics.exposition.parse.reader import analyse, detect_format, parse, parse_number
+from dyn_metrics.exposition.parse.reader import analyse, detect_format, parse
 from dyn_metrics.model import Exemplar, Family, Sample
+from tests.exposition.parse import (
+    test_families,
+    test_family_rules,
+    test_numbers,
+    test_om_lines,
+    test_text_lines,
+    test_tokens,
+)
+from tests.exposition.parse.scenarios import assert_parse_error
 
 
 def S(name, value, labels=(), timestamp=None, exemplar=None):
@@ -157,111 +166,16 @@ ERRORS = [
     ("x 1", "text", 1, "last line does not end with a line feed"),
     ("\ufeffx 1\n", "text", 1, "byte order mark"),
     ("x 1\r\n", "text", 1, "line ends with a carriage return"),
-    ("  x 1\n", "text", 1, "whitespace before the metric name"),
-    ("x 1 \n", "text", 1, "trailing whitespace after the value"),
-    ("x-y 1\n", "text", 1, "invalid metric name 'x-y'"),
-    ('x{1a="b"} 1\n', "text", 1, "invalid label name '1a'"),
-    ('x{a:b="1"} 1\n', "text", 1, "invalid label name 'a:b'"),
-    ('x{a="1",a="2"} 1\n', "text", 1, "duplicate label name 'a'"),
-    ('x{a="C:\\q"} 1\n', "text", 1, "invalid escape sequence '\\q' in label value"),
-    ('x{a="1} 1\n', "text", 1, "unterminated value of label 'a'"),
-    ("# HELP x a \\q\nx 1\n", "text", 1, "invalid escape sequence '\\q' in HELP"),
-    ("x 1,5\n", "text", 1, "invalid number '1,5'"),
-    ("x 0x10\n", "text", 1, "invalid number '0x10'"),
-    ("x 1e400\n", "text", 1, "value '1e400' is out of the float64 range"),
-    ("x 1 -5\n", "text", 1, "signed timestamp '-5'"),
-    ("x 1 1.5\n", "text", 1, "invalid timestamp '1.5'"),
-    (
-        "x 1 99999999999999999999\n",
-        "text",
-        1,
-        "timestamp '99999999999999999999' is out of the int64 range",
-    ),
-    ("x 1 # {} 1\n", "text", 1, "exemplars exist only in OpenMetrics"),
-    ("# TYPE x gaugeish\nx 1\n", "text", 1, "unknown metric type 'gaugeish'"),
-    ("# TYPE x unknown\nx 1\n", "text", 1, "metric type 'unknown' exists only in OpenMetrics"),
-    ("# TYPE x gauge\n# TYPE x gauge\nx 1\n", "text", 2, "second TYPE line for 'x'"),
-    ("x 1\n# TYPE x gauge\n", "text", 2, "TYPE line for 'x' after its samples"),
-    ('x 1\ny 1\nx{a="b"} 1\n', "text", 3, "samples of 'x' are interleaved"),
-    ('x{a="1"} 1\nx{a="1"} 2\n', "text", 2, 'duplicate series x{a="1"} (first on line 1)'),
-    ('x{a=""} 1\nx 2\n', "text", 2, "duplicate series x (first on line 1)"),
-    (
-        '# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n',
-        "text",
-        2,
-        'histogram h has no le="+Inf" bucket',
-    ),
-    (
-        '# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
-        "text",
-        3,
-        "bucket counts of h are not cumulative",
-    ),
-    (
-        '# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n',
-        "text",
-        4,
-        "h_count = 1 differs from the +Inf bucket 2",
-    ),
-    (
-        '# TYPE s summary\ns{quantile="0.9"} 1\ns{quantile="0.1"} 1\n',
-        "text",
-        3,
-        "quantiles of s are not in increasing order",
-    ),
-    ('# TYPE s summary\ns{quantile="2"} 1\n', "text", 2, "invalid quantile '2'"),
     # OpenMetrics
     ("x 1\n", "openmetrics", 1, "missing '# EOF'"),
     ("x 1\n# EOF\nx 2\n", "openmetrics", 3, "unexpected data after # EOF"),
-    ("x 1\n\n# EOF\n", "openmetrics", 2, "blank line"),
-    ("# hello\n# EOF\n", "openmetrics", 1, "comment lines are not allowed"),
-    ("x  1\n# EOF\n", "openmetrics", 1, "expected a single space before the value"),
-    ('x{a="1",} 1\n# EOF\n', "openmetrics", 1, "trailing comma"),
-    ("# TYPE x untyped\n# EOF\n", "openmetrics", 1, "invalid metric type 'untyped'"),
-    (
-        "# TYPE c counter\nc 1\n# EOF\n",
-        "openmetrics",
-        2,
-        "sample name 'c' does not fit counter family 'c'",
-    ),
-    ("# TYPE c counter\nc_total -1\n# EOF\n", "openmetrics", 2, "counter 'c_total' is negative"),
-    (
-        "# TYPE x gauge\n# UNIT x seconds\nx 1\n# EOF\n",
-        "openmetrics",
-        2,
-        "unit 'seconds' is not a suffix",
-    ),
-    (
-        "# TYPE i info\ni_info 2\n# EOF\n",
-        "openmetrics",
-        2,
-        "info sample 'i_info' must have the value 1",
-    ),
-    ('# TYPE x gauge\n# HELP x say "hi"\n# EOF\n', "openmetrics", 2, "unescaped '\"' in HELP text"),
-    ("# TYPE x gauge\nx 1 # {} 1\n# EOF\n", "openmetrics", 2, "'x' cannot carry an exemplar"),
-    (
-        "# TYPE c counter\nc_total 1\n# TYPE c_created gauge\nc_created 1\n# EOF\n",
-        "openmetrics",
-        3,
-        "family 'c_created' clashes with family 'c'",
-    ),
-    (
-        '# TYPE h histogram\nh_bucket{le="+Inf"} 1.5\n# EOF\n',
-        "openmetrics",
-        2,
-        "bucket 'h_bucket' must be an integer",
-    ),
     ("x 1\r\n# EOF\n", "openmetrics", 1, "line ends with a carriage return"),
 ]
 
 
 @pytest.mark.parametrize("text, fmt, line, prefix", ERRORS)
 def test_parse_error_scenarios(text, fmt, line, prefix):
-    with pytest.raises(ParseError) as info:
-        parse(text, fmt)
-    assert info.value.line == line
-    assert info.value.msg.startswith(prefix), info.value.msg
-    assert str(info.value) == f"line {line}: {info.value.msg}"
+    assert_parse_error(text, fmt, line, prefix)
 
 
 def test_parse_error_is_a_value_error_reporting_the_lowest_line():
@@ -273,48 +187,6 @@ def test_parse_error_is_a_value_error_reporting_the_lowest_line():
 def test_parse_rejects_unknown_format():
     with pytest.raises(ValueError, match="format must be one of"):
         parse("", "json")
-
-
-NUMBERS = [
-    ("1", 1),
-    ("-1", -1),
-    ("+1", 1),
-    ("0042", 42),
-    ("1.5", 1.5),
-    (".5", 0.5),
-    ("5.", 5.0),
-    ("1e3", 1000.0),
-    ("1E3", 1000.0),
-    ("1e+3", 1000.0),
-    ("1.5e-3", 0.0015),
-    ("1e-400", 0.0),
-    ("-0", -0.0),
-    ("+Inf", math.inf),
-    ("inf", math.inf),
-    ("Infinity", math.inf),
-    ("-infinity", -math.inf),
-    ("12345678901234567890123", 12345678901234567890123),
-]
-
-
-@pytest.mark.parametrize("token, expected", NUMBERS)
-def test_parse_number_accepts_go_floats(token, expected):
-    value = parse_number(token)
-    assert value == expected and type(value) is type(expected)
-    assert math.copysign(1, value) == math.copysign(1, expected)
-
-
-@pytest.mark.parametrize("token", ["NaN", "nan", "nAn"])
-def test_parse_number_nan(token):
-    assert math.isnan(parse_number(token))
-
-
-@pytest.mark.parametrize(
-    "token", ["1,5", "0x10", "0x1p-2", "1_000", "1e400", "one", "+NaN", "infin", "", " 1", "١"]
-)
-def test_parse_number_rejects(token):
-    with pytest.raises(ValueError):
-        parse_number(token)
 
 
 def test_parse_detect_format_looks_at_the_last_line():
@@ -330,8 +202,17 @@ def test_parse_analyse_reports_lines_of_families_and_samples():
     assert result.family_lines == [(1, [3, 4]), (5, [5])]
 
 
+_ERROR_TABLES = (
+    ERRORS,
+    test_tokens.ERRORS,
+    test_numbers.ERRORS,
+    test_text_lines.ERRORS,
+    test_om_lines.ERRORS,
+    test_families.ERRORS,
+    test_family_rules.ERRORS,
+)
 _SCENARIO_INPUTS = [(text, fmt) for text, fmt, _ in OK] + [
-    (text, fmt) for text, fmt, _, _ in ERRORS
+    (text, fmt) for table in _ERROR_TABLES for text, fmt, _, _ in table
 ]
 
 
