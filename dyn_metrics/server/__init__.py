@@ -1,1 +1,39 @@
-"""The HTTP stack of the system status server: it knows nothing of metrics but a render callable."""
+"""The HTTP stack of the system status server: it knows nothing of metrics but a render callable.
+
+What is the standard library's: :mod:`http.server` parses each request line
+and its header fields, writes the status lines, headers and error responses,
+and answers HEAD (:mod:`~dyn_metrics.server.handler`, a
+``BaseHTTPRequestHandler`` run over the request head in memory).
+
+What is ours, and why. http.server's own servers (``HTTPServer``,
+``ThreadingHTTPServer``, and prometheus_client's exporter built on them) give
+every connection a thread from ``accept()`` on, with no read or write timeout,
+and do the TLS handshake inside ``accept()``: a few idle or slow clients pin
+every thread, and one idle TLS client stops every scrape. So:
+
+* :mod:`~dyn_metrics.server.loop` -- one event-loop thread accepts, does the
+  TLS handshake (non-blocking) and reads the request head
+  (:mod:`~dyn_metrics.server.wire`), so a connection costs no thread until its
+  head is complete. Handshake and head must be done within ``read_timeout``
+  seconds of the accept; a response must be sent within ``write_timeout``.
+  Oversized heads get 414 or 431 before http.server sees a byte of them.
+* :mod:`~dyn_metrics.server.pool` -- complete requests run on at most
+  ``max_connections`` handler threads, made on demand. At most ``max_pending``
+  connections may still be sending their head (past that the oldest is
+  dropped) and at most ``max_queued`` requests wait for a thread (past that:
+  503 with ``Retry-After: 1``). A flood costs descriptors up to those bounds,
+  never threads.
+* :mod:`~dyn_metrics.server.app` -- :class:`MetricsServer`: the routes,
+  Basic auth and the ``/metrics`` response (negotiation, gzip, ``name[]``
+  handed to the render callable).
+* :mod:`~dyn_metrics.server.options` -- :class:`ServerOptions`, every setting
+  checked once.
+
+One request per connection (``Connection: close``). Every request is logged at
+DEBUG on the ``dyn_metrics.server`` loggers; nothing is written to stderr.
+"""
+
+from .app import MetricsServer
+from .options import ServerOptions
+
+__all__ = ["MetricsServer", "ServerOptions"]

@@ -1,31 +1,13 @@
 """The connection engine of the HTTP server: one event-loop thread and a bounded handler pool.
 
-It knows nothing of routes or metrics: it accepts connections, reads one
-request head each (:mod:`dyn_metrics.httpwire`), calls ``handler(request) ->
-(status, response_bytes)`` on a handler thread and sends what it returns.
-
-How it stays up (prometheus_client's exporter has no timeouts, no thread bound,
-and does the TLS handshake inside ``accept()``, so one idle TLS client stops
-every scrape):
-
-* One event-loop thread accepts, does the TLS handshake (non-blocking) and
-  reads the request head. A connection costs no thread while it does that, so
-  idle, half-open or slow clients cannot take handler threads. Each must
-  finish handshake and head within ``read_timeout`` seconds of being accepted,
-  or it is closed.
-* Complete requests run on at most ``max_connections`` handler threads, made
-  on demand. A response must be sent within ``write_timeout`` seconds.
-* At most ``max_pending`` connections may still be sending their request;
-  past that the oldest of them is dropped. At most ``max_queued`` complete
-  requests wait for a free handler thread; past that a request gets 503 with
-  ``Retry-After: 1``. So a flood costs descriptors up to those bounds, never
-  threads.
-* Oversized or malformed request heads get 414, 431, 400 or 505 (see
-  :mod:`dyn_metrics.httpwire`).
-* One request per connection (``Connection: close``).
-* A client that goes away is not an error: logged at DEBUG only. Every request
-  is logged at DEBUG on the ``dyn_metrics.server`` loggers; nothing is
-  written to stderr.
+It knows nothing of routes or metrics: it accepts connections, does the TLS
+handshake and collects one request head each (:mod:`~dyn_metrics.server.wire`)
+without a thread per connection, runs the head through http.server's handler
+and the app on a pool thread (:mod:`~dyn_metrics.server.handler`) and sends the
+answer under the write deadline. Why it exists and how it stays up under
+hostile clients (timeouts, bounds, floods): the package docstring,
+:mod:`dyn_metrics.server`. A client that goes away is not an error: logged at
+DEBUG only, like every request; nothing is written to stderr.
 """
 
 import collections
@@ -36,11 +18,13 @@ import socket
 import ssl
 import threading
 import time
+from typing import Optional, Union
 
+from .handler import App, RequestHandler, busy, refuse
+from .options import ServerOptions
 from .pool import HandlerPool
-from .wire import BadRequest, HeadReader, text_response
+from .wire import BadRequest, HeadReader
 
-# The server's one logger, so a user configures a single name for all of it.
 _log = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 256 * 1024
@@ -48,30 +32,36 @@ _LINGER = 1.0
 # What a client going away looks like: resets, broken pipes, timeouts and TLS
 # errors are all OSErrors.
 _DISCONNECTS = OSError
-_LISTENER = object()
-_WAKER = object()
+_LISTENER = "listener"  # selector keys' data: these two, or the _Conn
+_WAKER = "waker"
+_Sock = Union[socket.socket, ssl.SSLSocket]
 
 
 class _Conn:
-    __slots__ = ("sock", "addr", "reader", "deadline", "handshaking", "events")
+    __slots__ = ("sock", "peer", "reader", "deadline", "handshaking", "events")
 
-    def __init__(self, sock, addr, reader, deadline, handshaking):
+    def __init__(
+        self, sock: _Sock, peer: str, reader: HeadReader, deadline: float, handshaking: bool
+    ) -> None:
         self.sock = sock
-        self.addr = addr
+        self.peer = peer  # the client's address, for the log
         self.reader = reader
         self.deadline = deadline
         self.handshaking = handshaking
         self.events = selectors.EVENT_READ
 
 
-class HttpLoop:
-    """Serves ``handler`` on ``host:port`` from a daemon event-loop thread.
+_Job = tuple[_Conn, bytes]
 
-    ``handler(request) -> (status, response_bytes)`` gets an
-    :class:`~dyn_metrics.httpwire.Request` on a handler thread, possibly
-    concurrently, and should not raise (an exception is logged). With an
-    ``ssl_context`` every connection is TLS. Threads are named ``name-PORT``
-    (the loop) and ``name-PORT-worker-N`` (handlers).
+
+class HttpLoop:
+    """Serves ``app`` on ``options.host:options.port`` from a daemon event-loop thread.
+
+    ``app(Request) -> Response`` runs on a handler thread, possibly
+    concurrently, and should not raise (an exception is logged and costs the
+    connection). With an ``ssl_context`` every connection is TLS. Threads are
+    named ``name-PORT`` (the loop) and ``name-PORT-worker-N`` (handlers); an
+    idle handler thread exits after ``worker_idle`` seconds.
 
     Call :meth:`bind` until it succeeds, then :meth:`start` once; :meth:`stop`
     only after :meth:`start`. The owner keeps that order; nothing here checks it.
@@ -79,59 +69,53 @@ class HttpLoop:
 
     def __init__(
         self,
-        handler,
+        app: App,
+        options: ServerOptions,
+        ssl_context: Optional[ssl.SSLContext],
         *,
-        host,
-        port,
-        ssl_context,
-        max_connections,
-        max_pending,
-        max_queued,
-        read_timeout,
-        write_timeout,
-        max_request_line,
-        max_header_bytes,
-        max_headers,
-        worker_idle,
-        name,
-    ):
-        self._handler = handler
-        self._host = host
-        self._port = port
+        worker_idle: float,
+        name: str,
+    ) -> None:
+        self._app = app
+        self._options = options
+        self._host = options.host
+        self._port = options.port
         self._ssl = ssl_context
-        self._max_pending = max_pending
-        self._read_timeout = float(read_timeout)
-        self._write_timeout = float(write_timeout)
-        self._head_limits = (max_request_line, max_header_bytes, max_headers)
+        self._max_pending = options.max_pending
+        self._read_timeout = float(options.read_timeout)
+        self._write_timeout = float(options.write_timeout)
         self._name_prefix = name
         self._name = name
-        self._pool = HandlerPool(
+        self._pool: HandlerPool[_Job] = HandlerPool(
             self._serve,
             name=name,
-            max_workers=max_connections,
-            max_queued=max_queued,
+            max_workers=options.max_connections,
+            max_queued=options.max_queued,
             idle_timeout=worker_idle,
         )
 
         self._lock = threading.Lock()  # guards _stopping, _conns, _handbacks
         self._stopping = False
-        self._conns = set()  # every accepted socket not yet closed
-        self._handbacks = collections.deque()
-        self._listener = None
-        self._selector = None
-        self._wake_r = self._wake_w = None
-        self._thread = None
-        self._pending = collections.OrderedDict()  # loop thread only; accept order = deadline order
-        self._draining = collections.OrderedDict()  # loop thread only
-        self._paused_until = None
+        self._conns: set[_Sock] = set()  # every accepted socket not yet closed
+        self._handbacks: collections.deque[_Conn] = collections.deque()
+        # Made by bind() and start(): a server that never starts holds no descriptor.
+        self._listener: socket.socket
+        self._selector: selectors.BaseSelector
+        self._wake_r: socket.socket
+        self._wake_w: socket.socket
+        self._thread: Optional[threading.Thread] = None
+        # Loop thread only; accept order is deadline order.
+        self._pending: collections.OrderedDict[_Conn, None] = collections.OrderedDict()
+        self._draining: collections.OrderedDict[_Conn, None] = collections.OrderedDict()
+        self._paused_until: Optional[float] = None
         self._fd_warned = False
 
     @property
-    def thread(self):
+    def thread(self) -> Optional[threading.Thread]:
         """The event-loop thread (None before :meth:`start`)."""
         return self._thread
 
-    def bind(self):
+    def bind(self) -> tuple[str, int]:
         """Bind and listen; return the bound ``(host, port)``. Raises OSError if the bind fails."""
         host = self._host or "0.0.0.0"
         family, kind, proto, _, sockaddr = socket.getaddrinfo(
@@ -152,7 +136,7 @@ class HttpLoop:
         self._name = self._pool.name = f"{self._name_prefix}-{self._port}"
         return self._host, self._port
 
-    def start(self):
+    def start(self) -> None:
         """Start the event-loop thread on the bound socket."""
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -163,12 +147,13 @@ class HttpLoop:
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         """Close the listening socket and every connection; wait briefly for the threads.
 
         Returns within about a second even if a handler is stuck (its thread is
         a daemon and is abandoned).
         """
+        assert self._thread is not None, "start() first"
         with self._lock:
             self._stopping = True
         self._wake()
@@ -186,13 +171,13 @@ class HttpLoop:
 
     # -- event loop (one thread) -----------------------------------------------------------
 
-    def _wake(self):
+    def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
         except OSError:
             pass
 
-    def _loop(self):
+    def _loop(self) -> None:
         select = self._selector.select
         try:
             while not self._stopping:
@@ -209,7 +194,7 @@ class HttpLoop:
                             else:
                                 self._on_ready(what)
                         except Exception:
-                            _log.exception("unexpected error on connection from %s", what.addr[0])
+                            _log.exception("unexpected error on connection from %s", what.peer)
                             self._drop(what)
                 self._sweep()
         except Exception:
@@ -217,7 +202,7 @@ class HttpLoop:
         finally:
             self._close_all()
 
-    def _timeout(self):
+    def _timeout(self) -> float:
         now = time.monotonic()
         timeout = 1.0
         for conns in (self._pending, self._draining):
@@ -227,20 +212,20 @@ class HttpLoop:
             timeout = min(timeout, self._paused_until - now)
         return max(timeout, 0.0)
 
-    def _sweep(self):
+    def _sweep(self) -> None:
         now = time.monotonic()
         for conns in (self._pending, self._draining):
             while conns:
                 conn = next(iter(conns))
                 if conn.deadline > now:
                     break
-                _log.debug("%s: closed after the read timeout", conn.addr[0])
+                _log.debug("%s: closed after the read timeout", conn.peer)
                 self._drop(conn)
         if self._paused_until is not None and now >= self._paused_until:
             self._paused_until = None
             self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
 
-    def _accept(self):
+    def _accept(self) -> None:
         for _ in range(128):
             try:
                 sock, addr = self._listener.accept()
@@ -263,36 +248,38 @@ class HttpLoop:
                 self._paused_until = time.monotonic() + 0.1
                 return
             self._fd_warned = False
-            self._admit(sock, addr)
+            self._admit(sock, str(addr[0]))
 
-    def _admit(self, sock, addr):
+    def _admit(self, raw: socket.socket, peer: str) -> None:
+        sock: _Sock = raw
         try:
-            sock.setblocking(False)
+            raw.setblocking(False)
             if self._ssl is not None:
-                sock = self._ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                sock = self._ssl.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as e:
-            _log.debug("%s: dropped at accept: %s", addr[0], e)
-            sock.close()
+            _log.debug("%s: dropped at accept: %s", peer, e)
+            raw.close()
             return
         if len(self._pending) >= self._max_pending:
             oldest = next(iter(self._pending))
-            _log.debug("%s: dropped, too many pending connections", oldest.addr[0])
+            _log.debug("%s: dropped, too many pending connections", oldest.peer)
             self._drop(oldest)
         deadline = time.monotonic() + self._read_timeout
-        conn = _Conn(sock, addr, HeadReader(*self._head_limits), deadline, self._ssl is not None)
+        conn = _Conn(sock, peer, HeadReader(self._options), deadline, self._ssl is not None)
         with self._lock:
             self._conns.add(sock)
         self._pending[conn] = None
         self._selector.register(sock, selectors.EVENT_READ, conn)
 
-    def _want(self, conn, events):
+    def _want(self, conn: _Conn, events: int) -> None:
         if conn.events != events:
             conn.events = events
             self._selector.modify(conn.sock, events, conn)
 
-    def _on_ready(self, conn):
+    def _on_ready(self, conn: _Conn) -> None:
         sock = conn.sock
         if conn.handshaking:
+            assert isinstance(sock, ssl.SSLSocket)
             try:
                 sock.do_handshake()
             except ssl.SSLWantReadError:
@@ -300,7 +287,7 @@ class HttpLoop:
             except ssl.SSLWantWriteError:
                 return self._want(conn, selectors.EVENT_WRITE)
             except _DISCONNECTS as e:
-                _log.debug("%s: TLS handshake failed: %s", conn.addr[0], e)
+                _log.debug("%s: TLS handshake failed: %s", conn.peer, e)
                 return self._drop(conn)
             conn.handshaking = False
             self._want(conn, selectors.EVENT_READ)
@@ -310,27 +297,27 @@ class HttpLoop:
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 return None
             except _DISCONNECTS as e:
-                _log.debug("%s: read failed: %s", conn.addr[0], e)
+                _log.debug("%s: read failed: %s", conn.peer, e)
                 return self._drop(conn)
             if not data:
-                _log.debug("%s: closed before a complete request", conn.addr[0])
+                _log.debug("%s: closed before a complete request", conn.peer)
                 return self._drop(conn)
             try:
-                request = conn.reader.feed(data)
+                head = conn.reader.feed(data)
             except BadRequest as e:
-                return self._reject(conn, e.status, e.body)
-            if request is not None:
-                return self._dispatch(conn, request)
+                return self._reject(conn, e.status, refuse(e.status, e.body))
+            if head is not None:
+                return self._dispatch(conn, head)
 
-    def _reject(self, conn, status, body, extra=()):
-        _log.debug("%s: rejected with %d: %s", conn.addr[0], status, body)
+    def _reject(self, conn: _Conn, status: int, data: bytes) -> None:
+        _log.debug("%s: rejected with %d", conn.peer, status)
         try:
-            conn.sock.send(text_response(status, body, extra))
+            conn.sock.send(data)
         except OSError:
             pass
         self._linger(conn)
 
-    def _linger(self, conn):
+    def _linger(self, conn: _Conn) -> None:
         """Half-close and read until EOF for a moment, so unread input cannot reset the reply."""
         self._pending.pop(conn, None)
         try:
@@ -343,7 +330,7 @@ class HttpLoop:
         self._draining[conn] = None
         return None
 
-    def _drain(self, conn):
+    def _drain(self, conn: _Conn) -> None:
         try:
             for _ in range(16):
                 if not conn.sock.recv(65536):
@@ -354,7 +341,7 @@ class HttpLoop:
             return self._drop(conn)
         return None
 
-    def _drop(self, conn):
+    def _drop(self, conn: _Conn) -> None:
         self._pending.pop(conn, None)
         self._draining.pop(conn, None)
         try:
@@ -363,12 +350,12 @@ class HttpLoop:
             pass
         self._close(conn.sock)
 
-    def _close(self, sock):
+    def _close(self, sock: _Sock) -> None:
         with self._lock:
             self._conns.discard(sock)
             sock.close()
 
-    def _on_wake(self):
+    def _on_wake(self) -> None:
         try:
             while self._wake_r.recv(4096):
                 pass
@@ -388,7 +375,7 @@ class HttpLoop:
                 continue
             self._linger(conn)
 
-    def _close_all(self):
+    def _close_all(self) -> None:
         with self._lock:
             self._stopping = True
             handbacks = list(self._handbacks)
@@ -401,18 +388,18 @@ class HttpLoop:
             sock.close()
         self._selector.close()
 
-    def _dispatch(self, conn, request):
+    def _dispatch(self, conn: _Conn, head: bytes) -> None:
         if not self._pool.reserve():
-            return self._reject(conn, 503, "Server busy", [("Retry-After", "1")])
+            return self._reject(conn, 503, busy())
         del self._pending[conn]
         # Off the selector before a handler thread can touch the socket.
         self._selector.unregister(conn.sock)
-        self._pool.put((conn, request))
+        self._pool.put((conn, head))
         return None
 
     # -- handler threads ------------------------------------------------------------------------
 
-    def _serve(self, job):
+    def _serve(self, job: _Job) -> None:
         try:
             self._handle(*job)
         except Exception:
@@ -420,26 +407,18 @@ class HttpLoop:
             _log.exception("unexpected error in a metrics server handler")
             self._close(job[0].sock)
 
-    def _handle(self, conn, request):
+    def _handle(self, conn: _Conn, head: bytes) -> None:
         if self._stopping:
             return self._close(conn.sock)
-        status, data = self._handler(request)
+        answer = RequestHandler(head, conn.peer, self._app).run()
         # Logged before sending, so the line exists once the client has its answer.
-        _log.debug(
-            '%s "%s %s %s" %d %d',
-            conn.addr[0],
-            request.method,
-            request.target,
-            request.version,
-            status,
-            len(data),
-        )
+        _log.debug('%s "%s" %d %d', conn.peer, answer.request_line, answer.status, len(answer.data))
         try:
-            self._send_all(conn.sock, data)
+            self._send_all(conn.sock, answer.data)
         except _DISCONNECTS as e:
-            _log.debug("%s: client went away: %s", conn.addr[0], e)
+            _log.debug("%s: client went away: %s", conn.peer, e)
             return self._close(conn.sock)
-        if request.unread_body:
+        if answer.linger:
             with self._lock:
                 if not self._stopping:
                     self._handbacks.append(conn)
@@ -447,7 +426,7 @@ class HttpLoop:
                     return None
         return self._close(conn.sock)
 
-    def _send_all(self, sock, data):
+    def _send_all(self, sock: _Sock, data: bytes) -> None:
         # A total deadline, so a client reading one byte at a time cannot hold
         # a handler thread for longer than write_timeout.
         deadline = time.monotonic() + self._write_timeout

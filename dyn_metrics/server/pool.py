@@ -11,9 +11,12 @@ import itertools
 import queue
 import threading
 import time
+from typing import Callable, Generic, Optional, TypeVar
+
+_Job = TypeVar("_Job")
 
 
-class HandlerPool:
+class HandlerPool(Generic[_Job]):
     """Runs ``run(job)`` on pool threads named ``{name}-worker-N``.
 
     ``name`` is read each time a thread is made, so an owner that learns its
@@ -23,20 +26,28 @@ class HandlerPool:
     handing a job over between them. Thread-safe.
     """
 
-    def __init__(self, run, *, name, max_workers, max_queued, idle_timeout):
+    def __init__(
+        self,
+        run: Callable[[_Job], None],
+        *,
+        name: str,
+        max_workers: int,
+        max_queued: int,
+        idle_timeout: float,
+    ) -> None:
         self._run = run
         self.name = name
         self._max_workers = max_workers
         self._max_queued = max_queued
         self._idle_timeout = idle_timeout
-        self._jobs = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards _workers, _idle, _queued
-        self._workers = []
+        self._workers: list[threading.Thread] = []
         self._worker_ids = itertools.count(1)
         self._idle = 0
         self._queued = 0
 
-    def reserve(self):
+    def reserve(self) -> bool:
         """Count one job as queued and return True, or False (nothing counted) when full.
 
         Starts a thread when the idle ones do not cover the queued jobs and the
@@ -58,11 +69,11 @@ class HandlerPool:
             worker.start()
         return True
 
-    def put(self, job):
+    def put(self, job: _Job) -> None:
         """Queue ``job`` (not None) for the slot taken by :meth:`reserve`."""
         self._jobs.put(job)
 
-    def stop(self, timeout):
+    def stop(self, timeout: float) -> None:
         """Ask every thread to exit once its current job is done; wait up to ``timeout`` in all.
 
         Threads still busy then are abandoned (they are daemons).
@@ -75,7 +86,7 @@ class HandlerPool:
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
 
-    def _work(self):
+    def _work(self) -> None:
         while True:
             with self._lock:
                 self._idle += 1

@@ -1,55 +1,33 @@
-"""HTTP/1.x on the wire: reading one request head, and writing whole responses.
+"""Collecting one request head off the wire, within the byte and field limits.
 
 No sockets and no threads: :class:`HeadReader` is fed the bytes a connection
-received and answers with a :class:`Request` once the head is complete, or
-raises :class:`BadRequest` naming the status to reply with. :func:`response`
-and :func:`text_response` build the complete bytes of an answer, which is
-always ``Connection: close`` (one request per connection).
+received and answers with the bytes of the complete head once its empty line
+has arrived, or raises :class:`BadRequest` naming the status to reply with.
+What the head says is none of its business: http.server reads that
+(:mod:`dyn_metrics.server.handler`).
 
-Limits: request line over ``max_line`` bytes -> 414; head over ``max_head``
-bytes or more than ``max_headers`` fields -> 431; malformed -> 400; HTTP other
-than 1.x -> 505. Empty lines before the request line and bare LF line ends
-are tolerated; folded header lines are not.
+Limits, checked as the bytes arrive so no head is held past them: request line
+over ``max_request_line`` bytes -> 414; head over ``max_header_bytes`` bytes
+or with more than ``max_headers`` fields -> 431. Empty lines before the request
+line are skipped (http.server would answer nothing to them) and bare LF line
+ends are tolerated.
 """
 
-import email.utils
 import re
-from http import HTTPStatus
+from typing import Optional
 
-_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TARGET_RE = re.compile(rb"[\x21-\x7e]+")
-_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
+from .options import ServerOptions
+
 _HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
 
 
 class BadRequest(Exception):
-    """A request that gets ``status`` with the plain-text ``body`` and no further reading."""
+    """A head that gets ``status`` with the plain-text ``body`` and no further reading."""
 
-    def __init__(self, status, body):
+    def __init__(self, status: int, body: str) -> None:
         super().__init__(body)
         self.status = status
         self.body = body
-
-
-class Request:
-    """One parsed request head.
-
-    ``method``, ``target`` and ``version`` are the request-line words as str;
-    ``headers`` maps lowercase field names to values (repeated fields joined
-    with ``", "``). ``unread_body`` is true when the head announces a body,
-    which is never read.
-    """
-
-    __slots__ = ("method", "target", "version", "headers", "unread_body")
-
-    def __init__(self, method, target, version, headers):
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.unread_body = (
-            "transfer-encoding" in headers or headers.get("content-length", "0").strip() != "0"
-        )
 
 
 class HeadReader:
@@ -60,18 +38,21 @@ class HeadReader:
 
     __slots__ = ("_buf", "_scanned", "_max_line", "_max_head", "_max_headers")
 
-    def __init__(self, max_line, max_head, max_headers):
+    def __init__(self, limits: ServerOptions) -> None:
         self._buf = bytearray()
         self._scanned = 0
-        self._max_line = max_line
-        self._max_head = max_head
-        self._max_headers = max_headers
+        self._max_line = limits.max_request_line
+        self._max_head = limits.max_header_bytes
+        self._max_headers = limits.max_headers
 
-    def feed(self, data):
-        """Add ``data``; return the :class:`Request` once complete, else None. Raises BadRequest."""
+    def feed(self, data: bytes) -> Optional[bytes]:
+        """Add ``data``; return the head (up to its empty line) once complete, else None.
+
+        Raises BadRequest when a limit is exceeded. Bytes after the head are dropped.
+        """
         buf = self._buf
         buf += data
-        if buf[:1] in (b"\r", b"\n"):  # empty lines before the request line are allowed
+        if buf.startswith((b"\r", b"\n")):  # empty lines before the request line are allowed
             del buf[: len(buf) - len(buf.lstrip(b"\r\n"))]
             self._scanned = 0
         nl = buf.find(b"\n", 0, self._max_line + 2)
@@ -85,56 +66,6 @@ class HeadReader:
             if len(buf) > self._max_head:
                 raise BadRequest(431, "Request header fields too large")
             return None
-        if end.start() > self._max_head:
+        if end.start() > self._max_head or buf.count(b"\n", 0, end.start()) > self._max_headers:
             raise BadRequest(431, "Request header fields too large")
-        return self._parse(bytes(buf[: end.start()]).split(b"\n"))
-
-    def _parse(self, lines):
-        parts = lines[0].rstrip(b"\r").split(b" ")
-        if (
-            len(parts) != 3
-            or not _TOKEN_RE.fullmatch(parts[0])
-            or not _TARGET_RE.fullmatch(parts[1])
-        ):
-            raise BadRequest(400, "Bad request")
-        version = _VERSION_RE.fullmatch(parts[2])
-        if version is None:
-            raise BadRequest(400, "Bad request")
-        if version.group(1) != b"1":
-            raise BadRequest(505, "HTTP version not supported")
-        if len(lines) - 1 > self._max_headers:
-            raise BadRequest(431, "Request header fields too large")
-        headers = {}
-        for raw in lines[1:]:
-            raw = raw.rstrip(b"\r")
-            name, sep, value = raw.partition(b":")
-            if not sep or not _TOKEN_RE.fullmatch(name):  # also rejects obs-fold
-                raise BadRequest(400, "Bad request")
-            key = name.decode("ascii").lower()
-            value = value.strip(b" \t").decode("latin-1")
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        method, target = parts[0].decode("ascii"), parts[1].decode("ascii")
-        return Request(method, target, parts[2].decode("ascii"), headers)
-
-
-def response(status, headers, body, head_only=False):
-    """The bytes of a ``Connection: close`` response; ``head_only`` leaves the body out.
-
-    ``headers`` is a list of ``(name, value)``; Date and Content-Length are added.
-    """
-    status = HTTPStatus(status)
-    lines = [f"HTTP/1.1 {status.value} {status.phrase}"]
-    lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
-    for name, value in headers:
-        lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(body)}")
-    lines.append("Connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + body
-
-
-def text_response(status, text, extra=(), head_only=False):
-    """A :func:`response` with a UTF-8 ``text/plain`` body and the ``extra`` headers."""
-    return response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), *extra], text.encode(), head_only
-    )
+        return bytes(buf[: end.end()])

@@ -1,7 +1,7 @@
 """The system status server wired to a runtime: the glue with a stub, then the public API.
 
 The first half drives ``start_http_server`` / ``start_from_config`` with a stub
-runtime (``render_exposition(fmt)`` and ``health``). The second half goes
+runtime (``render_exposition(fmt, names)`` and ``health``). The second half goes
 through ``dm.DistributedRuntime``, which reads the ``DYN_SYSTEM_*`` variables
 when it is constructed.
 """
@@ -59,9 +59,11 @@ class StubRuntime:
     def __init__(self, health=None):
         self.health = health or SystemHealth()
         self.formats = []
+        self.names = []
 
-    def render_exposition(self, fmt):
+    def render_exposition(self, fmt, names=None):
         self.formats.append(fmt)
+        self.names.append(names)
         return f"# HELP {UPTIME} Total uptime\n# TYPE {UPTIME} gauge\n{UPTIME} 1.5\n"
 
 
@@ -76,6 +78,7 @@ def test_start_http_server_serves_the_runtime():
         assert (status, headers["content-type"]) == (200, TEXT_CT)
         assert UPTIME in body.decode()
         assert drt.formats == ["text"]
+        assert drt.names == [None]
         status, headers, body = get(server, "/health")
         assert status == 503
         assert headers["content-type"] == "application/json"
@@ -102,6 +105,14 @@ def test_start_http_server_passes_options():
         assert drt.formats[-1] == "openmetrics"
         assert get(server, "/hc")[0] == 503
         assert get(server, "/health")[0] == 404
+
+
+def test_start_http_server_passes_the_name_selection():
+    drt = StubRuntime()
+    with start_http_server(drt, port=0, host="127.0.0.1") as server:
+        assert get(server, f"/metrics?name[]={UPTIME}&name[]=x")[0] == 200
+        assert get(server, "/metrics?other=1")[0] == 200
+    assert drt.names == [frozenset({UPTIME, "x"}), None]
 
 
 def test_start_http_server_bind_failure_names_the_address(occupied_port):
@@ -258,3 +269,49 @@ def test_dm_start_http_server_explicit(env, runtimes):
         assert (status, headers["content-type"]) == (200, TEXT_CT)
         assert UPTIME in body.decode()
     assert not server.thread.is_alive()
+
+
+# -- name[] end to end: the runtime selects families before encoding ------------------------------
+
+REQ = "dynamo_component_req_total"
+LAT = "dynamo_component_lat_seconds"
+NAME_QUERIES = [
+    # (query, the families served)
+    (f"name[]={UPTIME}", {UPTIME}),
+    (f"name[]={REQ}", {REQ}),
+    (f"name[]={LAT}_bucket", {LAT}),  # a sample name selects its family
+    (f"name%5B%5D={REQ}&name[]={LAT}", {REQ, LAT}),  # what Prometheus' params send
+    ("name[]=nope", set()),
+    ("name[]=", set()),
+    ("other=1", {UPTIME, REQ, LAT}),
+]
+
+
+def _families(body):
+    """The families of an exposition by their text names (a counter with its _total)."""
+    found = set()
+    for line in body.decode().splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            found.add(
+                name + "_total" if kind == "counter" and not name.endswith("_total") else name
+            )
+    return found
+
+
+@pytest.mark.parametrize("query, served", NAME_QUERIES)
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_runtime_name_filter_end_to_end(env, runtimes, query, served, openmetrics):
+    drt = runtimes()
+    m = drt.namespace("ns").metrics()
+    m.create_counter("req_total", "Requests").inc()
+    m.create_histogram("lat_seconds", "Latency", buckets=[0.1]).observe(0.05)
+    headers = {"Accept": "application/openmetrics-text"} if openmetrics else {}
+    with dm.start_http_server(drt, port=0, host="127.0.0.1", openmetrics=openmetrics) as server:
+        status, got, body = get(server, f"/metrics?{query}", headers)
+    assert status == 200
+    assert got["content-type"].startswith(
+        "application/openmetrics-text" if openmetrics else "text/plain"
+    )
+    assert _families(body) == served
+    assert body.decode().endswith("# EOF\n") is openmetrics
