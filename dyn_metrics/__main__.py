@@ -1,6 +1,8 @@
 """Command line: ``python -m dyn_metrics demo|check ...``."""
 
 import sys
+from collections.abc import Sequence
+from typing import Optional
 
 USAGE = """usage: python -m dyn_metrics COMMAND [ARGS]
 
@@ -10,20 +12,25 @@ commands:
 """
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; returns the exit status (2 for a usage error)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    # Each command is imported only when it runs: the checker pulls in the
+    # parser, the demo the HTTP server.
     if command == "demo":
-        from .demo import main as run
-    elif command == "check":
-        from .exposition.check import main as run
-    else:
-        sys.stderr.write(f"unknown command {command!r}\n{USAGE}")
-        return 2
-    return run(rest)
+        from .demo import main as demo
+
+        return demo(rest)
+    if command == "check":
+        from .exposition.check import main as check
+
+        return check(rest)
+    sys.stderr.write(f"unknown command {command!r}\n{USAGE}")
+    return 2
 
 
 if __name__ == "__main__":

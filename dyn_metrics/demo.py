@@ -13,16 +13,20 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterable, Sequence
+from typing import Optional, TypeVar
 
 from . import prometheus_names as names
 from .dynamo.config import SystemConfig
+from .dynamo.hierarchy import Endpoint
 from .dynamo.runtime import DistributedRuntime
-from .dynamo.system_server import start_http_server
 from .metrics import Counter, CounterVec, GaugeVec, HistogramVec, exponential_buckets
-from .registry import Registry
+from .registry import Collector, Registry
+
+_M = TypeVar("_M", bound=Collector)
 
 # Buckets of Dynamo's work-handler request duration histogram (2026 revision).
-WORK_HANDLER_BUCKETS = [
+WORK_HANDLER_BUCKETS: list[float] = [
     0.005,
     0.01,
     0.025,
@@ -47,7 +51,7 @@ MODEL = "Qwen/Qwen3-0.6B"
 class WorkHandlerMetrics:
     """The per-endpoint metrics Dynamo's work handler creates (push_handler)."""
 
-    def __init__(self, endpoint, metrics_labels=()):
+    def __init__(self, endpoint: Endpoint, metrics_labels: Iterable[tuple[str, str]] = ()) -> None:
         m = endpoint.metrics()
         wh = names.work_handler
         labels = list(metrics_labels)
@@ -89,13 +93,14 @@ class WorkHandlerMetrics:
 class FrontendMetrics:
     """A subset of the ``dynamo_frontend_*`` metrics, labelled by ``model``."""
 
-    def __init__(self, registry):
+    def __init__(self, registry: Registry) -> None:
         fs = names.frontend_service
         prefix = names.name_prefix.FRONTEND + "_"
         tokens = exponential_buckets(1, 2, 16)
 
-        def reg(metric):
-            return registry.register(metric)
+        def reg(metric: _M) -> _M:
+            registry.register(metric)
+            return metric
 
         self.requests = reg(
             CounterVec(
@@ -154,7 +159,7 @@ class FrontendMetrics:
 class SimulatedWorker:
     """A runtime with Dynamo-shaped metrics and a deterministic traffic generator."""
 
-    def __init__(self, drt, seed=0):
+    def __init__(self, drt: DistributedRuntime, seed: int = 0) -> None:
         self.drt = drt
         self.rng = random.Random(seed)
         component = drt.namespace("dynamo").component("backend")
@@ -171,7 +176,7 @@ class SimulatedWorker:
         self.frontend = FrontendMetrics(frontend)
         drt.health.set_status(True)
 
-    def step(self, requests=None):
+    def step(self, requests: Optional[int] = None) -> None:
         """Simulate one second of traffic."""
         rng = self.rng
         fe, wh = self.frontend, self.work
@@ -207,7 +212,7 @@ class SimulatedWorker:
         self.kv_usage.set(round(rng.uniform(5, 95), 2))
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m dyn_metrics demo",
         description="Serve the metrics of a simulated Dynamo worker.",
@@ -240,7 +245,7 @@ def _parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m dyn_metrics demo``; returns the exit code."""
     args = _parser().parse_args(argv)
     if args.once:
@@ -257,6 +262,9 @@ def main(argv=None):
             return 1  # the runtime has logged why the configured server is off
         port = 8081 if args.port is None else args.port
         host = args.host or os.environ.get("DYN_SYSTEM_HOST") or "0.0.0.0"
+        # Imported here: `--once` and the environment's server need none of it.
+        from .dynamo.system_server import start_http_server
+
         server = start_http_server(drt, port, host, openmetrics=args.openmetrics)
     try:
         # Inside the try: Ctrl-C may come as soon as the URL is out.

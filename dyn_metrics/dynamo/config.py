@@ -28,8 +28,8 @@ variable, the value and what was expected; with ``strict=True`` it raises
 import logging
 import os
 import re
-from collections.abc import Mapping
-from typing import Optional
+from collections.abc import Mapping, Sequence
+from typing import Literal, NoReturn, Optional, TypedDict
 
 from ..errors import ConfigError
 
@@ -53,7 +53,8 @@ _PORT_RE = re.compile(r"-?[0-9]+")
 _PATH_RE = re.compile(r"/[^\s?#]*")
 
 
-_FIELDS = {
+# Field names and defaults, in the order of SystemConfig's parameters.
+_FIELDS: dict[str, object] = {
     "port": None,
     "host": "0.0.0.0",
     "health_path": "/health",
@@ -77,17 +78,26 @@ class SystemConfig:
 
     __slots__ = tuple(_FIELDS)
 
+    port: Optional[int]
+    host: str
+    health_path: str
+    live_path: str
+    starting_health_status: str
+    use_endpoint_health_status: tuple[str, ...]
+    openmetrics: bool
+    health_check_enabled: bool
+
     def __init__(
         self,
-        port=None,
-        host="0.0.0.0",
-        health_path="/health",
-        live_path="/live",
-        starting_health_status="notready",
-        use_endpoint_health_status=(),
-        openmetrics=False,
-        health_check_enabled=False,
-    ):
+        port: Optional[int] = None,
+        host: str = "0.0.0.0",
+        health_path: str = "/health",
+        live_path: str = "/live",
+        starting_health_status: str = "notready",
+        use_endpoint_health_status: Sequence[str] = (),
+        openmetrics: bool = False,
+        health_check_enabled: bool = False,
+    ) -> None:
         if port is not None and (port.__class__ is not int or not 0 <= port <= 65535):
             raise ConfigError(f"port: expected None or an int in 0..65535, got {port!r}")
         if not isinstance(host, str) or not host:
@@ -106,7 +116,7 @@ class SystemConfig:
             raise ConfigError(
                 f"use_endpoint_health_status: expected a sequence of strings, got {names!r}"
             )
-        values = (
+        values: tuple[object, ...] = (
             port,
             host,
             health_path,
@@ -116,38 +126,40 @@ class SystemConfig:
             bool(openmetrics),
             bool(health_check_enabled),
         )
-        for field, value in zip(_FIELDS, values):
-            object.__setattr__(self, field, value)
+        for attr, stored in zip(_FIELDS, values):
+            object.__setattr__(self, attr, stored)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"SystemConfig is immutable; cannot set {name!r}")
 
-    def _values(self):
+    def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, field) for field in _FIELDS)
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, object]:
         """The fields as a ``{name: value}`` dict."""
         return dict(zip(_FIELDS, self._values()))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
         return self._values() == other._values()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._values())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS)
         return f"SystemConfig({fields})"
 
     @property
-    def enabled(self):
+    def enabled(self) -> bool:
         """True when the server should run, i.e. a port is configured."""
         return self.port is not None
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, *, strict=False):
+    def from_env(
+        cls, environ: Optional[Mapping[str, str]] = None, *, strict: bool = False
+    ) -> "SystemConfig":
         """Read the ``DYN_*`` variables (``os.environ`` by default) into a config.
 
         A bad value logs one ERROR line and returns ``SystemConfig()`` (server
@@ -165,16 +177,29 @@ class SystemConfig:
             return cls()
 
 
-def _get(env, name):
+class _Parsed(TypedDict, total=False):
+    """The keyword arguments of ``SystemConfig`` that the environment sets."""
+
+    port: Optional[int]
+    host: str
+    health_path: str
+    live_path: str
+    starting_health_status: str
+    use_endpoint_health_status: tuple[str, ...]
+    openmetrics: bool
+    health_check_enabled: bool
+
+
+def _get(env: Mapping[str, str], name: str) -> Optional[str]:
     value = env.get(name)
     return value if value else None
 
 
-def _bad(name, value, expected):
+def _bad(name: str, value: str, expected: str) -> ConfigError:
     return ConfigError(f"{name}={value!r}: expected {expected}")
 
 
-def _path_problem(value):
+def _path_problem(value: object) -> Optional[str]:
     if not isinstance(value, str) or not _PATH_RE.fullmatch(value):
         return "a path starting with '/' without whitespace, '?' or '#'"
     if value == "/metrics":
@@ -182,7 +207,7 @@ def _path_problem(value):
     return None
 
 
-def _parse_bool(env, name):
+def _parse_bool(env: Mapping[str, str], name: str) -> bool:
     value = _get(env, name)
     if value is None:
         return False
@@ -194,9 +219,9 @@ def _parse_bool(env, name):
     raise _bad(name, value, "one of 1/true/on/yes or 0/false/off/no")
 
 
-def _parse(env):
+def _parse(env: Mapping[str, str]) -> _Parsed:
     """Return the keyword arguments of ``SystemConfig``; raise ConfigError on a bad value."""
-    out = {}
+    out: _Parsed = {}
     value = _get(env, PORT)
     if value is not None:
         port = int(value) if _PORT_RE.fullmatch(value) else None
@@ -212,7 +237,11 @@ def _parse(env):
         if not value or value != value.strip():
             raise _bad(HOST, env[HOST], "a host name or IP address")
         out["host"] = value
-    for name, field in ((HEALTH_PATH, "health_path"), (LIVE_PATH, "live_path")):
+    paths: tuple[tuple[str, Literal["health_path", "live_path"]], ...] = (
+        (HEALTH_PATH, "health_path"),
+        (LIVE_PATH, "live_path"),
+    )
+    for name, field in paths:
         value = _get(env, name)
         if value is not None:
             problem = _path_problem(value)

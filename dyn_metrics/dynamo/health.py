@@ -20,6 +20,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from typing import Optional, Protocol, TypedDict, Union
 
 from ..errors import InvalidValueError
 
@@ -28,14 +30,45 @@ _log = logging.getLogger(__name__)
 READY = "ready"
 NOTREADY = "notready"
 
+#: A status as the API takes it: ``"ready"``/``"notready"`` or a bool.
+Status = Union[bool, str]
 
-def render_json(body):
+
+class Uptime(TypedDict):
+    """The ``uptime`` of a health body: whole seconds plus the nanoseconds beyond them."""
+
+    nanos: int
+    secs: int
+
+
+class HealthBody(TypedDict):
+    """The JSON body of ``/health`` and ``/live``, as :meth:`SystemHealth.snapshot` builds it."""
+
+    endpoints: dict[str, str]
+    status: str
+    uptime: Uptime
+
+
+class HealthSettings(Protocol):
+    """The fields :meth:`SystemHealth.from_config` reads (a ``SystemConfig`` has them)."""
+
+    @property
+    def starting_health_status(self) -> str: ...
+
+    @property
+    def use_endpoint_health_status(self) -> Sequence[str]: ...
+
+    @property
+    def health_check_enabled(self) -> bool: ...
+
+
+def render_json(body: Mapping[str, object]) -> str:
     """Compact JSON with sorted keys: ``{"endpoints":{},"status":"ready",...}``."""
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def _to_ready(status, what):
-    if status is True or status is False:
+def _to_ready(status: object, what: str) -> bool:
+    if isinstance(status, bool):
         return status
     if status == READY:
         return True
@@ -52,26 +85,27 @@ class ReadinessHold:
 
     __slots__ = ("_health", "endpoint", "_released")
 
-    def __init__(self, health, endpoint):
+    def __init__(self, health: "SystemHealth", endpoint: str) -> None:
         self._health = health
         self.endpoint = endpoint
         self._released = False
 
-    def release(self):
+    def release(self) -> None:
         """Drop the hold; does not itself mark the endpoint ready."""
         self._health._release(self)
 
     @property
-    def released(self):
+    def released(self) -> bool:
+        """True once :meth:`release` has been called."""
         return self._released
 
-    def __enter__(self):
+    def __enter__(self) -> "ReadinessHold":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "released" if self._released else "held"
         return f"<ReadinessHold {self.endpoint!r} {state}>"
 
@@ -86,8 +120,11 @@ class SystemHealth:
     """
 
     def __init__(
-        self, starting_status=NOTREADY, use_endpoint_health_status=(), canary_enabled=False
-    ):
+        self,
+        starting_status: Status = NOTREADY,
+        use_endpoint_health_status: Sequence[str] = (),
+        canary_enabled: bool = False,
+    ) -> None:
         ready = _to_ready(starting_status, "starting_status")
         names = use_endpoint_health_status
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):
@@ -102,13 +139,17 @@ class SystemHealth:
         # Listed endpoints start at the starting status, or NotReady when the
         # canary must verify them first.
         initial = ready and not self._canary
-        self._endpoints = {name: initial for name in self._use_endpoints}
-        self._targets = {}
-        self._holds = {}
+        self._endpoints: dict[str, bool] = {name: initial for name in self._use_endpoints}
+        self._targets: dict[str, object] = {}
+        self._holds: dict[str, int] = {}
 
     @classmethod
-    def from_config(cls, config):
-        """Build from a :class:`~dyn_metrics.config.SystemConfig` (or anything with its fields)."""
+    def from_config(cls, config: HealthSettings) -> "SystemHealth":
+        """Build from a :class:`~dyn_metrics.dynamo.config.SystemConfig` or its look-alike.
+
+        Reads ``starting_health_status``, ``use_endpoint_health_status`` and
+        ``health_check_enabled`` only.
+        """
         return cls(
             config.starting_health_status,
             config.use_endpoint_health_status,
@@ -116,34 +157,35 @@ class SystemHealth:
         )
 
     @property
-    def canary_enabled(self):
+    def canary_enabled(self) -> bool:
+        """True when canary health checks decide readiness (``DYN_HEALTH_CHECK_ENABLED``)."""
         return self._canary
 
-    def set_status(self, ready):
+    def set_status(self, ready: Status) -> None:
         """Set the process-wide status used by rule 5 (Dynamo ``set_health_status``).
 
         ``ready`` is a bool or ``"ready"``/``"notready"``; anything else raises
         :class:`InvalidValueError`.
         """
-        ready = _to_ready(ready, "ready")
+        value = _to_ready(ready, "ready")
         with self._lock:
-            self._status = ready
+            self._status = value
 
-    def set_endpoint_status(self, name, ready):
+    def set_endpoint_status(self, name: str, ready: Status) -> None:
         """Mark one endpoint ready or not (Dynamo ``set_endpoint_health_status``).
 
         ``ready`` as for :meth:`set_status`.
         """
-        ready = _to_ready(ready, "ready")
+        value = _to_ready(ready, "ready")
         with self._lock:
-            self._endpoints[name] = ready
+            self._endpoints[name] = value
 
-    def endpoint_status(self, name):
+    def endpoint_status(self, name: str) -> Optional[bool]:
         """True/False for a known endpoint, None for an unknown one."""
         with self._lock:
             return self._endpoints.get(name)
 
-    def register_health_check_target(self, endpoint, payload=None):
+    def register_health_check_target(self, endpoint: str, payload: object = None) -> None:
         """Register ``endpoint`` as a health-check target; it starts NotReady if unknown.
 
         A second registration of the same endpoint is ignored with a warning,
@@ -159,12 +201,12 @@ class SystemHealth:
                 "Attempted to re-register health check for endpoint %r; ignoring.", endpoint
             )
 
-    def health_check_targets(self):
+    def health_check_targets(self) -> dict[str, object]:
         """The registered targets as a ``{endpoint: payload}`` copy."""
         with self._lock:
             return dict(self._targets)
 
-    def endpoint_registered(self, name):
+    def endpoint_registered(self, name: str) -> None:
         """The endpoint is serving: mark it ready unless held, or canary-checked.
 
         Mirrors Dynamo ``set_endpoint_registered``: with canary checks on, an
@@ -176,7 +218,7 @@ class SystemHealth:
             if not (self._canary and name in self._targets):
                 self._endpoints[name] = True
 
-    def hold(self, endpoint):
+    def hold(self, endpoint: str) -> ReadinessHold:
         """Withhold readiness of ``endpoint`` until the returned handle is released.
 
         While any hold is outstanding the process is not healthy (rule 1), and
@@ -188,7 +230,7 @@ class SystemHealth:
             self._holds[endpoint] = self._holds.get(endpoint, 0) + 1
         return handle
 
-    def _release(self, handle):
+    def _release(self, handle: ReadinessHold) -> None:
         with self._lock:
             if handle._released:
                 return
@@ -199,25 +241,25 @@ class SystemHealth:
             else:
                 del self._holds[handle.endpoint]
 
-    def uptime_seconds(self):
+    def uptime_seconds(self) -> float:
         """Seconds since this object was created (monotonic clock)."""
         return (time.monotonic_ns() - self._start_ns) / 1e9
 
-    def snapshot(self):
+    def snapshot(self) -> tuple[bool, HealthBody]:
         """Return ``(healthy, body)`` by rules 1-5; ``body`` is a fresh dict."""
         now = time.monotonic_ns()
         with self._lock:
             endpoints = dict(self._endpoints)
             healthy = self._decide_locked()
         secs, nanos = divmod(now - self._start_ns, 1_000_000_000)
-        body = {
+        body: HealthBody = {
             "endpoints": {n: READY if r else NOTREADY for n, r in endpoints.items()},
             "status": READY if healthy else NOTREADY,
             "uptime": {"nanos": nanos, "secs": secs},
         }
         return healthy, body
 
-    def _decide_locked(self):
+    def _decide_locked(self) -> bool:
         endpoints = self._endpoints
         if self._holds:
             return False

@@ -1,20 +1,25 @@
 """DistributedRuntime: the root of the hierarchy and owner of the system server.
 
 ``DistributedRuntime()`` reads the ``DYN_SYSTEM_*`` configuration once (see
-``config.py``), creates the ``dynamo_component_uptime_seconds`` gauge
-(refreshed before every scrape of the runtime) and, when ``DYN_SYSTEM_PORT``
-is set, serves ``/metrics``, ``/health`` and ``/live`` from a daemon thread,
-as a Dynamo worker does. Everything in the process is reachable from here;
-there is no global default registry.
+:mod:`dyn_metrics.dynamo.config`), creates the ``dynamo_component_uptime_seconds``
+gauge (refreshed before every scrape of the runtime) and, when ``DYN_SYSTEM_PORT``
+is set, serves ``/metrics``, ``/health`` and ``/live`` from a daemon thread
+(:mod:`dyn_metrics.dynamo.system_server`), as a Dynamo worker does. Every metric
+created through the hierarchy is reachable from here.
 """
 
 import time
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Optional
 
-from .. import prometheus_names as names
 from ..errors import InvalidValueError
+from ..prometheus_names import distributed_runtime
 from .config import SystemConfig
 from .health import SystemHealth
 from .hierarchy import _NamespaceParent
+
+if TYPE_CHECKING:  # the server stack is imported only when a server runs
+    from ..server.app import MetricsServer
 
 UPTIME_HELP = "Total uptime of the DistributedRuntime in seconds"
 
@@ -29,7 +34,13 @@ class DistributedRuntime(_NamespaceParent):
     runtime keeps working without a server (``system_server`` is None).
     """
 
-    def __init__(self, worker_id=None, *, config=None, strict_config=False):
+    def __init__(
+        self,
+        worker_id: Optional[int] = None,
+        *,
+        config: Optional[SystemConfig] = None,
+        strict_config: bool = False,
+    ) -> None:
         if worker_id is not None and (
             isinstance(worker_id, bool) or not isinstance(worker_id, int) or worker_id < 0
         ):
@@ -39,11 +50,9 @@ class DistributedRuntime(_NamespaceParent):
         self.config = SystemConfig.from_env(strict=strict_config) if config is None else config
         self.health = SystemHealth.from_config(self.config)
         self._started = time.monotonic()
-        self._uptime = self.metrics().create_gauge(
-            names.distributed_runtime.UPTIME_SECONDS, UPTIME_HELP
-        )
+        self._uptime = self.metrics().create_gauge(distributed_runtime.UPTIME_SECONDS, UPTIME_HELP)
         self._registry.add_update_callback(self._refresh_uptime)
-        self.system_server = None
+        self.system_server: Optional[MetricsServer] = None
         if self.config.enabled:
             # Imported only when a server runs: the HTTP stack (sockets, TLS)
             # doubles the import time of the package.
@@ -51,26 +60,31 @@ class DistributedRuntime(_NamespaceParent):
 
             self.system_server = start_from_config(self, self.config)
 
-    def connection_id(self):
+    def connection_id(self) -> Optional[int]:
         """The worker id given at construction, or None."""
         return self._worker_id
 
-    def uptime_seconds(self):
+    def uptime_seconds(self) -> float:
         """Seconds since this runtime was created."""
         return time.monotonic() - self._started
 
-    def _refresh_uptime(self):
+    def _refresh_uptime(self) -> None:
         self._uptime.set(self.uptime_seconds())
 
-    def render_exposition(self, fmt="text"):
-        """The whole process' metrics as ``"text"`` (0.0.4) or ``"openmetrics"``."""
+    def render_exposition(self, fmt: str = "text", names: Optional[Collection[str]] = None) -> str:
+        """The whole process' metrics as ``"text"`` (0.0.4) or ``"openmetrics"``.
+
+        ``names`` (the ``name[]`` query of a scrape) keeps only the families
+        whose name or any of whose sample names is in it; None keeps every
+        family. Raises :class:`InvalidValueError` for another ``fmt``.
+        """
         if fmt == "text":
-            return self._registry.prometheus_expfmt()
+            return self._registry.prometheus_expfmt(names=names)
         if fmt == "openmetrics":
-            return self._registry.openmetrics_expfmt()
+            return self._registry.openmetrics_expfmt(names=names)
         raise InvalidValueError(f"format must be 'text' or 'openmetrics', got {fmt!r}")
 
-    def shutdown(self):
+    def shutdown(self) -> None:
         """Stop the system server, if any. Metrics keep working."""
         server, self.system_server = self.system_server, None
         if server is not None:

@@ -1,37 +1,27 @@
-"""The runtime hierarchy and its ``.metrics()`` facade (sections 1 and 4).
+"""The runtime hierarchy: scrapes along the tree, labels, the tree's shape, callbacks.
 
-Byte-exact goldens of section 4.3 live in ``tests/golden`` and are rewritten
-only by ``python -m tools.update_goldens``, which builds them with the scenario
-functions in ``tests/goldens.py``.
+Each node's registry is a child of its parent's, so a level's scrape holds its
+own metrics and its descendants'. Byte-exact goldens of Dynamo's upstream
+expected outputs live in ``tests/golden`` and are rewritten only by
+``python -m tools.update_goldens``, which builds them with the scenario
+functions in ``tests/goldens.py``. The ``create_*`` rules are tested in
+``test_facade.py``, the runtime's own behaviour in ``test_runtime.py``.
 """
 
 import logging
 import re
 import threading
-import time
 
 import pytest
 
-import dyn_metrics as dm
-from dyn_metrics.dynamo.config import SystemConfig
-from dyn_metrics.errors import (
-    AlreadyRegisteredError,
-    DescriptorConflictError,
-    InvalidBucketsError,
-    InvalidLabelsError,
-    InvalidNameError,
-    InvalidValueError,
-)
+from dyn_metrics.errors import DescriptorConflictError
 from tests.goldens import (
-    AUTO_KEYS,
     HIERARCHY_SCENARIOS,
     UPTIME_MASK,
-    build_345,
     mask_uptime,
     read_golden,
     runtime,
     scenario_duplicate_endpoints,
-    uptime_value,
 )
 
 
@@ -40,7 +30,7 @@ def test_hierarchy_golden(name):
     assert HIERARCHY_SCENARIOS[name]().encode("utf-8") == read_golden(name).encode("utf-8")
 
 
-def test_endpoint_counter_golden_is_section_4_3_verbatim():
+def test_endpoint_counter_golden_is_dynamos_expected_output():
     assert read_golden("endpoint_counter") == (
         "# HELP dynamo_component_testcounter A test counter\n"
         "# TYPE dynamo_component_testcounter counter\n"
@@ -49,7 +39,7 @@ def test_endpoint_counter_golden_is_section_4_3_verbatim():
     )
 
 
-def test_sibling_endpoints_golden_is_section_4_3_verbatim():
+def test_sibling_endpoints_golden_is_dynamos_expected_output():
     assert read_golden("sibling_endpoints") == (
         "# HELP dynamo_component_requests_total Total requests\n"
         "# TYPE dynamo_component_requests_total counter\n"
@@ -60,7 +50,7 @@ def test_sibling_endpoints_golden_is_section_4_3_verbatim():
     )
 
 
-def test_runtime_golden_families_in_section_4_3_order():
+def test_runtime_golden_families_in_dynamos_order():
     names = re.findall(r"^# TYPE (\S+) ", read_golden("scrape_runtime"), re.M)
     assert names == [
         "dynamo_component_" + n
@@ -89,25 +79,6 @@ def test_levels_see_themselves_and_descendants_only():
     assert "dynamo_component_testgauge" not in families(endpoint)
     assert "dynamo_component_testintcounter" not in families(component)
     assert "dynamo_component_uptime_seconds" not in families(namespace)
-
-
-def test_runtime_scrape_uptime_is_positive_and_grows():
-    drt = build_345()[0]
-    time.sleep(0.011)
-    first = drt.metrics().prometheus_expfmt()
-    assert uptime_value(first) > 0.01
-    time.sleep(0.002)
-    second = drt.metrics().prometheus_expfmt()
-    assert uptime_value(second) > uptime_value(first)
-    assert mask_uptime(first) == mask_uptime(second) == read_golden("scrape_runtime")
-
-
-def test_runtime_uptime_has_worker_id():
-    text = runtime(255).metrics().prometheus_expfmt()
-    assert re.search(r'^dynamo_component_uptime_seconds\{worker_id="ff"\} \S+$', text, re.M)
-    assert text.startswith(
-        "# HELP dynamo_component_uptime_seconds Total uptime of the DistributedRuntime in seconds\n"
-    )
 
 
 def test_sibling_endpoints_merge_in_creation_order_not_label_order():
@@ -165,392 +136,7 @@ def test_help_or_type_conflict_across_endpoints_fails_at_scrape(second):
     assert ep2.metrics().prometheus_expfmt()  # a single source is fine
 
 
-# -- create_* validation (sections 1.4, 1.6, 1.7) -----------------------------------------
-
-
-def _node(drt, where):
-    if where == "runtime":
-        return drt
-    ns = drt.namespace("@@@" if where == "bad_namespace" else "ns")
-    if where in ("namespace", "bad_namespace"):
-        return ns
-    comp = ns.component("comp")
-    return comp if where == "component" else comp.endpoint("ep")
-
-
-def _existing_counter(m):
-    m.create_counter("m", "Help")
-
-
-CREATE_ERROR_ROWS = [
-    # (id, node, setup, call, exception, message prefix, probe that the name is still free)
-    (
-        "duplicate_label_key",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("m", "h", [("a", "1"), ("a", "2")]),
-        InvalidLabelsError,
-        "Duplicate label key 'a' found in labels",
-        True,
-    ),
-    (
-        "duplicate_label_key_vec_const",
-        "endpoint",
-        None,
-        lambda m: m.create_countervec("m", "h", ["v"], [("a", "1"), ("a", "1")]),
-        InvalidLabelsError,
-        "Duplicate label key 'a' found in labels",
-        True,
-    ),
-    *[
-        (
-            f"reserved_const_{k}",
-            "endpoint",
-            None,
-            lambda m, k=k: m.create_counter("m", "h", [(k, "x")]),
-            InvalidLabelsError,
-            f"Label '{k}' is automatically added by auto-label injection "
-            "and cannot be manually set",
-            True,
-        )
-        for k in AUTO_KEYS
-    ],
-    *[
-        (
-            f"reserved_const_runtime_{k}",
-            "runtime",
-            None,
-            lambda m, k=k: m.create_gauge("m", "h", {k: "x"}),
-            InvalidLabelsError,
-            f"Label '{k}' is automatically added",
-            True,
-        )
-        for k in AUTO_KEYS
-    ],
-    *[
-        (
-            f"reserved_variable_{k}",
-            "component",
-            None,
-            lambda m, k=k: m.create_countervec("m", "h", ["ok", k]),
-            InvalidLabelsError,
-            f"Variable label name '{k}' conflicts with auto-injected const label "
-            "and cannot be used",
-            True,
-        )
-        for k in AUTO_KEYS
-    ],
-    (
-        "bad_namespace",
-        "bad_namespace",
-        None,
-        lambda m: m.create_counter("m", "h"),
-        InvalidNameError,
-        "Input '@@@' contains only invalid characters and cannot be sanitized into a valid "
-        "Prometheus label",
-        True,
-    ),
-    (
-        "name_empty",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("", "h"),
-        InvalidNameError,
-        "metric name should be valid or sanitizable",
-        True,
-    ),
-    (
-        "name_unsanitizable",
-        "endpoint",
-        None,
-        lambda m: m.create_gauge("@@@", "h"),
-        InvalidNameError,
-        "metric name should be valid or sanitizable",
-        True,
-    ),
-    (
-        "name_underscores",
-        "namespace",
-        None,
-        lambda m: m.create_intcounter("___", "h"),
-        InvalidNameError,
-        "metric name should be valid or sanitizable",
-        True,
-    ),
-    (
-        "name_not_str",
-        "endpoint",
-        None,
-        lambda m: m.create_counter(None, "h"),
-        InvalidNameError,
-        "metric name should be valid or sanitizable",
-        True,
-    ),
-    (
-        "empty_help",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("m", ""),
-        InvalidValueError,
-        "empty help string",
-        True,
-    ),
-    (
-        "empty_help_vec",
-        "namespace",
-        None,
-        lambda m: m.create_intgaugevec("m", "", ["a"]),
-        InvalidValueError,
-        "empty help string",
-        True,
-    ),
-    (
-        "bad_const_label_name",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("m", "h", [("1x", "v")]),
-        InvalidNameError,
-        "'1x' is not a valid label name",
-        True,
-    ),
-    (
-        "bad_variable_label_name",
-        "endpoint",
-        None,
-        lambda m: m.create_gaugevec("m", "h", ["ok", "1x"]),
-        InvalidNameError,
-        "'1x' is not a valid label name",
-        True,
-    ),
-    (
-        "duplicate_variable_label_name",
-        "endpoint",
-        None,
-        lambda m: m.create_countervec("m", "h", ["a", "a"]),
-        InvalidLabelsError,
-        "duplicate variable label name a",
-        True,
-    ),
-    (
-        "histogram_const_le",
-        "component",
-        None,
-        lambda m: m.create_histogram("m", "h", [("le", "1")]),
-        InvalidLabelsError,
-        "`le` is not allowed as label name in histograms",
-        True,
-    ),
-    (
-        "histogramvec_variable_le",
-        "component",
-        None,
-        lambda m: m.create_histogramvec("m", "h", ["le"]),
-        InvalidLabelsError,
-        "`le` is not allowed as label name in histograms",
-        True,
-    ),
-    (
-        "buckets_not_increasing",
-        "component",
-        None,
-        lambda m: m.create_histogram("m", "h", buckets=[1, 2, 1]),
-        InvalidBucketsError,
-        "histogram buckets must be in increasing order: 2 >= 1",
-        True,
-    ),
-    (
-        "histogramvec_buckets_not_increasing",
-        "component",
-        None,
-        lambda m: m.create_histogramvec("m", "h", ["a"], buckets=[0.5, 0.25]),
-        InvalidBucketsError,
-        "histogram buckets must be in increasing order: 0.5 >= 0.25",
-        True,
-    ),
-    *[
-        (
-            f"vec_without_label_names_{name}",
-            "endpoint",
-            None,
-            lambda m, name=name: getattr(m, f"create_{name.lower()}")("m", "h", []),
-            InvalidLabelsError,
-            f"{name} requires const_labels parameter",
-            True,
-        )
-        for name in ("CounterVec", "GaugeVec", "IntCounterVec", "IntGaugeVec", "HistogramVec")
-    ],
-    (
-        "same_metric_twice",
-        "endpoint",
-        _existing_counter,
-        lambda m: m.create_counter("m", "Help"),
-        AlreadyRegisteredError,
-        "Failed to register metric: Duplicate metrics collector registration attempted",
-        False,
-    ),
-    (
-        "same_name_different_help",
-        "endpoint",
-        _existing_counter,
-        lambda m: m.create_counter("m", "Other help"),
-        DescriptorConflictError,
-        "Failed to register metric: a previously registered descriptor with the same "
-        "fully-qualified name",
-        False,
-    ),
-    (
-        "same_name_different_type",
-        "endpoint",
-        _existing_counter,
-        lambda m: m.create_gauge("m", "Help"),
-        DescriptorConflictError,
-        "Failed to register metric: a previously registered descriptor with the same "
-        "fully-qualified name",
-        False,
-    ),
-    (
-        "same_name_different_label_names",
-        "endpoint",
-        _existing_counter,
-        lambda m: m.create_counter("m", "Help", [("extra", "x")]),
-        DescriptorConflictError,
-        "Failed to register metric: a previously registered descriptor with the same "
-        "fully-qualified name",
-        False,
-    ),
-    # Order of the checks (section 1.4): duplicates, name, reserved keys, auto labels, library.
-    (
-        "order_duplicate_before_name",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("", "h", [("worker_id", "1"), ("worker_id", "2")]),
-        InvalidLabelsError,
-        "Duplicate label key 'worker_id'",
-        True,
-    ),
-    (
-        "order_name_before_reserved",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("@@@", "h", [("worker_id", "1")]),
-        InvalidNameError,
-        "metric name should be valid or sanitizable",
-        True,
-    ),
-    (
-        "order_reserved_before_help",
-        "endpoint",
-        None,
-        lambda m: m.create_counter("m", "", [("dynamo_endpoint", "1")]),
-        InvalidLabelsError,
-        "Label 'dynamo_endpoint' is automatically added",
-        True,
-    ),
-    (
-        "order_reserved_before_bad_namespace",
-        "bad_namespace",
-        None,
-        lambda m: m.create_counter("m", "h", [("worker_id", "1")]),
-        InvalidLabelsError,
-        "Label 'worker_id' is automatically added",
-        True,
-    ),
-    (
-        "order_bad_namespace_before_help",
-        "bad_namespace",
-        None,
-        lambda m: m.create_counter("m", ""),
-        InvalidNameError,
-        "Input '@@@' contains only invalid characters",
-        True,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    "where, setup, call, exc, prefix, probe",
-    [r[1:] for r in CREATE_ERROR_ROWS],
-    ids=[r[0] for r in CREATE_ERROR_ROWS],
-)
-def test_create_rejects_and_leaves_registry_unchanged(where, setup, call, exc, prefix, probe):
-    drt = runtime()
-    node = _node(drt, where)
-    m = node.metrics()
-    # Registered directly, so that even the "@@@" namespace has a non-empty scrape.
-    m.registry.register(dm.Gauge("baseline", "Baseline")).set(1)
-    if setup is not None:
-        setup(m)
-    before = mask_uptime(m.prometheus_expfmt())
-    with pytest.raises(exc) as info:
-        call(m)
-    assert type(info.value) is exc
-    assert str(info.value).startswith(prefix), str(info.value)
-    assert mask_uptime(m.prometheus_expfmt()) == before
-    if probe:
-        # Any collector named like the failed metric would clash with this one.
-        m.registry.register(dm.Gauge("dynamo_component_m", "Probe", {"probe": "1"}))
-
-
-FACADE_BUCKET_ROWS = [
-    # (buckets given to create_histogram / create_histogramvec, bounds kept)
-    (None, dm.DEFAULT_BUCKETS),
-    ([], dm.DEFAULT_BUCKETS),
-    ([0.5, 1, float("inf")], (0.5, 1.0)),
-    (dm.linear_buckets(1, 1, 3), (1.0, 2.0, 3.0)),
-]
-
-
-@pytest.mark.parametrize("given, kept", FACADE_BUCKET_ROWS)
-def test_create_histogram_buckets(given, kept):
-    m = runtime().namespace("ns").metrics()
-    assert m.create_histogram("h", "h", buckets=given).desc.buckets == kept
-    assert m.create_histogramvec("hv", "h", ["a"], buckets=given).desc.buckets == kept
-
-
-def test_create_already_registered_keeps_existing_and_new():
-    m = runtime().namespace("ns").metrics()
-    first = m.create_counter("m", "h")
-    with pytest.raises(AlreadyRegisteredError) as info:
-        m.create_counter("m", "h")
-    assert info.value.existing is first
-    assert info.value.new is not first and info.value.new.desc.name == "dynamo_component_m"
-
-
-def test_same_name_on_sibling_endpoints_is_allowed():
-    comp = runtime().namespace("ns").component("c")
-    a = comp.endpoint("a").metrics().create_counter("m", "h")
-    b = comp.endpoint("b").metrics().create_counter("m", "h")
-    same = comp.endpoint("a").metrics().create_counter("m", "h")  # a new Endpoint object
-    assert a is not b and a is not same
-
-
-def test_same_name_different_const_values_on_one_node_is_allowed():
-    m = runtime().namespace("ns").component("c").metrics()
-    m.create_counter("m", "h", [("shard", "b")]).inc()
-    m.create_counter("m", "h", {"shard": "a"}).inc_by(2)
-    assert m.prometheus_expfmt().splitlines()[2:] == [
-        'dynamo_component_m{dynamo_component="c",dynamo_namespace="ns",shard="a"} 2',
-        'dynamo_component_m{dynamo_component="c",dynamo_namespace="ns",shard="b"} 1',
-    ]
-
-
-# -- names and auto labels (sections 1.4, 1.5) --------------------------------------------
-
-NAME_ROWS = [
-    # (given, full metric name)
-    ("requests_total", "dynamo_component_requests_total"),
-    ("123metric", "dynamo_component__123metric"),
-    ("test.name", "dynamo_component_test_name"),
-    ("my-metric name", "dynamo_component_my_metric_name"),
-    ("vllm:tokens", "dynamo_component_vllm:tokens"),
-    ("_x", "dynamo_component__x"),
-]
-
-
-@pytest.mark.parametrize("given, full", NAME_ROWS)
-def test_create_prefixes_and_sanitises_name(given, full):
-    for node in (runtime(), runtime().namespace("ns").component("c").endpoint("e")):
-        assert node.metrics().create_counter(given, "h").desc.name == full
+# -- labels: the node's auto labels, then the user's ---------------------------------------
 
 
 def _labels_of(metric):
@@ -658,14 +244,7 @@ def test_create_accepts_labels_as_dict_or_pairs():
     assert _labels_of(a) == _labels_of(b) == {"dynamo_namespace": "ns", "k": "v"}
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "ff", True])
-def test_runtime_rejects_bad_worker_id(bad):
-    with pytest.raises(InvalidValueError) as info:
-        runtime(bad)
-    assert str(info.value).startswith("worker_id must be a non-negative int")
-
-
-# -- hierarchy shape (section 1.1) ------------------------------------------------------
+# -- hierarchy shape -----------------------------------------------------------------------
 
 
 def test_basename_and_parent_hierarchies_upstream():
@@ -725,15 +304,6 @@ def test_metrics_facade_is_per_node():
     assert ns.metrics().registry is not drt.metrics().registry
 
 
-def test_runtime_without_port_starts_no_server(monkeypatch):
-    monkeypatch.delenv("DYN_SYSTEM_PORT", raising=False)
-    drt = dm.DistributedRuntime()
-    try:
-        assert drt.system_server is None
-    finally:
-        drt.shutdown()
-
-
 def test_concurrent_namespace_creation_returns_one_object():
     drt = runtime()
     barrier = threading.Barrier(8)
@@ -754,7 +324,8 @@ def test_concurrent_namespace_creation_returns_one_object():
     assert drt.metrics().prometheus_expfmt().count("dynamo_component_x{") == 1
 
 
-# -- callbacks through the hierarchy (sections 1.9, 4.1) ---------------------------------
+# -- callbacks reach every ancestor --------------------------------------------------------
+
 
 VLLM_TEXT = (
     "# HELP vllm_num_requests_running Running requests\n"
@@ -799,66 +370,3 @@ def test_endpoint_update_callback_runs_once_per_ancestor_scrape():
     text = drt.namespace("ns").metrics().prometheus_expfmt()
     assert counter.get() == 2
     assert "dynamo_component_updates_total{" in text and text.count("} 2\n") == 1
-
-
-def test_update_callbacks_in_registration_order_through_facade():
-    m = runtime().namespace("ns").metrics()
-    counter = m.create_intcounter("n_total", "h")
-    calls = []
-    for step in (1, 10, 100):
-        m.register_prometheus_update_callback(
-            lambda step=step: (calls.append(step), counter.inc_by(step))
-        )
-    m.prometheus_expfmt()
-    assert counter.get() == 111 and calls == [1, 10, 100]
-    m.prometheus_expfmt()
-    assert counter.get() == 222
-
-
-def test_raising_callbacks_through_facade_are_logged(caplog):
-    m = runtime().namespace("ns").component("c").metrics()
-    m.create_gauge("g", "h").set(1)
-
-    def fail():
-        raise RuntimeError("boom")
-
-    m.register_prometheus_update_callback(fail)
-    m.register_prometheus_expfmt_callback(fail)
-    m.register_prometheus_expfmt_callback(lambda: 42)
-    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
-        text = m.prometheus_expfmt()
-    assert text == (
-        "# HELP dynamo_component_g h\n# TYPE dynamo_component_g gauge\n"
-        'dynamo_component_g{dynamo_component="c",dynamo_namespace="ns"} 1\n'
-    )
-    assert len([r for r in caplog.records if r.name.startswith("dyn_metrics")]) == 3
-
-
-def _metrics():
-    return dm.DistributedRuntime(config=SystemConfig()).namespace("ns").metrics()
-
-
-@pytest.mark.parametrize(
-    "args, error, prefix",
-    [
-        # Section 1.4 order: the name is checked before a missing label-name list,
-        (("@#$%", "h", []), dm.InvalidNameError, "metric name should be valid or sanitizable"),
-        # and duplicate user label keys before that too.
-        (
-            ("ok", "h", [], [("a", "1"), ("a", "2")]),
-            dm.InvalidLabelsError,
-            "Duplicate label key 'a' found in labels",
-        ),
-        (("ok", "h", []), dm.InvalidLabelsError, "CounterVec requires const_labels parameter"),
-    ],
-)
-def test_create_vec_checks_in_dynamo_order(args, error, prefix):
-    with pytest.raises(error) as info:
-        _metrics().create_countervec(*args)
-    assert str(info.value).startswith(prefix)
-
-
-def test_create_vec_takes_label_names_from_any_iterable():
-    vec = _metrics().create_countervec("r", "h", (n for n in ["method", "status"]))
-    assert vec.desc.label_names == ("method", "status")
-    vec.with_label_values("GET", "200").inc()

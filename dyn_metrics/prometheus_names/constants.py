@@ -1,64 +1,13 @@
-"""Port of Dynamo's ``prometheus_names.rs``: metric-name constants, validators, sanitisers.
+"""The constants of Dynamo's ``prometheus_names.rs``, in its source order.
 
-Contracts:
-
-* Every Rust ``pub mod`` is a plain class used as a namespace, with the same
-  constant names and values, in source order; nested Rust modules are nested
-  classes (``frontend_service.status.SUCCESS``). :func:`iter_constants` walks them
-  all in declaration order; :data:`MODULES` names the top-level ones.
-* ``sanitize_*`` behave exactly like Dynamo's, quirks included (``:x`` -> ``_:x``,
-  ``___a`` -> ``__a``), so a name made by Dynamo and by dyn_metrics for the same
-  input is the same string. Characters are Unicode code points; each one outside
-  the ASCII set allowed by Prometheus becomes one ``_``.
-* ``is_valid_*`` return a bool and never raise; ``validate_*`` return None or raise
-  :class:`InvalidNameError` with rust-prometheus' message text.
-* Everything here is pure and thread-safe; it runs at metric creation only.
-* Errors: :class:`InvalidNameError` for names, :class:`InvalidLabelsError` for
-  :func:`parse_const_labels`. Both are also ``ValueError``.
+Every Rust ``pub mod`` is a plain class used as a namespace, with the same
+constant names and values; nested Rust modules are nested classes
+(``frontend_service.status.SUCCESS``). :func:`iter_constants` walks them all in
+declaration order and :data:`MODULES` names the top-level ones. This module is
+a table, not logic: it is exempt from the package's module-length limit.
 """
 
-import re
-
-from .errors import InvalidLabelsError, InvalidNameError
-from .model import LABEL_NAME_RE as _LABEL_NAME_RE
-from .model import METRIC_NAME_RE as _METRIC_NAME_RE
-
-__all__ = [
-    "name_prefix",
-    "labels",
-    "component_names",
-    "frontend_service",
-    "work_handler",
-    "task_tracker",
-    "distributed_runtime",
-    "kvbm",
-    "router_request",
-    "routing_overhead",
-    "router",
-    "frontend_perf",
-    "tokio_perf",
-    "kvindexer",
-    "request_plane",
-    "transport",
-    "kvrouter",
-    "kv_publisher",
-    "trtllm_additional",
-    "kvstats",
-    "model_info",
-    "MODULES",
-    "AUTO_LABEL_NAMES",
-    "iter_constants",
-    "is_valid_metric_name",
-    "is_valid_label_name",
-    "validate_metric_name",
-    "validate_label_name",
-    "sanitize_prometheus_name",
-    "sanitize_prometheus_label",
-    "sanitize_frontend_prometheus_prefix",
-    "build_component_metric_name",
-    "clamp_u64_to_i64",
-    "parse_const_labels",
-]
+from collections.abc import Iterator
 
 
 class name_prefix:
@@ -450,7 +399,7 @@ AUTO_LABEL_NAMES = frozenset(
 )
 
 
-def _iter_namespace(path, namespace):
+def _iter_namespace(path: str, namespace: type) -> Iterator[tuple[str, str]]:
     # vars() keeps class-body definition order, so this is source order.
     for key, value in vars(namespace).items():
         if key.startswith("_"):
@@ -461,173 +410,11 @@ def _iter_namespace(path, namespace):
             yield f"{path}.{key}", value
 
 
-def iter_constants():
+def iter_constants() -> Iterator[tuple[str, str]]:
     """Yield ``(dotted_path, value)`` for every name constant, in declaration order.
 
-    Paths are relative to this module, e.g. ``("frontend_service.status.SUCCESS", "success")``.
+    Paths are relative to the package, e.g. ``("frontend_service.status.SUCCESS", "success")``.
     """
     namespaces = globals()
     for module in MODULES:
         yield from _iter_namespace(module, namespaces[module])
-
-
-_METRIC_INVALID_CHARS_RE = re.compile(r"[^a-zA-Z0-9_:]")
-_LABEL_INVALID_CHARS_RE = re.compile(r"[^a-zA-Z0-9_]")
-_VALID_FIRST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-_ASCII_LETTERS = _VALID_FIRST_CHARS - {"_"}
-_I64_MAX = 9223372036854775807
-
-
-def is_valid_metric_name(name):
-    """Return True if ``name`` is a str matching ``[a-zA-Z_:][a-zA-Z0-9_:]*`` (ASCII)."""
-    return isinstance(name, str) and _METRIC_NAME_RE.fullmatch(name) is not None
-
-
-def is_valid_label_name(name):
-    """Return True if ``name`` is a str matching ``[a-zA-Z_][a-zA-Z0-9_]*`` (ASCII).
-
-    Names starting with ``__`` are accepted, as rust-prometheus does.
-    """
-    return isinstance(name, str) and _LABEL_NAME_RE.fullmatch(name) is not None
-
-
-def _require_str(name, what):
-    if not isinstance(name, str):
-        raise InvalidNameError(f"expected {what} as str, got {type(name).__name__}: {name!r}")
-
-
-def validate_metric_name(name):
-    """Raise InvalidNameError unless ``name`` is a valid metric name (rust-prometheus text)."""
-    _require_str(name, "metric name")
-    if _METRIC_NAME_RE.fullmatch(name) is None:
-        raise InvalidNameError(f"'{name}' is not a valid metric name")
-
-
-def validate_label_name(name):
-    """Raise InvalidNameError unless ``name`` is a valid label name (rust-prometheus text)."""
-    _require_str(name, "label name")
-    if _LABEL_NAME_RE.fullmatch(name) is None:
-        raise InvalidNameError(f"'{name}' is not a valid label name")
-
-
-def _sanitize(raw, invalid_chars_re, kind):
-    _require_str(raw, f"{kind} to sanitize")
-    if not raw:
-        raise InvalidNameError(f"Cannot sanitize empty string into valid Prometheus {kind}")
-    result = invalid_chars_re.sub("_", raw)
-    # Dynamo tests the first char against [a-zA-Z_] for names too, so `:x` gets a `_`.
-    if result[0] not in _VALID_FIRST_CHARS:
-        result = "_" + result
-    if kind == "label" and result.startswith("__"):
-        # Dynamo strips exactly two underscores and re-adds one unless a letter follows,
-        # which is why `___a` comes out as `__a`.
-        result = result[2:]
-        if not result or result[0] not in _ASCII_LETTERS:
-            result = "_" + result
-    if not result.strip("_"):
-        raise InvalidNameError(
-            f"Input '{raw}' contains only invalid characters and cannot be sanitized "
-            f"into a valid Prometheus {kind}"
-        )
-    return result
-
-
-def sanitize_prometheus_name(raw):
-    """Turn ``raw`` into a valid metric name the way Dynamo does; mirrors the Rust function.
-
-    Each code point outside ``[a-zA-Z0-9_:]`` becomes ``_``; a ``_`` is prepended when
-    the first character is not in ``[a-zA-Z_]`` (so ``:x`` -> ``_:x``). Idempotent.
-    Raises InvalidNameError (Dynamo's text) for ``""`` or a result made only of ``_``.
-    """
-    return _sanitize(raw, _METRIC_INVALID_CHARS_RE, "name")
-
-
-def sanitize_prometheus_label(raw):
-    """Turn ``raw`` into a valid label name the way Dynamo does; mirrors the Rust function.
-
-    As :func:`sanitize_prometheus_name` but ``:`` is replaced too, and a leading ``__``
-    is stripped, with one ``_`` re-added unless a letter follows (``__a`` -> ``a``,
-    ``___a`` -> ``__a``). The result can therefore still start with ``__``, and applying
-    the function again changes it exactly in that case.
-    Raises InvalidNameError (Dynamo's text) for ``""`` or a result made only of ``_``.
-    """
-    return _sanitize(raw, _LABEL_INVALID_CHARS_RE, "label")
-
-
-def sanitize_frontend_prometheus_prefix(raw):
-    """Return the frontend metric prefix for ``raw`` (``DYN_METRICS_PREFIX``); never raises.
-
-    ``""`` or an unsanitisable value gives ``name_prefix.FRONTEND``; otherwise
-    :func:`sanitize_prometheus_name` of it. Mirrors the Rust function.
-    """
-    if not raw:
-        return name_prefix.FRONTEND
-    try:
-        return sanitize_prometheus_name(raw)
-    except InvalidNameError:
-        return name_prefix.FRONTEND
-
-
-def build_component_metric_name(name):
-    """Return ``dynamo_component_`` + the sanitised ``name``; mirrors the Rust function.
-
-    Raises InvalidNameError("metric name should be valid or sanitizable"), chained to
-    the sanitiser's error, where Dynamo panics.
-    """
-    try:
-        sanitized = sanitize_prometheus_name(name)
-    except InvalidNameError as exc:
-        raise InvalidNameError("metric name should be valid or sanitizable") from exc
-    return f"{name_prefix.COMPONENT}_{sanitized}"
-
-
-def clamp_u64_to_i64(value):
-    """Return ``value`` capped at 2**63 - 1 (input domain 0 .. 2**64 - 1); mirrors Rust."""
-    return _I64_MAX if value > _I64_MAX else value
-
-
-def parse_const_labels(text):
-    """Parse a ``DYN_METRICS_CONST_LABELS`` value (``k=v,k2=v2``) into a dict.
-
-    Whitespace around items, names and values is trimmed, empty items are ignored
-    and only the first ``=`` of an item splits it (``k=a=b`` -> ``{"k": "a=b"}``).
-    Values are kept as given, including ``""``. ``None`` or ``""`` gives ``{}``.
-    Raises InvalidLabelsError, naming the item, for an item without ``=``, an empty
-    or invalid name, a ``__`` name, one of AUTO_LABEL_NAMES, or a repeated name.
-    """
-    if text is None:
-        return {}
-    if not isinstance(text, str):
-        raise InvalidLabelsError(
-            f"expected const labels as str, got {type(text).__name__}: {text!r}"
-        )
-    result = {}
-    for raw_item in text.split(","):
-        item = raw_item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise InvalidLabelsError(f"expected 'name=value' in const labels, got {item!r}")
-        key, _, value = item.partition("=")
-        key = key.strip()
-        if not key:
-            raise InvalidLabelsError(f"expected a label name before '=' in {item!r}")
-        if not is_valid_label_name(key):
-            raise InvalidLabelsError(
-                f"expected a label name matching [a-zA-Z_][a-zA-Z0-9_]* in {item!r}, got {key!r}"
-            )
-        if key.startswith("__"):
-            raise InvalidLabelsError(
-                f"expected a label name not starting with '__' in {item!r}, got {key!r}"
-            )
-        if key in AUTO_LABEL_NAMES:
-            raise InvalidLabelsError(
-                f"expected a label name other than the auto-labels "
-                f"{sorted(AUTO_LABEL_NAMES)} in {item!r}, got {key!r}"
-            )
-        if key in result:
-            raise InvalidLabelsError(
-                f"expected each label name once, got {key!r} again in {item!r}"
-            )
-        result[key] = value.strip()
-    return result

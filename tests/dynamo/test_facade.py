@@ -1,0 +1,488 @@
+"""The ``.metrics()`` facade: what ``create_*`` accepts, refuses and builds.
+
+Dynamo checks, in this order: duplicate user label keys, the name (sanitised
+and prefixed), reserved auto-label keys, the node's auto labels, then the
+metric library's own validation; a refused ``create_*`` registers nothing.
+"""
+
+import logging
+
+import pytest
+
+import dyn_metrics as dm
+from dyn_metrics.dynamo.config import SystemConfig
+from dyn_metrics.dynamo.facade import Metrics
+from dyn_metrics.errors import (
+    AlreadyRegisteredError,
+    DescriptorConflictError,
+    InvalidBucketsError,
+    InvalidLabelsError,
+    InvalidNameError,
+    InvalidValueError,
+)
+from dyn_metrics.registry import Registry
+from tests.goldens import AUTO_KEYS, mask_uptime, runtime
+
+# -- create_* validation, in Dynamo's order ------------------------------------------------
+
+
+def _node(drt, where):
+    if where == "runtime":
+        return drt
+    ns = drt.namespace("@@@" if where == "bad_namespace" else "ns")
+    if where in ("namespace", "bad_namespace"):
+        return ns
+    comp = ns.component("comp")
+    return comp if where == "component" else comp.endpoint("ep")
+
+
+def _existing_counter(m):
+    m.create_counter("m", "Help")
+
+
+CREATE_ERROR_ROWS = [
+    # (id, node, setup, call, exception, message prefix, probe that the name is still free)
+    (
+        "duplicate_label_key",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", "h", [("a", "1"), ("a", "2")]),
+        InvalidLabelsError,
+        "Duplicate label key 'a' found in labels",
+        True,
+    ),
+    (
+        "duplicate_label_key_vec_const",
+        "endpoint",
+        None,
+        lambda m: m.create_countervec("m", "h", ["v"], [("a", "1"), ("a", "1")]),
+        InvalidLabelsError,
+        "Duplicate label key 'a' found in labels",
+        True,
+    ),
+    *[
+        (
+            f"reserved_const_{k}",
+            "endpoint",
+            None,
+            lambda m, k=k: m.create_counter("m", "h", [(k, "x")]),
+            InvalidLabelsError,
+            f"Label '{k}' is automatically added by auto-label injection "
+            "and cannot be manually set",
+            True,
+        )
+        for k in AUTO_KEYS
+    ],
+    *[
+        (
+            f"reserved_const_runtime_{k}",
+            "runtime",
+            None,
+            lambda m, k=k: m.create_gauge("m", "h", {k: "x"}),
+            InvalidLabelsError,
+            f"Label '{k}' is automatically added",
+            True,
+        )
+        for k in AUTO_KEYS
+    ],
+    *[
+        (
+            f"reserved_variable_{k}",
+            "component",
+            None,
+            lambda m, k=k: m.create_countervec("m", "h", ["ok", k]),
+            InvalidLabelsError,
+            f"Variable label name '{k}' conflicts with auto-injected const label "
+            "and cannot be used",
+            True,
+        )
+        for k in AUTO_KEYS
+    ],
+    (
+        "bad_namespace",
+        "bad_namespace",
+        None,
+        lambda m: m.create_counter("m", "h"),
+        InvalidNameError,
+        "Input '@@@' contains only invalid characters and cannot be sanitized into a valid "
+        "Prometheus label",
+        True,
+    ),
+    (
+        "name_empty",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("", "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "name_unsanitizable",
+        "endpoint",
+        None,
+        lambda m: m.create_gauge("@@@", "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "name_underscores",
+        "namespace",
+        None,
+        lambda m: m.create_intcounter("___", "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "name_not_str",
+        "endpoint",
+        None,
+        lambda m: m.create_counter(None, "h"),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "empty_help",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", ""),
+        InvalidValueError,
+        "empty help string",
+        True,
+    ),
+    (
+        "empty_help_vec",
+        "namespace",
+        None,
+        lambda m: m.create_intgaugevec("m", "", ["a"]),
+        InvalidValueError,
+        "empty help string",
+        True,
+    ),
+    (
+        "bad_const_label_name",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", "h", [("1x", "v")]),
+        InvalidNameError,
+        "'1x' is not a valid label name",
+        True,
+    ),
+    (
+        "bad_variable_label_name",
+        "endpoint",
+        None,
+        lambda m: m.create_gaugevec("m", "h", ["ok", "1x"]),
+        InvalidNameError,
+        "'1x' is not a valid label name",
+        True,
+    ),
+    (
+        "duplicate_variable_label_name",
+        "endpoint",
+        None,
+        lambda m: m.create_countervec("m", "h", ["a", "a"]),
+        InvalidLabelsError,
+        "duplicate variable label name a",
+        True,
+    ),
+    (
+        "histogram_const_le",
+        "component",
+        None,
+        lambda m: m.create_histogram("m", "h", [("le", "1")]),
+        InvalidLabelsError,
+        "`le` is not allowed as label name in histograms",
+        True,
+    ),
+    (
+        "histogramvec_variable_le",
+        "component",
+        None,
+        lambda m: m.create_histogramvec("m", "h", ["le"]),
+        InvalidLabelsError,
+        "`le` is not allowed as label name in histograms",
+        True,
+    ),
+    (
+        "buckets_not_increasing",
+        "component",
+        None,
+        lambda m: m.create_histogram("m", "h", buckets=[1, 2, 1]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 2 >= 1",
+        True,
+    ),
+    (
+        "histogramvec_buckets_not_increasing",
+        "component",
+        None,
+        lambda m: m.create_histogramvec("m", "h", ["a"], buckets=[0.5, 0.25]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: 0.5 >= 0.25",
+        True,
+    ),
+    *[
+        (
+            f"vec_without_label_names_{name}",
+            "endpoint",
+            None,
+            lambda m, name=name: getattr(m, f"create_{name.lower()}")("m", "h", []),
+            InvalidLabelsError,
+            f"{name} requires const_labels parameter",
+            True,
+        )
+        for name in ("CounterVec", "GaugeVec", "IntCounterVec", "IntGaugeVec", "HistogramVec")
+    ],
+    (
+        "same_metric_twice",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_counter("m", "Help"),
+        AlreadyRegisteredError,
+        "Failed to register metric: Duplicate metrics collector registration attempted",
+        False,
+    ),
+    (
+        "same_name_different_help",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_counter("m", "Other help"),
+        DescriptorConflictError,
+        "Failed to register metric: a previously registered descriptor with the same "
+        "fully-qualified name",
+        False,
+    ),
+    (
+        "same_name_different_type",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_gauge("m", "Help"),
+        DescriptorConflictError,
+        "Failed to register metric: a previously registered descriptor with the same "
+        "fully-qualified name",
+        False,
+    ),
+    (
+        "same_name_different_label_names",
+        "endpoint",
+        _existing_counter,
+        lambda m: m.create_counter("m", "Help", [("extra", "x")]),
+        DescriptorConflictError,
+        "Failed to register metric: a previously registered descriptor with the same "
+        "fully-qualified name",
+        False,
+    ),
+    # Dynamo's order of the checks: duplicates, name, reserved keys, auto labels, library.
+    (
+        "order_duplicate_before_name",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("", "h", [("worker_id", "1"), ("worker_id", "2")]),
+        InvalidLabelsError,
+        "Duplicate label key 'worker_id'",
+        True,
+    ),
+    (
+        "order_name_before_reserved",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("@@@", "h", [("worker_id", "1")]),
+        InvalidNameError,
+        "metric name should be valid or sanitizable",
+        True,
+    ),
+    (
+        "order_reserved_before_help",
+        "endpoint",
+        None,
+        lambda m: m.create_counter("m", "", [("dynamo_endpoint", "1")]),
+        InvalidLabelsError,
+        "Label 'dynamo_endpoint' is automatically added",
+        True,
+    ),
+    (
+        "order_reserved_before_bad_namespace",
+        "bad_namespace",
+        None,
+        lambda m: m.create_counter("m", "h", [("worker_id", "1")]),
+        InvalidLabelsError,
+        "Label 'worker_id' is automatically added",
+        True,
+    ),
+    (
+        "order_bad_namespace_before_help",
+        "bad_namespace",
+        None,
+        lambda m: m.create_counter("m", ""),
+        InvalidNameError,
+        "Input '@@@' contains only invalid characters",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "where, setup, call, exc, prefix, probe",
+    [r[1:] for r in CREATE_ERROR_ROWS],
+    ids=[r[0] for r in CREATE_ERROR_ROWS],
+)
+def test_create_rejects_and_leaves_registry_unchanged(where, setup, call, exc, prefix, probe):
+    drt = runtime()
+    node = _node(drt, where)
+    m = node.metrics()
+    # Registered directly, so that even the "@@@" namespace has a non-empty scrape.
+    m.registry.register(dm.Gauge("baseline", "Baseline")).set(1)
+    if setup is not None:
+        setup(m)
+    before = mask_uptime(m.prometheus_expfmt())
+    with pytest.raises(exc) as info:
+        call(m)
+    assert type(info.value) is exc
+    assert str(info.value).startswith(prefix), str(info.value)
+    assert mask_uptime(m.prometheus_expfmt()) == before
+    if probe:
+        # Any collector named like the failed metric would clash with this one.
+        m.registry.register(dm.Gauge("dynamo_component_m", "Probe", {"probe": "1"}))
+
+
+def _metrics():
+    return dm.DistributedRuntime(config=SystemConfig()).namespace("ns").metrics()
+
+
+@pytest.mark.parametrize(
+    "args, error, prefix",
+    [
+        # Dynamo's order: the name is checked before a missing label-name list,
+        (("@#$%", "h", []), dm.InvalidNameError, "metric name should be valid or sanitizable"),
+        # and duplicate user label keys before that too.
+        (
+            ("ok", "h", [], [("a", "1"), ("a", "2")]),
+            dm.InvalidLabelsError,
+            "Duplicate label key 'a' found in labels",
+        ),
+        (("ok", "h", []), dm.InvalidLabelsError, "CounterVec requires const_labels parameter"),
+    ],
+)
+def test_create_vec_checks_in_dynamo_order(args, error, prefix):
+    with pytest.raises(error) as info:
+        _metrics().create_countervec(*args)
+    assert str(info.value).startswith(prefix)
+
+
+def test_create_vec_takes_label_names_from_any_iterable():
+    vec = _metrics().create_countervec("r", "h", (n for n in ["method", "status"]))
+    assert vec.desc.label_names == ("method", "status")
+    vec.with_label_values("GET", "200").inc()
+
+
+# -- what create_* builds ------------------------------------------------------------------
+
+
+FACADE_BUCKET_ROWS = [
+    # (buckets given to create_histogram / create_histogramvec, bounds kept)
+    (None, dm.DEFAULT_BUCKETS),
+    ([], dm.DEFAULT_BUCKETS),
+    ([0.5, 1, float("inf")], (0.5, 1.0)),
+    (dm.linear_buckets(1, 1, 3), (1.0, 2.0, 3.0)),
+]
+
+
+@pytest.mark.parametrize("given, kept", FACADE_BUCKET_ROWS)
+def test_create_histogram_buckets(given, kept):
+    m = runtime().namespace("ns").metrics()
+    assert m.create_histogram("h", "h", buckets=given).desc.buckets == kept
+    assert m.create_histogramvec("hv", "h", ["a"], buckets=given).desc.buckets == kept
+
+
+def test_create_already_registered_keeps_existing_and_new():
+    m = runtime().namespace("ns").metrics()
+    first = m.create_counter("m", "h")
+    with pytest.raises(AlreadyRegisteredError) as info:
+        m.create_counter("m", "h")
+    assert info.value.existing is first
+    assert info.value.new is not first and info.value.new.desc.name == "dynamo_component_m"
+
+
+def test_same_name_on_sibling_endpoints_is_allowed():
+    comp = runtime().namespace("ns").component("c")
+    a = comp.endpoint("a").metrics().create_counter("m", "h")
+    b = comp.endpoint("b").metrics().create_counter("m", "h")
+    same = comp.endpoint("a").metrics().create_counter("m", "h")  # a new Endpoint object
+    assert a is not b and a is not same
+
+
+def test_same_name_different_const_values_on_one_node_is_allowed():
+    m = runtime().namespace("ns").component("c").metrics()
+    m.create_counter("m", "h", [("shard", "b")]).inc()
+    m.create_counter("m", "h", {"shard": "a"}).inc_by(2)
+    assert m.prometheus_expfmt().splitlines()[2:] == [
+        'dynamo_component_m{dynamo_component="c",dynamo_namespace="ns",shard="a"} 2',
+        'dynamo_component_m{dynamo_component="c",dynamo_namespace="ns",shard="b"} 1',
+    ]
+
+
+NAME_ROWS = [
+    # (given, full metric name)
+    ("requests_total", "dynamo_component_requests_total"),
+    ("123metric", "dynamo_component__123metric"),
+    ("test.name", "dynamo_component_test_name"),
+    ("my-metric name", "dynamo_component_my_metric_name"),
+    ("vllm:tokens", "dynamo_component_vllm:tokens"),
+    ("_x", "dynamo_component__x"),
+]
+
+
+@pytest.mark.parametrize("given, full", NAME_ROWS)
+def test_create_prefixes_and_sanitises_name(given, full):
+    for node in (runtime(), runtime().namespace("ns").component("c").endpoint("e")):
+        assert node.metrics().create_counter(given, "h").desc.name == full
+
+
+def test_facade_over_a_plain_registry_adds_the_given_auto_labels():
+    registry = Registry()
+    m = Metrics(registry, lambda: [("dynamo_namespace", "ns")])
+    assert m.registry is registry
+    m.create_counter("c_total", "h", {"k": "v"}).inc()
+    assert registry.prometheus_expfmt().splitlines()[2] == (
+        'dynamo_component_c_total{dynamo_namespace="ns",k="v"} 1'
+    )
+
+
+# -- scrape callbacks through the facade ---------------------------------------------------
+
+
+def test_update_callbacks_in_registration_order_through_facade():
+    m = runtime().namespace("ns").metrics()
+    counter = m.create_intcounter("n_total", "h")
+    calls = []
+    for step in (1, 10, 100):
+        m.register_prometheus_update_callback(
+            lambda step=step: (calls.append(step), counter.inc_by(step))
+        )
+    m.prometheus_expfmt()
+    assert counter.get() == 111 and calls == [1, 10, 100]
+    m.prometheus_expfmt()
+    assert counter.get() == 222
+
+
+def test_raising_callbacks_through_facade_are_logged(caplog):
+    m = runtime().namespace("ns").component("c").metrics()
+    m.create_gauge("g", "h").set(1)
+
+    def fail():
+        raise RuntimeError("boom")
+
+    m.register_prometheus_update_callback(fail)
+    m.register_prometheus_expfmt_callback(fail)
+    m.register_prometheus_expfmt_callback(lambda: 42)
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
+        text = m.prometheus_expfmt()
+    assert text == (
+        "# HELP dynamo_component_g h\n# TYPE dynamo_component_g gauge\n"
+        'dynamo_component_g{dynamo_component="c",dynamo_namespace="ns"} 1\n'
+    )
+    assert len([r for r in caplog.records if r.name.startswith("dyn_metrics")]) == 3
