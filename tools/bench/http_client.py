@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""HTTP load client for tools/bench.py, run in its own interpreter.
+"""HTTP load client for the benchmark (cases_http.py), run in its own interpreter.
 
 The servers under test live in the benchmark process; the client runs here so
-that its threads do not compete with the servers for the same GIL.
+that its threads do not compete with the servers for the same GIL. It imports
+the standard library only and runs as a script: ``python http_client.py``.
 
 Input: one JSON document on stdin::
 
@@ -20,32 +21,38 @@ Every request is the same for all targets: ``GET path`` on a new connection,
 body read to the end.
 """
 
+import functools
 import http.client
 import json
 import sys
 import threading
 from time import perf_counter_ns
+from typing import Any, Callable, Optional, TypeVar
+
+T = TypeVar("T")
+Target = dict[str, Any]  # one entry of the input's "targets"
 
 
-def fetch(host, port, path):
+def fetch(host: str, port: int, path: str) -> bytes:
     conn = http.client.HTTPConnection(host, port, timeout=120)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
-            raise RuntimeError("HTTP %d from %s:%d%s" % (resp.status, host, port, path))
+            raise RuntimeError(f"HTTP {resp.status} from {host}:{port}{path}")
         return body
     finally:
         conn.close()
 
 
-def burst(target, concurrency, per_thread):
+def burst(target: Target, concurrency: int, per_thread: int) -> float:
+    """Aggregate ms per request of concurrency threads x per_thread GETs, started together."""
     host, port, path = target["host"], target["port"], target["path"]
-    errors = []
+    errors: list[Exception] = []
     barrier = threading.Barrier(concurrency + 1)
 
-    def client():
+    def client() -> None:
         barrier.wait()
         try:
             for _ in range(per_thread):
@@ -66,30 +73,30 @@ def burst(target, concurrency, per_thread):
     return (t1 - t0) / 1e6 / (concurrency * per_thread)
 
 
-def main():
+def main() -> None:
     cfg = json.load(sys.stdin)
-    targets = cfg["targets"]
-    out = {
+    targets: list[Target] = cfg["targets"]
+    out: dict[str, dict[str, Any]] = {
         t["name"]: {"latency_ms": [], "burst_ms_per_request": [], "body": None, "error": None}
         for t in targets
     }
 
-    def guarded(t, fn):
+    def guarded(t: Target, fn: Callable[[], T]) -> Optional[T]:
         res = out[t["name"]]
         if res["error"] is not None:
             return None
         try:
             return fn()
         except Exception as exc:
-            res["error"] = "%s: %s" % (type(exc).__name__, exc)
+            res["error"] = f"{type(exc).__name__}: {exc}"
             return None
 
-    def ordered(rep):
+    def ordered(rep: int) -> list[Target]:
         return targets if rep % 2 == 0 else targets[::-1]
 
     # warm-up and a sanity look at the body
     for t in targets:
-        body = guarded(t, lambda: fetch(t["host"], t["port"], t["path"]))
+        body = guarded(t, functools.partial(fetch, t["host"], t["port"], t["path"]))
         if body is not None:
             series = t.get("series", "").encode()
             lines = [ln for ln in body.split(b"\n") if ln and ln[:1] != b"#" and series in ln]
@@ -98,7 +105,7 @@ def main():
     for rep in range(cfg["latency_requests"]):
         for t in ordered(rep):
 
-            def one(t=t):
+            def one(t: Target = t) -> float:
                 t0 = perf_counter_ns()
                 fetch(t["host"], t["port"], t["path"])
                 return (perf_counter_ns() - t0) / 1e6
@@ -109,7 +116,7 @@ def main():
 
     for rep in range(cfg["rounds"]):
         for t in ordered(rep):
-            v = guarded(t, lambda: burst(t, cfg["concurrency"], cfg["per_thread"]))
+            v = guarded(t, functools.partial(burst, t, cfg["concurrency"], cfg["per_thread"]))
             if v is not None:
                 out[t["name"]]["burst_ms_per_request"].append(v)
 

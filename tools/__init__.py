@@ -1,0 +1,1 @@
+"""Developer tools: the benchmark (python -m tools.bench) and the golden rewriter."""
