@@ -4,6 +4,8 @@ Zero runtime dependencies. See README.md for a tour; the public names are
 listed in ``__all__``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import prometheus_names
 from .dynamo.hierarchy import Component, Endpoint, Metrics, Namespace
 from .dynamo.runtime import DistributedRuntime
@@ -38,6 +40,11 @@ from .metrics import (
 from .model import Exemplar, Family, Sample
 from .registry import Registry
 
+if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
+    from .dynamo.system_server import start_http_server
+    from .exposition.check import CheckResult, Problem, check
+    from .exposition.parse.reader import parse
+
 __version__ = "0.1.0"
 
 # Imported on first use (PEP 562): the checker, the parser and the HTTP server
@@ -51,7 +58,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     try:
         module, attr = _LAZY[name]
     except KeyError:
@@ -63,7 +70,7 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 

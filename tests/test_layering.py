@@ -251,13 +251,13 @@ def test_package_ships_py_typed():
 RESOLVE_ROWS = [
     # (importing module, source, package modules, external modules)
     (
-        "dyn_metrics.registry",
+        "dyn_metrics.demo",
         "from . import prometheus_names",
         {"dyn_metrics.prometheus_names"},
         set(),
     ),
-    ("dyn_metrics.registry", "from . import Counter", {"dyn_metrics"}, set()),
-    ("dyn_metrics.registry", "from .errors import MetricsError", {"dyn_metrics.errors"}, set()),
+    ("dyn_metrics.demo", "from . import Counter", {"dyn_metrics"}, set()),
+    ("dyn_metrics.demo", "from .errors import MetricsError", {"dyn_metrics.errors"}, set()),
     (
         "dyn_metrics.metrics.vec",
         "from ..exposition import text",
@@ -266,12 +266,20 @@ RESOLVE_ROWS = [
     ),
     ("dyn_metrics.metrics.vec", "from .family import Desc", {"dyn_metrics.metrics.family"}, set()),
     ("dyn_metrics.metrics", "from .vec import CounterVec", {"dyn_metrics.metrics.vec"}, set()),
-    ("dyn_metrics.registry", "import dyn_metrics", {"dyn_metrics"}, set()),
-    ("dyn_metrics.registry", "import dyn_metrics.model", {"dyn_metrics.model"}, set()),
-    ("dyn_metrics.registry", "import os.path, json", set(), {"os", "json"}),
-    ("dyn_metrics.registry", "from collections import abc", set(), {"collections"}),
+    # a package's __init__ imports relative to itself
     (
         "dyn_metrics.registry",
+        "from .merge import join_texts",
+        {"dyn_metrics.registry.merge"},
+        set(),
+    ),
+    ("dyn_metrics.registry", "from ..model import Family", {"dyn_metrics.model"}, set()),
+    ("dyn_metrics.demo", "import dyn_metrics", {"dyn_metrics"}, set()),
+    ("dyn_metrics.demo", "import dyn_metrics.model", {"dyn_metrics.model"}, set()),
+    ("dyn_metrics.demo", "import os.path, json", set(), {"os", "json"}),
+    ("dyn_metrics.demo", "from collections import abc", set(), {"collections"}),
+    (
+        "dyn_metrics.demo",
         "def f():\n    from .model import Family",
         {"dyn_metrics.model"},
         set(),
