@@ -20,7 +20,7 @@ from . import prometheus_names as names
 from .dynamo.config import SystemConfig
 from .dynamo.hierarchy import Endpoint
 from .dynamo.runtime import DistributedRuntime
-from .metrics import Counter, CounterVec, GaugeVec, HistogramVec, exponential_buckets
+from .metrics import CounterVec, GaugeVec, HistogramVec, IntGauge, exponential_buckets
 from .registry import Collector, Registry
 
 _M = TypeVar("_M", bound=Collector)
@@ -151,8 +151,9 @@ class FrontendMetrics:
                 ["model"],
             )
         )
+        # An IntGauge in Dynamo (lib/llm/src/http/service/metrics.rs), not a counter.
         self.disconnects = reg(
-            Counter(prefix + fs.DISCONNECTED_CLIENTS, "Number of disconnected clients")
+            IntGauge(prefix + fs.DISCONNECTED_CLIENTS, "Number of disconnected clients")
         )
 
 
@@ -208,7 +209,7 @@ class SimulatedWorker:
             fe.requests.with_label_values(MODEL, "chat_completions", request_type, status).inc()
         if rng.random() < 0.05:
             wh.cancellations.inc()
-            fe.disconnects.inc()
+        fe.disconnects.set(rng.randint(0, 3))
         self.kv_usage.set(round(rng.uniform(5, 95), 2))
 
 
@@ -245,6 +246,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _environment_port() -> Optional[str]:
+    """``DYN_SYSTEM_PORT`` when it asks for a server; None when unset or negative (server off)."""
+    raw = os.environ.get("DYN_SYSTEM_PORT", "").strip()
+    try:
+        return None if not raw or int(raw) < 0 else raw
+    except ValueError:
+        return raw
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m dyn_metrics demo``; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -254,12 +264,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             worker.step()
         sys.stdout.write(worker.drt.render_exposition("text"))
         return 0
-    drt = DistributedRuntime(worker_id=0x1D)
+    config = SystemConfig.from_env()
+    if args.openmetrics and config.enabled:
+        # The environment's server honours the flag too, not only --port's.
+        config = SystemConfig(**{**config.as_dict(), "openmetrics": True})  # type: ignore[arg-type]
+    drt = DistributedRuntime(worker_id=0x1D, config=config)
     worker = SimulatedWorker(drt)
     server = drt.system_server
     if server is None:
-        if os.environ.get("DYN_SYSTEM_PORT", "").strip() not in ("", "-1"):
-            return 1  # the runtime has logged why the configured server is off
+        wanted = _environment_port()
+        if wanted is not None:
+            sys.stderr.write(
+                f"dyn_metrics demo: no server on DYN_SYSTEM_PORT={wanted!r} "
+                "(the error above says why)\n"
+            )
+            drt.shutdown()
+            return 1
         port = 8081 if args.port is None else args.port
         host = args.host or os.environ.get("DYN_SYSTEM_HOST") or "0.0.0.0"
         # Imported here: `--once` and the environment's server need none of it.
@@ -268,7 +288,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         server = start_http_server(drt, port, host, openmetrics=args.openmetrics)
     try:
         # Inside the try: Ctrl-C may come as soon as the URL is out.
-        print(f"dyn_metrics demo: serving {server.url} (Ctrl-C to stop)", flush=True)
+        print(
+            f"dyn_metrics demo: listening on {_hostport(server.host, server.port)}, "
+            f"metrics at {server.url} (Ctrl-C to stop)",
+            flush=True,
+        )
         deadline = args.duration
         elapsed = 0.0
         while deadline is None or elapsed < deadline:
@@ -281,3 +305,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         server.stop()
         drt.shutdown()
     return 0
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

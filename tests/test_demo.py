@@ -84,6 +84,11 @@ def test_demo_once_histograms_are_consistent(demo_output):
             assert entry["count"] == counts[-1], (family, key)
 
 
+def test_demo_disconnected_clients_is_a_gauge_as_in_dynamo(demo_output):
+    # An IntGauge in Dynamo's lib/llm/src/http/service/metrics.rs.
+    assert "# TYPE dynamo_frontend_disconnected_clients gauge\n" in demo_output.stdout
+
+
 def _start_demo(*args, env=None):
     """The served demo as a subprocess, and the URL it printed on its first line."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("DYN_")}
@@ -97,6 +102,7 @@ def _start_demo(*args, env=None):
         text=True,
     )
     line = proc.stdout.readline()  # the demo prints the URL once the port is bound
+    proc.first_line = line
     match = re.search(r"http://\S+/metrics", line)
     if not match:
         proc.kill()
@@ -137,3 +143,64 @@ def test_demo_prefers_dyn_system_port_and_exits_cleanly_on_ctrl_c():
     finally:
         proc.kill()
         proc.communicate()
+
+
+def _stop(proc):
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    proc.communicate()
+
+
+def test_demo_prints_the_address_it_binds():
+    proc, url = _start_demo("--port", "0")  # the default bind address, 0.0.0.0
+    try:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        assert f"listening on 0.0.0.0:{port}, metrics at http://127.0.0.1:{port}/metrics" in (
+            proc.first_line
+        )
+        _stop(proc)
+    finally:
+        proc.kill()
+
+
+def test_demo_openmetrics_flag_reaches_the_environments_server():
+    proc, url = _start_demo(
+        "--openmetrics", env={"DYN_SYSTEM_PORT": "0", "DYN_SYSTEM_HOST": "127.0.0.1"}
+    )
+    try:
+        request = urllib.request.Request(
+            url, headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert response.read().decode().endswith("# EOF\n")
+        _stop(proc)
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("value", ["-1", "-5"])
+def test_demo_negative_dyn_system_port_means_off_and_falls_back_to_port(value):
+    proc, url = _start_demo("--port", "0", "--host", "127.0.0.1", env={"DYN_SYSTEM_PORT": value})
+    try:
+        assert _get(url)[0] == 200
+        _stop(proc)
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("value", ["abc", "70000"])
+def test_demo_unusable_dyn_system_port_exits_1_and_says_why(value):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DYN_")}
+    env["DYN_SYSTEM_PORT"] = value
+    proc = subprocess.run(
+        [sys.executable, "-m", "dyn_metrics", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "DYN_SYSTEM_PORT" in proc.stderr
+    assert f"no server on DYN_SYSTEM_PORT={value!r}" in proc.stderr

@@ -30,7 +30,7 @@ def test_readme_hierarchy_example_prints_what_it_says(monkeypatch, capsys):
 
 
 def test_readme_registry_example_runs(capsys):
-    exec(BLOCKS[1], {"dm": dm})
+    exec(BLOCKS[1], {})  # it imports what it needs
     out = capsys.readouterr().out
     assert 'jobs_total{queue="a"} 1\n' in out
     assert 'lat_seconds_count{route="/v1/chat"} 1\n' in out
@@ -50,3 +50,13 @@ def _render(model):
 
 def test_readme_examples_need_no_server():
     assert SystemConfig().enabled is False
+
+
+def test_readme_health_advice_holds(monkeypatch):
+    monkeypatch.delenv("DYN_SYSTEM_STARTING_HEALTH_STATUS", raising=False)
+    drt = dm.DistributedRuntime(config=SystemConfig())
+    assert drt.health.snapshot()[0] is False  # notready until the worker says so
+    drt.health.set_status(True)
+    assert drt.health.snapshot()[0] is True
+    ready = dm.DistributedRuntime(config=SystemConfig(starting_health_status="ready"))
+    assert ready.health.snapshot()[0] is True
