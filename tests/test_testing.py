@@ -115,7 +115,9 @@ def test_testing_assert_valid_exposition_lists_every_problem():
 
 def test_testing_assert_valid_exposition_can_fail_on_warnings():
     assert_valid_exposition("# TYPE x counter\nx 1\n")
-    with pytest.raises(AssertionError, match="line 1: warning: x: no help text"):
+    with pytest.raises(
+        AssertionError, match='line 1: warning: x: counter metrics should have "_total" suffix'
+    ):
         assert_valid_exposition("# TYPE x counter\nx 1\n", allow_warnings=False)
 
 

@@ -57,6 +57,7 @@ class FamilyDraft:
         "unit_line",
         "last_metric",
         "done_metrics",
+        "alias",
     )
 
     def __init__(self, name: str, line: int) -> None:
@@ -70,6 +71,7 @@ class FamilyDraft:
         self.unit_line = line
         self.last_metric: Optional[MetricKey] = None
         self.done_metrics: set[MetricKey] = set()
+        self.alias: Optional[str] = None  # OpenMetrics "a_b" for a colon family "a:b"
 
 
 class Grouper:
@@ -82,6 +84,7 @@ class Grouper:
         self.suffixes = OPENMETRICS_SUFFIXES if om else TEXT_SUFFIXES
         self.fams: list[FamilyDraft] = []
         self.by_name: dict[str, FamilyDraft] = {}
+        self.by_alias: dict[str, FamilyDraft] = {}
         self.cur: Optional[FamilyDraft] = None
         self.series: dict[SeriesKey, tuple[int, Optional[float]]] = {}  # first line, timestamp
 
@@ -98,24 +101,31 @@ class Grouper:
             fam = self._new_family(name, number)
         elif fam is not self.cur:
             if kind in fam.seen:
-                self.error(number, f"second {kind} line for {name!r}")
+                self.error(number, "dup-metadata", f"second {kind} line for {name!r}")
             else:
                 self.error(
                     number,
+                    "interleaved-family",
                     f"{kind} line for {name!r} after its family ended (families must not "
                     "be interleaved)",
                 )
             return
         elif kind in fam.seen:
-            self.error(number, f"second {kind} line for {name!r}")
+            self.error(number, "dup-metadata", f"second {kind} line for {name!r}")
             return
         elif fam.samples:
-            self.error(number, f"{kind} line for {name!r} after its samples")
+            self.error(
+                number, "metadata-after-samples", f"{kind} line for {name!r} after its samples"
+            )
             return
         if self.om and fam.seen:
             order = ("TYPE", "UNIT", "HELP")
             if any(order.index(k) > order.index(kind) for k in fam.seen):
-                self.warn(number, f"metadata of {name!r} should be in the order TYPE, UNIT, HELP")
+                self.warn(
+                    number,
+                    "metadata-order",
+                    f"metadata of {name!r} should be in the order TYPE, UNIT, HELP",
+                )
         fam.seen.append(kind)
         if kind == "TYPE":
             fam.type = value
@@ -130,6 +140,14 @@ class Grouper:
         fam = self._family_for(number, sample.name)
         if fam is None:
             return
+        if fam.alias is not None and not sample.name.startswith(fam.name):
+            self.warn(
+                number,
+                "colon-mangled",
+                f"sample {sample.name!r} of family {fam.name!r} is spelled with '_' for ':' "
+                "(prometheus_client's OpenMetrics escaping); read as the family's",
+            )
+            sample = sample._replace(name=fam.name + sample.name[len(fam.alias) :])
         key = _series_key(sample.name, sample.labels)
         seen = self.series.get(key)
         if seen is not None:
@@ -138,10 +156,11 @@ class Grouper:
                 self.om
                 and ts is not None
                 and sample.timestamp is not None
-                and sample.timestamp > ts
+                and sample.timestamp >= ts
             ):
                 self.error(
                     number,
+                    "dup-series",
                     f"duplicate series {sample.name}{labels_text(sample.labels)} (first "
                     f"on line {first})",
                 )
@@ -152,6 +171,7 @@ class Grouper:
                 if metric in fam.done_metrics:
                     self.error(
                         number,
+                        "interleaved-metric",
                         f"metric {fam.name}{labels_text(sorted(metric))} is interleaved "
                         "with other metrics of the family",
                     )
@@ -170,6 +190,7 @@ class Grouper:
                 if other is not None and other is not fam:
                     self.error(
                         fam.line,
+                        "name-clash",
                         f"family {fam.name!r} clashes with family {other.name!r}: both "
                         f"can have samples named {name!r}",
                     )
@@ -181,34 +202,43 @@ class Grouper:
         drop = {HISTOGRAM: "le", GAUGEHISTOGRAM: "le", SUMMARY: "quantile", STATESET: fam.name}.get(
             t
         )
-        return frozenset(p for p in labels if p[0] != drop and p[1] != "")
+        alias = fam.alias if t == STATESET else None
+        return frozenset(p for p in labels if p[0] not in (drop, alias) and p[1] != "")
 
     def _new_family(self, name: str, number: int) -> FamilyDraft:
         if self.om and name.startswith("_"):
             self.error(
                 number,
+                "reserved-name",
                 f"metric family names starting with '_' are reserved in OpenMetrics: {name!r}",
             )
         fam = FamilyDraft(name, number)
+        if self.om and ":" in name:
+            # prometheus_client writes the metadata of an OpenMetrics family
+            # "a:b" under that name and its samples as "a_b...".
+            fam.alias = name.replace(":", "_")
+            self.by_alias.setdefault(fam.alias, fam)
         self.fams.append(fam)
         self.by_name[name] = fam
         self.cur = fam
         return fam
 
     def _owns(self, fam: FamilyDraft, name: str) -> bool:
-        if not name.startswith(fam.name):
-            return False
-        return name[len(fam.name) :] in self.suffixes[self.type_of(fam)]
+        suffixes = self.suffixes[self.type_of(fam)]
+        for base in (fam.name, fam.alias):
+            if base is not None and name.startswith(base) and name[len(base) :] in suffixes:
+                return True
+        return False
 
     def _owner(self, name: str) -> Optional[FamilyDraft]:
-        fam = self.by_name.get(name)
-        if fam is not None and self._owns(fam, name):
-            return fam
-        for suffix in ALL_SUFFIXES:
-            if name.endswith(suffix):
-                fam = self.by_name.get(name[: -len(suffix)])
-                if fam is not None and self._owns(fam, name):
-                    return fam
+        bases = [name] + [name[: -len(s)] for s in ALL_SUFFIXES if name.endswith(s)]
+        for base in bases:
+            # A family of that very name shadows a colon family's alias.
+            fam = self.by_name.get(base)
+            if fam is None:
+                fam = self.by_alias.get(base)
+            if fam is not None and self._owns(fam, name):
+                return fam
         return None
 
     def _family_for(self, number: int, name: str) -> Optional[FamilyDraft]:
@@ -220,12 +250,14 @@ class Grouper:
             if fam.samples:
                 self.error(
                     number,
+                    "interleaved-family",
                     f"samples of {fam.name!r} are interleaved with another family (one "
                     "uninterrupted group required)",
                 )
             else:
                 self.error(
                     number,
+                    "interleaved-family",
                     f"metadata of {fam.name!r} is separated from its samples by another family",
                 )
             self.cur = fam
@@ -234,6 +266,7 @@ class Grouper:
             expected = " or ".join(repr(cur.name + s) for s in self.suffixes[self.type_of(cur)])
             self.error(
                 number,
+                "sample-name",
                 f"sample name {name!r} does not fit {self.type_of(cur)} family "
                 f"{cur.name!r} (expected {expected})",
             )
@@ -242,12 +275,14 @@ class Grouper:
         if fam is not None:
             self.error(
                 number,
+                "sample-name",
                 f"sample {name!r} does not fit the {self.type_of(fam)} family of the same name",
             )
             return None
         if cur is not None and not cur.samples and not self.om and name.startswith(cur.name):
             self.warn(
                 cur.line,
+                "metadata-no-samples",
                 f"metadata for {cur.name!r} has no samples; the samples that follow are "
                 f"named {name!r}",
             )

@@ -30,7 +30,7 @@ _BAD = _Bad()
 def lex_om_line(report: Report, number: int, line: str) -> Union[Metadata, Sample, None]:
     """``None`` for a line too broken to use, else the line's token (never called for ``# EOF``)."""
     if not line:
-        report.error(number, "blank line (not allowed in OpenMetrics)")
+        report.error(number, "blank-line", "blank line (not allowed in OpenMetrics)")
         return None
     first = line[0]
     if first == "#":
@@ -40,17 +40,20 @@ def lex_om_line(report: Report, number: int, line: str) -> Union[Metadata, Sampl
         words = line[1:].split()
         if words and words[0] in ("TYPE", "HELP", "UNIT", "EOF"):
             report.error(
-                number, f"malformed '# {words[0]}' line: expected single spaces between its fields"
+                number,
+                "metadata-syntax",
+                f"malformed '# {words[0]}' line: expected single spaces between its fields",
             )
         else:
             report.error(
                 number,
+                "comment",
                 "comment lines are not allowed in OpenMetrics (only # TYPE, # UNIT, "
                 "# HELP and # EOF)",
             )
         return None
     if first in BLANKS:
-        report.error(number, "whitespace at the start of a line")
+        report.error(number, "leading-whitespace", "whitespace at the start of a line")
         return None
     return _om_sample(report, number, line)
 
@@ -58,12 +61,14 @@ def lex_om_line(report: Report, number: int, line: str) -> Union[Metadata, Sampl
 def _om_metadata(report: Report, number: int, keyword: str, rest: str) -> Optional[Metadata]:
     name, sep, text = rest.partition(" ")
     if not METRIC_NAME_RE.fullmatch(name):
-        report.error(number, f"invalid metric name {name!r} in {keyword} line")
+        report.error(number, "bad-name", f"invalid metric name {name!r} in {keyword} line")
         return None
     if not sep:
         what = {"HELP": "text", "TYPE": "a type", "UNIT": "a unit"}[keyword]
         report.error(
-            number, f"expected {what} in {keyword} line for {name!r} (after a single space)"
+            number,
+            "metadata-syntax",
+            f"expected {what} in {keyword} line for {name!r} (after a single space)",
         )
         return None
     if keyword == "TYPE":
@@ -73,12 +78,12 @@ def _om_metadata(report: Report, number: int, keyword: str, rest: str) -> Option
                 hint = " (OpenMetrics calls it 'unknown')"
             elif text.lower() in OPENMETRICS_TYPES:
                 hint = " (type words are lowercase)"
-            report.error(number, f"invalid metric type {text!r}{hint}")
+            report.error(number, "bad-type", f"invalid metric type {text!r}{hint}")
             return Metadata("TYPE", name, None)
         return Metadata("TYPE", name, text)
     if keyword == "UNIT":
         if not _UNIT.match(text):
-            report.error(number, f"invalid unit {text!r}: only [a-zA-Z0-9_:] allowed")
+            report.error(number, "unit", f"invalid unit {text!r}: only [a-zA-Z0-9_:] allowed")
             text = ""
         return Metadata("UNIT", name, text)
     return Metadata("HELP", name, unescape_om(report, number, text, "HELP text"))
@@ -87,8 +92,15 @@ def _om_metadata(report: Report, number: int, keyword: str, rest: str) -> Option
 def _om_sample(report: Report, number: int, line: str) -> Optional[Sample]:
     n = len(line)
     m = METRIC_NAME_RE.match(line)
+    if not m and line.startswith('{"'):
+        report.error(
+            number,
+            "bad-name",
+            f"quoted metric names are Prometheus 3 text syntax, not OpenMetrics 1.0: {line[:40]!r}",
+        )
+        return None
     if not m:
-        report.error(number, f"invalid metric name at the start of {line[:40]!r}")
+        report.error(number, "bad-name", f"invalid metric name at the start of {line[:40]!r}")
         return None
     name = m.group()
     pos = m.end()
@@ -99,11 +111,12 @@ def _om_sample(report: Report, number: int, line: str) -> Optional[Sample]:
             return None
         labels = lexed
     if pos >= n:
-        report.error(number, f"sample {name!r} has no value")
+        report.error(number, "missing-value", f"sample {name!r} has no value")
         return None
     if line[pos] != " ":
         report.error(
             number,
+            "syntax",
             f"invalid character {line[pos]!r} after {name!r}: expected a single "
             "space and the value",
         )
@@ -116,7 +129,7 @@ def _om_sample(report: Report, number: int, line: str) -> Optional[Sample]:
         value = lex_number(token)
     except BadToken as exc:
         msg = "expected a single space before the value" if token == "" else str(exc)
-        report.error(number, f"{msg} for {name!r}")
+        report.error(number, "bad-value", f"{msg} for {name!r}")
         return None
     timestamp: Optional[float] = None
     exemplar: Optional[Exemplar] = None
@@ -131,7 +144,7 @@ def _om_sample(report: Report, number: int, line: str) -> Optional[Sample]:
         pos = end
     if pos < n:
         if not line.startswith(" # ", pos):
-            report.error(number, f"unexpected text after the timestamp: {line[pos:]!r}")
+            report.error(number, "syntax", f"unexpected text after the timestamp: {line[pos:]!r}")
             return None
         ex = _om_exemplar(report, number, line[pos + 3 :], name)
         if isinstance(ex, _Bad):
@@ -146,20 +159,28 @@ def _om_timestamp(
     try:
         ts = lex_om_timestamp(token)
     except BadToken as exc:
-        report.error(number, str(exc))
+        report.error(number, "bad-timestamp", str(exc))
         return _BAD
     if looks_like_ms(ts):
         report.warn(
-            number, f"timestamp {token} looks like milliseconds; OpenMetrics timestamps are seconds"
+            number,
+            "ts-milliseconds",
+            f"timestamp {token} looks like milliseconds; OpenMetrics timestamps are seconds",
         )
     elif not exemplar:
-        report.warn(number, "explicit timestamp: OpenMetrics says MetricPoints SHOULD NOT have one")
+        report.warn(
+            number,
+            "explicit-timestamp",
+            "explicit timestamp: OpenMetrics says MetricPoints SHOULD NOT have one",
+        )
     return ts
 
 
 def _om_exemplar(report: Report, number: int, rest: str, name: str) -> Union[Exemplar, _Bad]:
     if not rest.startswith("{"):
-        report.error(number, "exemplar must start with a label set '{...}' (use '{}' for none)")
+        report.error(
+            number, "exemplar", "exemplar must start with a label set '{...}' (use '{}' for none)"
+        )
         return _BAD
     labels, pos = lex_labels(report, number, rest, 1, name, om=True)
     if labels is None:
@@ -168,16 +189,19 @@ def _om_exemplar(report: Report, number: int, rest: str, name: str) -> Union[Exe
     if chars > _EXEMPLAR_MAX_CHARS:
         report.error(
             number,
+            "exemplar",
             f"exemplar labels have {chars} characters; at most {_EXEMPLAR_MAX_CHARS} allowed",
         )
     fields = rest[pos:].split(" ")
     if fields[0] != "" or len(fields) < 2:
-        report.error(number, "expected a single space and the exemplar value after its labels")
+        report.error(
+            number, "exemplar", "expected a single space and the exemplar value after its labels"
+        )
         return _BAD
     try:
         value = lex_number(fields[1])
     except BadToken as exc:
-        report.error(number, f"{exc} in exemplar")
+        report.error(number, "exemplar", f"{exc} in exemplar")
         return _BAD
     timestamp: Optional[float] = None
     if len(fields) > 2:
@@ -186,6 +210,8 @@ def _om_exemplar(report: Report, number: int, rest: str, name: str) -> Union[Exe
             return _BAD
         timestamp = ts
     if len(fields) > 3:
-        report.error(number, f"unexpected text after the exemplar: {' '.join(fields[3:])!r}")
+        report.error(
+            number, "exemplar", f"unexpected text after the exemplar: {' '.join(fields[3:])!r}"
+        )
         return _BAD
     return Exemplar(labels, value, timestamp)

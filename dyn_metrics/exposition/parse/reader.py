@@ -23,6 +23,9 @@ equals ``text.encode_to_string(f)`` for the families our registries make:
   names, ``foo_total`` and ``foo_created``). A counter the model named
   without ``_total`` therefore comes back with it: OpenMetrics cannot say
   otherwise;
+* the samples of a colon family ``a:b`` that prometheus_client spells
+  ``a_b_total``, ``a_b_bucket``... (its OpenMetrics escaping) are read as the
+  family's, under its spelling (``a:b_total``), unless a family ``a_b`` exists;
 * type ``unknown`` becomes ``untyped``; ``info``, ``stateset`` and
   ``gaugehistogram`` keep their OpenMetrics type words;
 * ``le`` and ``quantile`` values are respelled from the canonical OpenMetrics
@@ -79,7 +82,7 @@ def parse(text: str, format: str = TEXT) -> list[Family]:
     """
     result = analyse(text, format, warnings=False)
     if result.errors:
-        line, msg = min(result.errors, key=lambda p: p[0])
+        line, _, msg = min(result.errors, key=lambda p: p[0])
         raise ParseError(line, msg)
     return result.families
 
@@ -93,7 +96,7 @@ def detect_format(text: str) -> str:
 class Analysis:
     """What :func:`analyse` found: model families, their line numbers, problems.
 
-    ``errors`` and ``warnings`` are lists of ``(line, message)``;
+    ``errors`` and ``warnings`` are lists of ``(line, code, message)``;
     ``family_lines[i]`` is ``(first_line, [line of each sample])`` for
     ``families[i]``.
     """
@@ -104,8 +107,8 @@ class Analysis:
         self.format = fmt
         self.families: list[Family] = []
         self.family_lines: list[tuple[int, list[int]]] = []
-        self.errors: list[tuple[int, str]] = []
-        self.warnings: list[tuple[int, str]] = []
+        self.errors: list[tuple[int, str, str]] = []
+        self.warnings: list[tuple[int, str, str]] = []
 
 
 def analyse(text: str, format: str = TEXT, warnings: bool = True) -> Analysis:
@@ -129,37 +132,40 @@ class _Reader:
 
     # -- reporting -------------------------------------------------------
 
-    def error(self, line: int, msg: str) -> None:
-        self.result.errors.append((line, msg))
+    def error(self, line: int, code: str, msg: str) -> None:
+        self.result.errors.append((line, code, msg))
 
-    def warn(self, line: int, msg: str) -> None:
+    def warn(self, line: int, code: str, msg: str) -> None:
         if self.want_warnings:
-            self.result.warnings.append((line, msg))
+            self.result.warnings.append((line, code, msg))
 
     # -- driver ----------------------------------------------------------
 
     def run(self) -> Analysis:
         text = self.text
         if text.startswith("\ufeff"):
-            self.error(1, "byte order mark at the start of the input (UTF-8 without BOM required)")
+            self.error(
+                1, "bom", "byte order mark at the start of the input (UTF-8 without BOM required)"
+            )
             text = text[1:]
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
         elif not self.om and lines[-1].strip(BLANKS):
-            self.error(len(lines), "last line does not end with a line feed")
+            self.error(len(lines), "final-newline", "last line does not end with a line feed")
         eof_line: Optional[int] = None
         token: Union[Metadata, Sample, None]
         for number, line in enumerate(lines, 1):
             if line.endswith("\r"):
                 self.error(
                     number,
+                    "crlf",
                     "line ends with a carriage return (CRLF); only LF line endings are allowed",
                 )
                 line = line.rstrip("\r")
             if self.om:
                 if eof_line is not None:
-                    self.error(number, "unexpected data after # EOF")
+                    self.error(number, "after-eof", "unexpected data after # EOF")
                     break
                 if line == "# EOF":
                     eof_line = number
@@ -172,7 +178,9 @@ class _Reader:
             elif token is not None:
                 self.groups.metadata(number, *token)
         if self.om and eof_line is None:
-            self.error(max(len(lines), 1), "missing '# EOF' at the end of the exposition")
+            self.error(
+                max(len(lines), 1), "missing-eof", "missing '# EOF' at the end of the exposition"
+            )
         for fam in self.groups.fams:
             check_family(self, fam, self.groups.type_of(fam), self.om)
         if self.om:

@@ -6,6 +6,10 @@
 :class:`~dyn_metrics.model.Sample`; which family the line belongs to is
 :mod:`~dyn_metrics.exposition.parse.families`' job. Problems go to a
 :class:`~dyn_metrics.exposition.parse.tokens.Report`.
+
+Prometheus 3's quoted UTF-8 names are read too, with a ``utf8-name`` lint:
+``{"my.metric",label="v"} 1``, ``my_metric{"label.x"="v"} 1`` and
+``# TYPE "my.metric" gauge``.
 """
 
 import re
@@ -20,6 +24,7 @@ from .tokens import (
     Report,
     find_blank,
     lex_labels,
+    lex_quoted_name,
     skip_blanks,
     split_blank,
 )
@@ -40,7 +45,9 @@ def lex_text_line(report: Report, number: int, line: str) -> Union[Metadata, Sam
         return _text_comment(report, number, stripped)
     if len(stripped) != len(line):
         report.error(
-            number, "whitespace before the metric name (Prometheus 2.42 rejects such a sample)"
+            number,
+            "leading-whitespace",
+            "whitespace before the metric name (Prometheus 2.42 rejects such a sample)",
         )
     return _text_sample(report, number, stripped)
 
@@ -53,20 +60,37 @@ def _text_comment(report: Report, number: int, line: str) -> Optional[Metadata]:
         if keyword in ("EOF", "UNIT") and len(body) != len(rest):
             report.warn(
                 number,
+                "om-syntax-in-text",
                 f"'# {keyword}' is OpenMetrics syntax; text 0.0.4 reads it as a plain comment",
             )
         return None
     if len(body) == len(rest):
         report.warn(
             number,
+            "comment-no-blank",
             f"no blank after '#': promtool reads a {keyword} line, Prometheus a plain comment",
         )
-    name, _, after = split_blank(after.lstrip(BLANKS))
+    after = after.lstrip(BLANKS)
+    quoted = after.startswith('"')
+    if quoted:
+        # Prometheus 3: a quoted UTF-8 metric name.
+        lexed = lex_quoted_name(report, number, after, 0, "metric")
+        if lexed is None:
+            return None
+        name, end = lexed
+        after = after[end:]
+        if after and after[0] not in BLANKS:
+            report.error(
+                number, "metadata-syntax", f"expected a blank after the quoted name {name!r}"
+            )
+            return None
+    else:
+        name, _, after = split_blank(after)
     if not name:
-        report.error(number, f"{keyword} line without a metric name")
+        report.error(number, "metadata-syntax", f"{keyword} line without a metric name")
         return None
-    if not METRIC_NAME_RE.fullmatch(name):
-        report.error(number, f"invalid metric name {name!r} in {keyword} line")
+    if not quoted and not METRIC_NAME_RE.fullmatch(name):
+        report.error(number, "bad-name", f"invalid metric name {name!r} in {keyword} line")
         return None
     after = after.lstrip(BLANKS)
     if keyword == "HELP":
@@ -74,17 +98,18 @@ def _text_comment(report: Report, number: int, line: str) -> Optional[Metadata]:
     type_word: Optional[str] = after
     if after not in TEXT_TYPES:
         if not after:
-            report.error(number, f"TYPE line for {name!r} without a type")
+            report.error(number, "bad-type", f"TYPE line for {name!r} without a type")
         elif after.rstrip(BLANKS) in TEXT_TYPES:
-            report.error(number, f"unknown metric type {after!r}: trailing whitespace")
+            report.error(number, "bad-type", f"unknown metric type {after!r}: trailing whitespace")
         elif after in OPENMETRICS_TYPES:
             report.error(
                 number,
+                "bad-type",
                 f"metric type {after!r} exists only in OpenMetrics; text 0.0.4 "
                 "allows counter, gauge, histogram, summary, untyped",
             )
         else:
-            report.error(number, f"unknown metric type {after!r}")
+            report.error(number, "bad-type", f"unknown metric type {after!r}")
         type_word = None
     return Metadata("TYPE", name, type_word)
 
@@ -102,7 +127,7 @@ def _unescape_help_text(report: Report, number: int, text: str) -> str:
             i += 1
             continue
         if i + 1 >= n:
-            report.error(number, "HELP text ends with a lone backslash")
+            report.error(number, "bad-escape", "HELP text ends with a lone backslash")
             out.append(c)
             break
         nxt = text[i + 1]
@@ -113,6 +138,7 @@ def _unescape_help_text(report: Report, number: int, text: str) -> str:
         else:
             report.error(
                 number,
+                "bad-escape",
                 f"invalid escape sequence '\\{nxt}' in HELP (text 0.0.4 allows only \\\\ and \\n)",
             )
             out.append(c + nxt)
@@ -122,53 +148,102 @@ def _unescape_help_text(report: Report, number: int, text: str) -> str:
 
 def _text_sample(report: Report, number: int, line: str) -> Optional[Sample]:
     n = len(line)
+    if line.startswith("{") and skip_blanks(line, 1) < n and line[skip_blanks(line, 1)] == '"':
+        return _quoted_sample(report, number, line)
     m = _TEXT_NAME_END.search(line)
     end = m.start() if m else n
     name = line[:end]
     if not METRIC_NAME_RE.fullmatch(name):
-        report.error(number, f"invalid metric name {name!r}" if name else "missing metric name")
+        report.error(
+            number, "bad-name", f"invalid metric name {name!r}" if name else "missing metric name"
+        )
         return None
-    pos = skip_blanks(line, end)
+    return _sample_rest(report, number, line, name, skip_blanks(line, end))
+
+
+def _quoted_sample(report: Report, number: int, line: str) -> Optional[Sample]:
+    """Prometheus 3: ``{"my.metric",label="v"} 1``, the quoted name first in the braces.
+
+    A quoted string followed by ``=`` is a label name instead, and then the
+    line has no metric name.
+    """
+    n = len(line)
+    start = skip_blanks(line, 1)
+    lexed = lex_quoted_name(report, number, line, start, "metric")
+    if lexed is None:
+        return None
+    name, pos = lexed
+    pos = skip_blanks(line, pos)
+    if pos < n and line[pos] == "=":
+        report.error(number, "bad-name", "missing metric name (the braces hold only labels)")
+        return None
+    if pos < n and line[pos] == ",":
+        return _sample_rest(report, number, line, name, pos)
+    if pos < n and line[pos] == "}":
+        return _sample_rest(report, number, line, name, skip_blanks(line, pos + 1), labelled=True)
+    found = line[pos] if pos < n else "end of line"
+    report.error(
+        number,
+        "label-syntax",
+        f"expected ',' or '}}' after the quoted name {name!r}, found {found!r}",
+    )
+    return None
+
+
+def _sample_rest(
+    report: Report, number: int, line: str, name: str, pos: int, labelled: bool = False
+) -> Optional[Sample]:
+    """The labels (from ``{``, or ``,`` after a quoted name), value and timestamp of a sample."""
+    n = len(line)
     labels: Labels = ()
-    if pos < n and line[pos] == "{":
+    if not labelled and pos < n and line[pos] in "{,":
         lexed, pos = lex_labels(report, number, line, pos + 1, name, om=False)
         if lexed is None:
             return None
         labels = lexed
         pos = skip_blanks(line, pos)
     if pos >= n:
-        report.error(number, f"sample {name!r} has no value")
+        report.error(number, "missing-value", f"sample {name!r} has no value")
         return None
     vend = find_blank(line, pos)
     token = line[pos:vend]
     try:
         value = lex_number(token)
     except BadToken as exc:
-        report.error(number, f"{exc} for {name!r}")
+        report.error(number, "bad-value", f"{exc} for {name!r}")
         return None
     timestamp: Optional[float] = None
     if vend < n:
         tpos = skip_blanks(line, vend)
         if tpos >= n:
-            report.error(number, "trailing whitespace after the value (promtool rejects it)")
+            report.error(
+                number,
+                "trailing-whitespace",
+                "trailing whitespace after the value (promtool rejects it)",
+            )
         else:
             tend = find_blank(line, tpos)
             token = line[tpos:tend]
             if token == "#":
-                report.error(number, "exemplars exist only in OpenMetrics, not in text 0.0.4")
+                report.error(
+                    number, "syntax", "exemplars exist only in OpenMetrics, not in text 0.0.4"
+                )
                 return None
             try:
                 timestamp = lex_text_timestamp(token)
             except BadToken as exc:
-                report.error(number, str(exc))
+                report.error(number, "bad-timestamp", str(exc))
             if tend < n:
                 if line[tend:].strip(BLANKS):
                     report.error(
                         number,
+                        "syntax",
                         f"unexpected text after the timestamp: {line[tend:].strip(BLANKS)!r}",
                     )
                 else:
                     report.error(
-                        number, "trailing whitespace after the timestamp (promtool rejects it)"
+                        number,
+                        "trailing-whitespace",
+                        "trailing whitespace after the timestamp (promtool rejects it)",
                     )
     return Sample(name, labels, value, timestamp)

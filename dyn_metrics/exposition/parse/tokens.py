@@ -22,11 +22,15 @@ BLANKS = " \t"
 
 
 class Report(Protocol):
-    """Where the lexers, the grouper and the family rules put problems (1-based lines)."""
+    """Where the lexers, the grouper and the family rules put problems.
 
-    def error(self, line: int, msg: str) -> None: ...
+    ``line`` is 1-based; ``code`` is the rule's stable name (the table in
+    :mod:`dyn_metrics.exposition.check`).
+    """
 
-    def warn(self, line: int, msg: str) -> None: ...
+    def error(self, line: int, code: str, msg: str) -> None: ...
+
+    def warn(self, line: int, code: str, msg: str) -> None: ...
 
 
 class Metadata(NamedTuple):
@@ -62,48 +66,70 @@ def lex_labels(
         while end < n and line[end] not in '= \t,}"':
             end += 1
         token = line[pos:end]
-        if not m or m.end() != end:
+        if not om and end == pos and pos < n and line[pos] == '"':
+            # Prometheus 3: a quoted UTF-8 label name.
+            quoted = lex_quoted_name(report, number, line, pos, "label")
+            if quoted is None:
+                return None, pos
+            token, end = quoted
+        elif not m or m.end() != end:
             if pos >= n:
-                report.error(number, f"unterminated label set for {metric!r}")
+                report.error(number, "label-syntax", f"unterminated label set for {metric!r}")
             elif om and line[pos] == "}":
                 report.error(
                     number,
+                    "label-syntax",
                     f"trailing comma in the label set of {metric!r} (not allowed in OpenMetrics)",
                 )
             elif om and line[pos] == " ":
                 report.error(
-                    number, f"space inside the label set of {metric!r} (not allowed in OpenMetrics)"
+                    number,
+                    "label-syntax",
+                    f"space inside the label set of {metric!r} (not allowed in OpenMetrics)",
                 )
             else:
-                report.error(number, f"invalid label name {token or line[pos]!r} for {metric!r}")
+                report.error(
+                    number,
+                    "bad-label-name",
+                    f"invalid label name {token or line[pos]!r} for {metric!r}",
+                )
             return None, pos
         label = token
         pos = end if om else skip_blanks(line, end)
         if pos >= n or line[pos] != "=":
             found = line[pos] if pos < n else "end of line"
-            report.error(number, f"expected '=' after label name {label!r}, found {found!r}")
+            report.error(
+                number, "label-syntax", f"expected '=' after label name {label!r}, found {found!r}"
+            )
             return None, pos
         pos = pos + 1 if om else skip_blanks(line, pos + 1)
         if pos >= n or line[pos] != '"':
-            report.error(number, f"expected '\"' to open the value of label {label!r}")
+            report.error(
+                number, "label-syntax", f"expected '\"' to open the value of label {label!r}"
+            )
             return None, pos
         q = _QUOTED.match(line, pos + 1)
         if not q:
-            report.error(number, f"unterminated value of label {label!r} for {metric!r}")
+            report.error(
+                number, "label-syntax", f"unterminated value of label {label!r} for {metric!r}"
+            )
             return None, pos
         raw = q.group(1)
         value = raw if "\\" not in raw else _unescape_label(report, number, raw, om)
         pos = q.end()
         if label in names:
-            report.error(number, f"duplicate label name {label!r} for {metric!r}")
+            report.error(number, "dup-label", f"duplicate label name {label!r} for {metric!r}")
         names.add(label)
         if om and label.startswith("_"):
             report.error(
-                number, f"label names starting with '_' are reserved in OpenMetrics: {label!r}"
+                number,
+                "reserved-label",
+                f"label names starting with '_' are reserved in OpenMetrics: {label!r}",
             )
         elif label.startswith("__"):
             report.warn(
                 number,
+                "reserved-label",
                 "label names starting with '__' are reserved for Prometheus' "
                 f"internal use: {label!r}",
             )
@@ -117,9 +143,36 @@ def lex_labels(
             return tuple(labels), pos + 1
         found = line[pos] if pos < n else "end of line"
         report.error(
-            number, f"expected ',' or '}}' after the value of label {label!r}, found {found!r}"
+            number,
+            "label-syntax",
+            f"expected ',' or '}}' after the value of label {label!r}, found {found!r}",
         )
         return None, pos
+
+
+def lex_quoted_name(
+    report: Report, number: int, line: str, pos: int, what: str
+) -> Optional[tuple[str, int]]:
+    """A quoted UTF-8 name (Prometheus 3) at ``line[pos] == '"'``: (name, position after it).
+
+    Escapes are those of a text label value. Reports ``utf8-name`` (valid,
+    but older scrapers reject the syntax), or an error and returns ``None``.
+    """
+    q = _QUOTED.match(line, pos + 1)
+    if not q:
+        report.error(number, "label-syntax", f"unterminated quoted {what} name")
+        return None
+    raw = q.group(1)
+    name = raw if "\\" not in raw else _unescape_label(report, number, raw, False)
+    if not name:
+        report.error(number, "bad-name", f"empty quoted {what} name")
+        return None
+    report.warn(
+        number,
+        "utf8-name",
+        f"quoted {what} name {name!r}: Prometheus 3 syntax, rejected by older parsers",
+    )
+    return name, q.end()
 
 
 def _unescape_label(report: Report, number: int, raw: str, om: bool) -> str:
@@ -128,7 +181,9 @@ def _unescape_label(report: Report, number: int, raw: str, om: bool) -> str:
 
     def undefined(c: str) -> str:
         report.error(
-            number, f"invalid escape sequence '\\{c}' in label value (allowed: \\\\ \\\" \\n)"
+            number,
+            "bad-escape",
+            f"invalid escape sequence '\\{c}' in label value (allowed: \\\\ \\\" \\n)",
         )
         return "\\" + c
 
@@ -141,12 +196,21 @@ def unescape_om(report: Report, number: int, text: str, what: str) -> str:
         return text
     bare = _ESCAPE.sub("", text)
     if '"' in bare:
-        report.error(number, f"unescaped '\"' in {what} (OpenMetrics requires \\\")")
+        # The ABNF forbids it in both; the official parser suite accepts it in HELP.
+        msg = f"unescaped '\"' in {what} (OpenMetrics requires \\\")"
+        if what == "HELP text":
+            report.warn(number, "help-quote", msg)
+        else:
+            report.error(number, "bad-escape", msg)
     if "\\" in bare:
-        report.error(number, f"{what} ends with a lone backslash")
+        report.error(number, "bad-escape", f"{what} ends with a lone backslash")
 
     def undefined(char: str) -> str:
-        report.warn(number, f"undefined escape '\\{char}' in {what}; write '\\\\' for a backslash")
+        report.warn(
+            number,
+            "undefined-escape",
+            f"undefined escape '\\{char}' in {what}; write '\\\\' for a backslash",
+        )
         return "\\" + char
 
     return _unescape(text, undefined)

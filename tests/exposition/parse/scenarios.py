@@ -8,6 +8,7 @@ every row to its "never crashes" property as an example.
 import pytest
 
 from dyn_metrics import ParseError
+from dyn_metrics.exposition.check import check
 from dyn_metrics.exposition.parse.reader import parse
 
 
@@ -18,3 +19,11 @@ def assert_parse_error(text, fmt, line, prefix):
     assert info.value.line == line
     assert info.value.msg.startswith(prefix), info.value.msg
     assert str(info.value) == f"line {line}: {info.value.msg}"
+
+
+def assert_lint_only(text, fmt, line, code):
+    """``text`` parses, and ``check`` warns with ``code`` on ``line`` (strict lints enabled)."""
+    parse(text, fmt)
+    result = check(text, fmt, enable=("all",))
+    assert result.errors == []
+    assert (line, code) in [(p.line, p.code) for p in result.warnings], result.warnings
