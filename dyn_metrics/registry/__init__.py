@@ -13,19 +13,28 @@ in the steps of Dynamo's ``prometheus_expfmt()``:
    disagreement raises :class:`DescriptorConflictError`), a repeated series
    is dropped with a warning (first wins);
 4. the families are encoded sorted by name;
-5. exposition-text callbacks' texts are appended verbatim, joined as
-   Dynamo joins them (:func:`join_texts`).
+5. exposition-text callbacks' texts are appended, joined as Dynamo joins
+   them (:func:`join_texts`): valid text byte for byte, but a family block
+   that does not parse or repeats a name already in the exposition is
+   dropped, logged once per (callback, reason) and counted
+   (:mod:`.callbacks`), so the served exposition is always valid.
+
+:func:`stats` gives the process-wide counts of dropped families and failed
+callbacks, for self metrics.
 
 A scrape may ask for some families only (``name[]``, as prometheus_client's
 restricted registry): families are selected by name and type before they are
 gathered or encoded (:mod:`dyn_metrics.exposition.select`); only callback
 text, which arrives rendered, is cut by family block.
 
-Thread safety: registration and callback lists are guarded by a lock; a
-scrape copies what it needs under it and runs callbacks and encoders outside.
+Thread safety: registration and callback lists are guarded by a re-entrant
+lock; a scrape copies what it needs under it and runs callbacks and encoders
+outside, so a scrape from a signal handler in the middle of another scrape on
+the same thread does not deadlock.
 
 This module holds :class:`Registry` (registration, callbacks, the scrape);
-``merge.py`` the scrape plan: selecting and merging families.
+``merge.py`` the scrape plan: selecting and merging families;
+``callbacks.py`` the screening of callback text; ``stats.py`` the counts.
 """
 
 import logging
@@ -33,23 +42,26 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Optional, TypeVar
 
-from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, ParseError
+from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError
 from ..exposition import select
 from ..exposition import text as expfmt
 from ..model import Family, Labels
+from . import callbacks
 from .merge import (
     Collector,
     Plan,
+    fold_created,
     join_texts,
     local_groups,
+    log_left_out,
     merge,
-    merge_parsed,
     merge_plan,
     openmetrics_expressible,
     selected_names,
 )
+from .stats import count_callback_error, count_dropped_families, stats
 
-__all__ = ["Collector", "Registry", "join_texts"]
+__all__ = ["Collector", "Registry", "join_texts", "stats"]
 
 _log = logging.getLogger(__name__)
 
@@ -66,13 +78,17 @@ class Registry:
 
     def __init__(self, created: bool = False) -> None:
         self._created = bool(created)
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler, gc callback or finalizer that scrapes
+        # or registers while its own thread is inside one of these short
+        # critical sections (list copies, registration) must not deadlock.
+        self._lock = threading.RLock()
         self._collectors: list[Collector] = []  # registration order
         self._by_identity: dict[tuple[str, Labels], Collector] = {}  # (name, const labels)
         self._by_name: dict[str, list[Collector]] = {}
         self._children: list[Registry] = []
         self._update_callbacks: list[Callable[[], object]] = []
         self._expfmt_callbacks: list[Callable[[], str]] = []
+        self._screener = callbacks.Screener()
 
     # -- registration -----------------------------------------------------
 
@@ -159,8 +175,12 @@ class Registry:
             self._update_callbacks.append(callback)
 
     def add_expfmt_callback(self, callback: Callable[[], str]) -> None:
-        """Append ``callback()``'s text (a ``str``) to every scrape, verbatim."""
+        """Append ``callback()``'s text (a ``str``) to every scrape, screened (module docstring)."""
         _check_callable(callback)
+        # The screening parses the text: import the parser now, in ordinary
+        # code, not first in a scrape, which may run in a signal handler that
+        # interrupted the main thread's own first import of it.
+        callbacks.load_parser()
         with self._lock:
             self._expfmt_callbacks.append(callback)
 
@@ -174,6 +194,7 @@ class Registry:
                 callback()
                 results.append(None)
             except Exception as exc:  # a user callback must never break a scrape
+                count_callback_error("update")
                 _log.exception("metrics update callback failed: %r", callback)
                 results.append(exc)
         return results
@@ -183,12 +204,13 @@ class Registry:
 
         Empty texts are skipped and a newline is added between two texts only
         where the first lacks one (:func:`join_texts`); a failing or non-text
-        callback is logged and contributes nothing.
+        callback is logged and contributes nothing. The texts are not
+        screened: a scrape screens them (see the module docstring).
         """
-        return join_texts(self._expfmt_texts())
+        return join_texts(text for _, text in self._expfmt_texts())
 
-    def _expfmt_texts(self) -> list[str]:
-        """The texts of this registry's exposition-text callbacks; failures logged."""
+    def _expfmt_texts(self) -> list[tuple[Callable[[], str], str]]:
+        """``(callback, text)`` of this registry's exposition-text callbacks; failures logged."""
         with self._lock:
             callbacks = list(self._expfmt_callbacks)
         texts = []
@@ -196,9 +218,11 @@ class Registry:
             try:
                 text: object = callback()
             except Exception:
+                count_callback_error("expfmt")
                 _log.exception("Error executing exposition text callback: %r", callback)
                 continue
             if not isinstance(text, str):
+                count_callback_error("expfmt")
                 _log.error(
                     "expfmt callback must return a string, %r returned %r",
                     callback,
@@ -209,14 +233,33 @@ class Registry:
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 # It would break the whole scrape when the server encodes it.
+                count_callback_error("expfmt")
                 _log.error(
                     "expfmt callback %r returned text that is not valid Unicode "
                     "(it cannot be encoded as UTF-8); left out",
                     callback,
                 )
                 continue
-            texts.append(text)
+            texts.append((callback, text))
         return texts
+
+    def _screened_texts(
+        self, registries: Sequence["Registry"], taken: Callable[[], set[str]]
+    ) -> list[tuple[callbacks.Source, str, list[callbacks.Block]]]:
+        """Every callback's text to serve, screened in scrape order (:mod:`.callbacks`).
+
+        ``taken()`` gives the names the native families take; it is called
+        only when some callback returned text.
+        """
+        sources: list[callbacks.Source] = [
+            (callback, reg._screener, reg._screener.screened(callback, text))
+            for reg in registries
+            for callback, text in reg._expfmt_texts()
+            if text
+        ]
+        if not sources:
+            return []
+        return callbacks.keep(sources, taken())
 
     # -- collection -------------------------------------------------------
 
@@ -275,24 +318,26 @@ class Registry:
     def openmetrics_expfmt(self, names: Optional[Collection[str]] = None) -> str:
         """The combined scrape of this registry in OpenMetrics 1.0.
 
-        The same steps as :meth:`prometheus_expfmt`; each exposition-text
-        callback's output is parsed as text 0.0.4 and re-encoded. Text that
-        does not parse is logged and left out, and a callback family whose
-        HELP or TYPE disagrees with a native one is dropped with a log line,
-        so one broken engine cannot make the whole scrape invalid. Families
-        that OpenMetrics cannot express (a name or label name starting with
-        ``_``, which it reserves; names clashing with an earlier family's
-        samples, as counter ``foo_total`` and gauge ``foo`` do) are left out
-        with a log line too; the text format serves them all.
+        The same steps as :meth:`prometheus_expfmt`, with the same screening
+        of exposition-text callbacks (a family block that does not parse or
+        repeats a name is dropped, logged once per callback and reason, and
+        counted); the kept blocks are re-encoded. A ``X_created`` gauge, as
+        prometheus_client's text format writes a counter's or histogram's
+        creation time, becomes the ``_created`` samples of family ``X``
+        (:func:`~.merge.fold_created`). Families that OpenMetrics cannot
+        express (a name or label name starting with ``_``, which it reserves;
+        names clashing with an earlier family's samples, as counter
+        ``foo_total`` and gauge ``foo`` do) are left out with a log line too,
+        native families winning over callbacks'; the text format serves them
+        all.
 
         ``names`` (``name[]``) keeps only the families it selects, by family
         or sample name in either format's spelling, before they are encoded;
         None keeps all.
         """
         # Imported on first use: a process that only serves text never pays
-        # for the OpenMetrics encoder and the parser.
+        # for the OpenMetrics encoder.
         from ..exposition import openmetrics as omfmt
-        from ..exposition.parse.reader import parse as parse_exposition
 
         wanted = None if names is None else frozenset(names)
         registries = self.registries()
@@ -300,23 +345,35 @@ class Registry:
             reg.execute_update_callbacks()
         plan = self._plan(registries)
         families = merge_plan(plan, selected_names(plan, wanted), created=True)
-        for text in (t for reg in registries for t in reg._expfmt_texts() if t):
-            # Each callback on its own, so one broken engine costs only its
-            # own families (the text path's join rule may leave a last line
-            # without its newline).
-            try:
-                parsed = parse_exposition(text if text.endswith("\n") else text + "\n", "text")
-            except ParseError as exc:
-                _log.error(
-                    "exposition text callback output left out of the OpenMetrics "
-                    "scrape: it is not valid text format 0.0.4: %s",
-                    exc,
-                )
-                continue
-            if wanted is not None:
-                parsed = select.select_families(parsed, wanted)
-            families = merge_parsed(families, parsed)
-        families = openmetrics_expressible(families, omfmt.family_name)
+        served = self._screened_texts(
+            registries, lambda: callbacks.native_claims((f.name, (f.type,)) for f in families)
+        )
+        # Callback families by name (unique: a repeated name was dropped).
+        origin: dict[str, tuple[callbacks.Source, callbacks.Block]] = {}
+        extra: list[Family] = []
+        for source, _, blocks in served:
+            for block in blocks:
+                chosen = block.families or ()
+                if wanted is not None:
+                    chosen = tuple(select.select_families(chosen, wanted))
+                for family in chosen:
+                    origin[family.name] = (source, block)
+                    extra.append(family)
+
+        def left_out(family: Family, why: str) -> None:
+            # Counted; a callback's family logged once per callback, a native one each time.
+            count_dropped_families()
+            found = origin.get(family.name)
+            if found is None:
+                log_left_out(family, why)
+                return
+            (callback, screener, _), block = found
+            screener.drop(callback, callbacks.DUPLICATE, block, [f"{family.name}: {why}"])
+
+        # Natives first: they win an OpenMetrics clash with a callback's family.
+        families = fold_created(families + extra, omfmt.family_name, left_out)
+        families = openmetrics_expressible(families, omfmt.family_name, left_out)
+        families.sort(key=lambda f: f.name)
         return omfmt.encode_to_string(families)
 
     def prometheus_expfmt(self, names: Optional[Collection[str]] = None) -> str:
@@ -333,8 +390,10 @@ class Registry:
             reg.execute_update_callbacks()
         plan = self._plan(registries)
         parts: list[str] = []
+        written: list[str] = []
         for name in selected_names(plan, wanted):
             sources = plan[name]
+            before = len(parts)
             if len(sources) == 1 and len(sources[0]) == 1:
                 # One collector owns this name: nothing to merge, so it can
                 # write its text directly (the same bytes, much faster).
@@ -343,14 +402,25 @@ class Registry:
                 family = merge(name, sources)
                 if family is not None:
                     expfmt.write_families(parts.append, (family,))
+            if len(parts) > before:
+                written.append(name)
         text = "".join(parts)
-        extra = join_texts([reg.execute_expfmt_callbacks() for reg in registries])
+        served = self._screened_texts(
+            registries,
+            lambda: callbacks.native_claims(
+                (name, {c.desc.type for cs in plan[name] for c in cs}) for name in written
+            ),
+        )
+        extra = join_texts(t for _, t, _ in served)
         if extra and wanted is not None:
             extra = select.filter_text(extra, wanted)
         if extra:
             if not text.endswith("\n"):
                 text += "\n"
             text += extra
+            if not extra.endswith("\n"):
+                # A last line without its newline is not valid text format.
+                text += "\n"
         return text
 
     def __repr__(self) -> str:

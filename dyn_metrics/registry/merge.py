@@ -10,8 +10,9 @@ one per scrape). From it:
   registry with samples fixes HELP and TYPE (a later disagreement raises
   :class:`DescriptorConflictError`), a repeated series is dropped with a
   warning (first wins), samples follow registry order;
-* :func:`merge_parsed` adds the families parsed from exposition-text
-  callbacks to the native ones for OpenMetrics (natives win), and
+* :func:`fold_created` turns prometheus_client's separate ``X_created``
+  gauges (its text format) into the ``_created`` samples of counter,
+  histogram or summary ``X`` for OpenMetrics, and
   :func:`openmetrics_expressible` leaves out what OpenMetrics cannot express;
 * :func:`join_texts` joins callback texts with Dynamo's rule.
 """
@@ -24,7 +25,17 @@ from ..errors import DescriptorConflictError
 from ..exposition import select
 from ..exposition import text as expfmt
 from ..metrics import Desc
-from ..model import OPENMETRICS_SUFFIXES, Family, Labels, Sample
+from ..model import (
+    COUNTER,
+    GAUGE,
+    HISTOGRAM,
+    OPENMETRICS_SUFFIXES,
+    SUMMARY,
+    UNTYPED,
+    Family,
+    Labels,
+    Sample,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -139,40 +150,93 @@ def merge(
     return Family(name, first.type, first.help, tuple(samples))
 
 
-def _series_identity(sample: Sample) -> Labels:
-    return tuple(sorted(p for p in sample.labels if p[0] not in ("le", "quantile")))
+_CREATED = "_created"
+_CREATED_OWNERS = (COUNTER, HISTOGRAM, SUMMARY)
 
 
-def merge_parsed(families: Iterable[Family], extra: Iterable[Family]) -> list[Family]:
-    """Native families plus parsed callback families, merged by name (natives win)."""
-    by_name = {f.name: f for f in families}
-    for family in extra:
-        native = by_name.get(family.name)
-        if native is None:
-            by_name[family.name] = family
+def _metric_key(family: Family, sample: Sample) -> frozenset[tuple[str, str]]:
+    drop = {HISTOGRAM: "le", SUMMARY: "quantile"}.get(family.type)
+    return frozenset(p for p in sample.labels if p[0] != drop)
+
+
+def _with_created(owner: Family, om_name: str, gauge: Family) -> Optional[Family]:
+    """``owner`` with ``gauge``'s samples as its ``_created`` ones; None if they do not fit.
+
+    They fit when ``owner`` has no ``_created`` sample yet and each gauge
+    sample has the label set of exactly one of its metrics, each one once.
+    """
+    if any(s.name.endswith(_CREATED) and s.name != owner.name for s in owner.samples):
+        return None
+    created: dict[frozenset[tuple[str, str]], Sample] = {}
+    for s in gauge.samples:
+        key = frozenset(s.labels)
+        if key in created:
+            return None
+        created[key] = Sample(om_name + _CREATED, s.labels, s.value)
+    last: dict[frozenset[tuple[str, str]], int] = {}
+    for i, s in enumerate(owner.samples):
+        last[_metric_key(owner, s)] = i
+    if not set(created) <= set(last):
+        return None
+    after = {i: created[key] for key, i in last.items() if key in created}
+    samples: list[Sample] = []
+    for i, s in enumerate(owner.samples):
+        samples.append(s)
+        if i in after:
+            samples.append(after[i])
+    return owner._replace(samples=tuple(samples))
+
+
+def fold_created(
+    families: Sequence[Family],
+    family_name: Callable[[Family], str],
+    left_out: "LeftOut" = lambda family, why: log_left_out(family, why),
+) -> list[Family]:
+    """prometheus_client's ``X_created`` gauges folded into counter, histogram or summary ``X``.
+
+    Its text format writes a counter's or histogram's creation time as a
+    separate gauge family ``X_created``, a name OpenMetrics gives the
+    ``_created`` samples of family ``X``. The gauge's samples become those
+    samples when they fit (one per metric of ``X``, which has none yet);
+    otherwise the gauge is left out with a log line: ``X`` wins.
+    """
+    owners = {family_name(f): i for i, f in enumerate(families) if f.type in _CREATED_OWNERS}
+    out = list(families)
+    gone: set[int] = set()
+    for i, family in enumerate(families):
+        if family.type not in (GAUGE, UNTYPED) or not family.name.endswith(_CREATED):
             continue
-        if (native.type, native.help) != (family.type, family.help):
-            _log.error(
-                "Metric family '%s' has inconsistent help/type across sources; "
-                "dropping the exposition-text callback's family",
-                family.name,
-            )
+        om_name = family.name[: -len(_CREATED)]
+        j = owners.get(om_name)
+        if j is None:
             continue
-        seen = {_series_identity(s) for s in native.samples}
-        kept = [s for s in family.samples if _series_identity(s) not in seen]
-        if len(kept) < len(family.samples):
-            _log.warning(
-                "Duplicate Prometheus series while merging; dropping later sample of %s",
-                family.name,
-            )
-        by_name[family.name] = native._replace(samples=native.samples + tuple(kept))
-    return [by_name[name] for name in sorted(by_name)]
+        gone.add(i)
+        folded = _with_created(out[j], om_name, family)
+        if folded is None:
+            left_out(family, f"its samples would clash with family {out[j].name!r}'s _created ones")
+        else:
+            out[j] = folded
+    return [f for i, f in enumerate(out) if i not in gone]
+
+
+#: Told of a family left out of an OpenMetrics scrape, and why.
+LeftOut = Callable[[Family, str], None]
+
+
+def log_left_out(family: Family, why: str) -> None:
+    """The default :data:`LeftOut`: one ERROR line."""
+    _log.error("family %r left out of the OpenMetrics scrape: %s", family.name, why)
 
 
 def openmetrics_expressible(
-    families: Iterable[Family], family_name: Callable[[Family], str]
+    families: Iterable[Family],
+    family_name: Callable[[Family], str],
+    left_out: LeftOut = log_left_out,
 ) -> list[Family]:
-    """``families`` less those OpenMetrics cannot express (each one logged)."""
+    """``families`` less those OpenMetrics cannot express, each told to ``left_out``.
+
+    Earlier families win a clash: pass them in priority order.
+    """
     taken: set[str] = set()
     kept = []
     for family in families:
@@ -180,18 +244,15 @@ def openmetrics_expressible(
         claimed = {name} | {name + suffix for suffix in OPENMETRICS_SUFFIXES.get(family.type, ())}
         reserved = sorted({k for s in family.samples for k, _ in s.labels if k.startswith("_")})
         if name.startswith("_") or reserved:
-            _log.error(
-                "family %r left out of the OpenMetrics scrape: names starting with '_' "
-                "are reserved there (%s)",
-                family.name,
-                ", ".join(reserved) or name,
+            left_out(
+                family,
+                f"names starting with '_' are reserved there ({', '.join(reserved) or name})",
             )
         elif claimed & taken:
-            _log.error(
-                "family %r left out of the OpenMetrics scrape: its samples would clash "
-                "with an earlier family's (%s)",
-                family.name,
-                ", ".join(sorted(claimed & taken)),
+            left_out(
+                family,
+                "its samples would clash with an earlier family's "
+                f"({', '.join(sorted(claimed & taken))})",
             )
         else:
             taken |= claimed
