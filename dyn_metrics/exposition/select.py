@@ -9,6 +9,7 @@ that arrives already rendered, from exposition-text callbacks, is cut by
 family block (:func:`filter_text`).
 """
 
+import re
 from collections.abc import Collection, Iterable
 from typing import Optional
 
@@ -57,6 +58,18 @@ def _belongs(sample: str, family: Optional[str]) -> bool:
     return sample.startswith(family) and sample[len(family) :] in ALL_SUFFIXES
 
 
+_LINES = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+
+def _sample_name(line: str) -> str:
+    """The metric name a sample line starts with (a quoted UTF-8 name unquoted)."""
+    if line.startswith("{"):
+        # Prometheus 3's form: {"my.metric",label="v"} 1
+        quoted = re.match(r'\{\s*"((?:[^"\\]|\\.)*)"', line)
+        return quoted.group(1) if quoted else ""
+    return line.split("{", 1)[0].split(None, 1)[0]
+
+
 def filter_text(text: str, names: Collection[str]) -> str:
     """Keep the family blocks of ``text`` whose name, or one of whose sample names, is in ``names``.
 
@@ -69,7 +82,9 @@ def filter_text(text: str, names: Collection[str]) -> str:
     block: list[str] = []
     family: Optional[str] = None
     samples: set[str] = set()
-    for line in text.splitlines(keepends=True):
+    # Lines end at "\n" only: str.splitlines would also cut at characters such
+    # as U+2028 or form feeds inside label values.
+    for line in _LINES.findall(text):
         sample: Optional[str] = None
         start: Optional[str] = None
         if line.startswith("#"):
@@ -83,7 +98,7 @@ def filter_text(text: str, names: Collection[str]) -> str:
             if named is not None and named != family:
                 start = named
         elif line.strip():
-            sample = line.split("{", 1)[0].split(None, 1)[0]
+            sample = _sample_name(line)
             if not _belongs(sample, family):
                 start = sample
         if start is not None:

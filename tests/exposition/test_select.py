@@ -51,3 +51,20 @@ def test_filter_text_untyped_samples_form_their_own_blocks():
     text = 'x 1\ny{a="b"} 2\ny{a="c"} 3\n# TYPE z gauge\nz 4\n'
     assert filter_text(text, ["y"]) == 'y{a="b"} 2\ny{a="c"} 3\n'
     assert filter_text(text, ["x", "z"]) == "x 1\n# TYPE z gauge\nz 4\n"
+
+
+LINE_END_TABLE = [
+    # (text, names, expected): lines end at "\n" only, whatever a label value holds
+    ('a{x="\u2028"} 1\n# TYPE b gauge\nb 2\n', ["a"], 'a{x="\u2028"} 1\n'),
+    ('a{x="\x0c\x1c\x85"} 1\nb 2\n', ["b"], "b 2\n"),
+    ("a 1\nb 2", ["b"], "b 2"),  # no final newline: none is invented
+    # Prometheus 3's quoted UTF-8 names
+    ('{"my.metric",l="v"} 1\nz 2\n', ["my.metric"], '{"my.metric",l="v"} 1\n'),
+    ('{"my.metric"} 1\nz 2\n', ["z"], "z 2\n"),
+    ("{} 1\nz 2\n", ["z"], "z 2\n"),  # malformed: never raises
+]
+
+
+@pytest.mark.parametrize("text, names, expected", LINE_END_TABLE)
+def test_filter_text_line_ends_and_quoted_names(text, names, expected):
+    assert filter_text(text, names) == expected
