@@ -458,3 +458,26 @@ def test_scrapes_from_a_signal_handler_mid_scrape_neither_deadlock_nor_lose_coun
     result = json.loads(out)
     assert result["update"] == result["scrapes"]
     assert result["dropped"] == 2 * result["scrapes"]
+
+
+UTF8_TEXT = (
+    '# TYPE "my.metric" gauge\n{"my.metric",l="v"} 1\n'
+    '# TYPE quoted_label gauge\nquoted_label{"a.b"="x"} 2\n'
+    "# TYPE plain gauge\nplain 3\n"
+)
+
+
+def test_quoted_utf8_names_pass_in_text_and_are_left_out_of_openmetrics(caplog):
+    reg = dm.Registry()
+    reg.add_expfmt_callback(lambda: UTF8_TEXT)
+    # Text: byte for byte, after the newline Dynamo puts after an empty native part.
+    assert reg.prometheus_expfmt() == "\n" + UTF8_TEXT
+    before = registry.stats()["dropped_families"]
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics"):
+        served = reg.openmetrics_expfmt()
+    assert served == "# TYPE plain gauge\nplain 3.0\n# EOF\n"
+    assert dm.check(served, "openmetrics").ok
+    assert registry.stats()["dropped_families"] - before == 2
+    messages = [r.getMessage() for r in _errors(caplog)]
+    assert len(messages) == 1  # once per (callback, reason)
+    assert "OpenMetrics cannot express" in messages[0] and "quoted (UTF-8)" in messages[0]

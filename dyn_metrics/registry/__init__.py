@@ -368,7 +368,7 @@ class Registry:
                 log_left_out(family, why)
                 return
             (callback, screener, _), block = found
-            screener.drop(callback, callbacks.DUPLICATE, block, [f"{family.name}: {why}"])
+            screener.drop(callback, callbacks.INEXPRESSIBLE, block, [f"{family.name}: {why}"])
 
         # Natives first: they win an OpenMetrics clash with a callback's family.
         families = fold_created(families + extra, omfmt.family_name, left_out)

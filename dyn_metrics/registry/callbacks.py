@@ -41,6 +41,9 @@ _log = logging.getLogger(__name__)
 
 INVALID = "invalid"
 DUPLICATE = "duplicate"
+# A family the OpenMetrics scrape cannot write (reserved or quoted names, or
+# one that would clash with another family's samples there).
+INEXPRESSIBLE = "inexpressible"
 
 
 class Block(NamedTuple):
@@ -185,6 +188,14 @@ def _report(callback: object, reason: str, block: Block, clash: Iterable[str]) -
             callback,
             block.error,
             first,
+        )
+    elif reason == INEXPRESSIBLE:
+        _log.error(
+            "exposition text callback %r: a family block that OpenMetrics cannot express "
+            "is dropped from the OpenMetrics scrape (%s); logged once, counted in "
+            "dyn_metrics_dropped_families_total",
+            callback,
+            ", ".join(sorted(clash)),
         )
     else:
         _log.error(

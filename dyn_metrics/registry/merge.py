@@ -29,6 +29,8 @@ from ..model import (
     COUNTER,
     GAUGE,
     HISTOGRAM,
+    LABEL_NAME_RE,
+    METRIC_NAME_RE,
     OPENMETRICS_SUFFIXES,
     SUMMARY,
     UNTYPED,
@@ -228,6 +230,17 @@ def log_left_out(family: Family, why: str) -> None:
     _log.error("family %r left out of the OpenMetrics scrape: %s", family.name, why)
 
 
+def _legacy_names(family: Family) -> bool:
+    """True when every metric and label name of ``family`` needs no quoting."""
+    if METRIC_NAME_RE.fullmatch(family.name) is None:
+        return False
+    return all(
+        METRIC_NAME_RE.fullmatch(s.name) is not None
+        and all(LABEL_NAME_RE.fullmatch(k) is not None for k, _ in s.labels)
+        for s in family.samples
+    )
+
+
 def openmetrics_expressible(
     families: Iterable[Family],
     family_name: Callable[[Family], str],
@@ -243,7 +256,10 @@ def openmetrics_expressible(
         name = family_name(family)
         claimed = {name} | {name + suffix for suffix in OPENMETRICS_SUFFIXES.get(family.type, ())}
         reserved = sorted({k for s in family.samples for k, _ in s.labels if k.startswith("_")})
-        if name.startswith("_") or reserved:
+        if not _legacy_names(family):
+            # Prometheus 3's quoted UTF-8 names: OpenMetrics 1.0 cannot write them.
+            left_out(family, "OpenMetrics 1.0 has no quoted (UTF-8) metric or label names")
+        elif name.startswith("_") or reserved:
             left_out(
                 family,
                 f"names starting with '_' are reserved there ({', '.join(reserved) or name})",
