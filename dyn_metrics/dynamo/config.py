@@ -12,7 +12,21 @@ environment for the server. It mirrors Dynamo's ``RuntimeConfig`` (config.rs):
   (a warning is logged) but honoured by the health model;
 * ``DYN_SYSTEM_ENABLED``: deprecated and ignored (a warning is logged);
 * ``DYN_SYSTEM_OPENMETRICS``: boolean, default false; allows OpenMetrics on ``/metrics``;
-* ``DYN_HEALTH_CHECK_ENABLED``: boolean, default false; canary mode of the health model.
+* ``DYN_HEALTH_CHECK_ENABLED``: boolean, default false; canary mode of the health model;
+* ``DYN_SYSTEM_TLS_CERT_FILE`` / ``DYN_SYSTEM_TLS_KEY_FILE``: serve HTTPS with this
+  certificate chain and key (the key may be in the certificate file); loaded once
+  here, so a file that cannot be used is a bad value;
+* ``DYN_SYSTEM_TLS_CLIENT_CA_FILE``: clients must present a certificate signed by
+  this CA (needs the certificate file);
+* ``DYN_SYSTEM_BASIC_AUTH_FILE``: Basic auth users, one ``user:HASH`` a line (blank
+  lines and ``#`` comments skipped), ``HASH`` one of ``pbkdf2_sha256$ITER$SALT$HEX``,
+  ``scrypt$N$r$p$SALT$HEX`` or ``plain$PASSWORD``; read once, here;
+* ``DYN_SYSTEM_AUTH_EXEMPT_PROBES``: boolean, default false; health and live answer
+  without credentials (by default every route needs them);
+* ``DYN_SYSTEM_SCRAPE_TIMEOUT``: seconds a scrape waits for its render before 503,
+  a positive finite number, default 10;
+* ``DYN_SYSTEM_SELF_METRICS``: boolean, default false; adds the server's own
+  ``dyn_metrics_scrape_*`` metrics to the exposition.
 
 Boolean words are ``1/true/on/yes`` and ``0/false/off/no`` in any case. An empty
 value counts as unset. Dynamo parses the port as a signed 16-bit integer, so
@@ -26,6 +40,7 @@ variable, the value and what was expected; with ``strict=True`` it raises
 """
 
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -44,6 +59,13 @@ USE_ENDPOINT_HEALTH_STATUS = "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS"
 ENABLED = "DYN_SYSTEM_ENABLED"
 OPENMETRICS = "DYN_SYSTEM_OPENMETRICS"
 HEALTH_CHECK_ENABLED = "DYN_HEALTH_CHECK_ENABLED"
+TLS_CERT_FILE = "DYN_SYSTEM_TLS_CERT_FILE"
+TLS_KEY_FILE = "DYN_SYSTEM_TLS_KEY_FILE"
+TLS_CLIENT_CA_FILE = "DYN_SYSTEM_TLS_CLIENT_CA_FILE"
+BASIC_AUTH_FILE = "DYN_SYSTEM_BASIC_AUTH_FILE"
+AUTH_EXEMPT_PROBES = "DYN_SYSTEM_AUTH_EXEMPT_PROBES"
+SCRAPE_TIMEOUT = "DYN_SYSTEM_SCRAPE_TIMEOUT"
+SELF_METRICS = "DYN_SYSTEM_SELF_METRICS"
 
 _TRUE = frozenset(("1", "true", "on", "yes"))
 _FALSE = frozenset(("0", "false", "off", "no"))
@@ -63,6 +85,13 @@ _FIELDS: dict[str, object] = {
     "use_endpoint_health_status": (),
     "openmetrics": False,
     "health_check_enabled": False,
+    "tls_cert_file": None,
+    "tls_key_file": None,
+    "tls_client_ca_file": None,
+    "users": (),
+    "auth_exempt_probes": False,
+    "scrape_timeout": 10.0,
+    "self_metrics": False,
 }
 
 
@@ -86,6 +115,13 @@ class SystemConfig:
     use_endpoint_health_status: tuple[str, ...]
     openmetrics: bool
     health_check_enabled: bool
+    tls_cert_file: Optional[str]
+    tls_key_file: Optional[str]
+    tls_client_ca_file: Optional[str]
+    users: tuple[tuple[str, str], ...]
+    auth_exempt_probes: bool
+    scrape_timeout: float
+    self_metrics: bool
 
     def __init__(
         self,
@@ -97,6 +133,13 @@ class SystemConfig:
         use_endpoint_health_status: Sequence[str] = (),
         openmetrics: bool = False,
         health_check_enabled: bool = False,
+        tls_cert_file: Optional[str] = None,
+        tls_key_file: Optional[str] = None,
+        tls_client_ca_file: Optional[str] = None,
+        users: Sequence[tuple[str, str]] = (),
+        auth_exempt_probes: bool = False,
+        scrape_timeout: float = 10.0,
+        self_metrics: bool = False,
     ) -> None:
         if port is not None and (port.__class__ is not int or not 0 <= port <= 65535):
             raise ConfigError(f"port: expected None or an int in 0..65535, got {port!r}")
@@ -116,6 +159,52 @@ class SystemConfig:
             raise ConfigError(
                 f"use_endpoint_health_status: expected a sequence of strings, got {names!r}"
             )
+        files = (
+            ("tls_cert_file", tls_cert_file),
+            ("tls_key_file", tls_key_file),
+            ("tls_client_ca_file", tls_client_ca_file),
+        )
+        for attr, file in files:
+            if file is not None and (not isinstance(file, str) or not file):
+                raise ConfigError(f"{attr}: expected None or a file name, got {file!r}")
+        if (tls_key_file or tls_client_ca_file) and not tls_cert_file:
+            raise ConfigError("tls_key_file and tls_client_ca_file: expected tls_cert_file too")
+        given: object = users
+        pairs = None if isinstance(given, str) else tuple(users)
+        if pairs is None or not all(
+            isinstance(p, tuple)
+            and len(p) == 2
+            and isinstance(p[0], str)
+            and isinstance(p[1], str)
+            and p[0]
+            and ":" not in p[0]
+            for p in pairs
+        ):
+            shown = [u[0] if isinstance(u, tuple) and u else u for u in users]
+            raise ConfigError(
+                "users: expected (user, hashed password) string pairs, user without ':', "
+                f"got users {shown!r}"
+            )
+        if len({u for u, _ in pairs}) != len(pairs):
+            raise ConfigError(f"users: expected distinct user names, got {[u for u, _ in pairs]!r}")
+        if pairs:
+            from ..server.auth import parse_password  # only when auth is configured
+
+            for user, spec in pairs:
+                try:
+                    parse_password(spec)
+                except ValueError as e:
+                    raise ConfigError(f"users[{user!r}]: {e}") from None
+        timeout: object = scrape_timeout
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigError(
+                f"scrape_timeout: expected a positive finite number of seconds, got {timeout!r}"
+            )
         values: tuple[object, ...] = (
             port,
             host,
@@ -125,6 +214,13 @@ class SystemConfig:
             tuple(names),
             bool(openmetrics),
             bool(health_check_enabled),
+            tls_cert_file,
+            tls_key_file,
+            tls_client_ca_file,
+            pairs,
+            bool(auth_exempt_probes),
+            float(timeout),
+            bool(self_metrics),
         )
         for attr, stored in zip(_FIELDS, values):
             object.__setattr__(self, attr, stored)
@@ -148,7 +244,10 @@ class SystemConfig:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS)
+        # Users by name only: a password may be stored as plain$PASSWORD.
+        shown = {f: getattr(self, f) for f in _FIELDS}
+        shown["users"] = tuple(user for user, _ in self.users)
+        fields = ", ".join(f"{f}={v!r}" for f, v in shown.items())
         return f"SystemConfig({fields})"
 
     @property
@@ -188,6 +287,13 @@ class _Parsed(TypedDict, total=False):
     use_endpoint_health_status: tuple[str, ...]
     openmetrics: bool
     health_check_enabled: bool
+    tls_cert_file: Optional[str]
+    tls_key_file: Optional[str]
+    tls_client_ca_file: Optional[str]
+    users: tuple[tuple[str, str], ...]
+    auth_exempt_probes: bool
+    scrape_timeout: float
+    self_metrics: bool
 
 
 def _get(env: Mapping[str, str], name: str) -> Optional[str]:
@@ -273,4 +379,62 @@ def _parse(env: Mapping[str, str]) -> _Parsed:
         _log.warning("%s is deprecated and ignored; the server runs when %s is set", ENABLED, PORT)
     out["openmetrics"] = _parse_bool(env, OPENMETRICS)
     out["health_check_enabled"] = _parse_bool(env, HEALTH_CHECK_ENABLED)
+    out["auth_exempt_probes"] = _parse_bool(env, AUTH_EXEMPT_PROBES)
+    out["self_metrics"] = _parse_bool(env, SELF_METRICS)
+    value = _get(env, SCRAPE_TIMEOUT)
+    if value is not None:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise _bad(SCRAPE_TIMEOUT, value, "a positive finite number of seconds")
+        out["scrape_timeout"] = seconds
+    _parse_tls(env, out)
+    value = _get(env, BASIC_AUTH_FILE)
+    if value is not None:
+        out["users"] = _read_users(value)
     return out
+
+
+def _parse_tls(env: Mapping[str, str], out: _Parsed) -> None:
+    cert, key, ca = (_get(env, n) for n in (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CLIENT_CA_FILE))
+    if cert is None:
+        for name, value in ((TLS_KEY_FILE, key), (TLS_CLIENT_CA_FILE, ca)):
+            if value is not None:
+                raise _bad(name, value, f"to be set together with {TLS_CERT_FILE}")
+        return
+    import ssl  # only when TLS is configured
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        if key is not None and not os.path.isfile(key):
+            raise _bad(TLS_KEY_FILE, key, f"an existing PEM key file ({e})") from None
+        with_key = "" if key is None else f" with {TLS_KEY_FILE}={key!r}"
+        raise ConfigError(
+            f"{TLS_CERT_FILE}={cert!r}{with_key}: expected a usable PEM certificate chain "
+            f"and key ({e})"
+        ) from None
+    if ca is not None:
+        try:
+            ctx.load_verify_locations(cafile=ca)
+        except (OSError, ssl.SSLError) as e:
+            raise _bad(TLS_CLIENT_CA_FILE, ca, f"a readable PEM CA file ({e})") from None
+    out["tls_cert_file"], out["tls_key_file"], out["tls_client_ca_file"] = cert, key, ca
+
+
+def _read_users(path: str) -> tuple[tuple[str, str], ...]:
+    """The ``(user, HASH)`` pairs of a Basic auth file; ConfigError naming the variable."""
+    from ..server.auth import parse_users  # only when auth is configured
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise _bad(BASIC_AUTH_FILE, path, f"a readable UTF-8 file ({e})") from None
+    try:
+        return parse_users(text)
+    except ValueError as e:
+        raise ConfigError(f"{BASIC_AUTH_FILE}={path!r}: {e}") from None

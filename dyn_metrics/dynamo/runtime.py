@@ -31,7 +31,8 @@ class DistributedRuntime(_NamespaceParent):
     label, in lowercase hex, on every metric created through the hierarchy.
     ``config`` defaults to ``SystemConfig.from_env(strict=strict_config)``;
     with the environment's server enabled, a bind failure is logged and the
-    runtime keeps working without a server (``system_server`` is None).
+    runtime keeps working without a server (``system_server`` is None); with
+    ``strict_config=True`` it raises ConfigError naming ``host:port`` instead.
     """
 
     def __init__(
@@ -58,7 +59,7 @@ class DistributedRuntime(_NamespaceParent):
             # doubles the import time of the package.
             from .system_server import start_from_config
 
-            self.system_server = start_from_config(self, self.config)
+            self.system_server = start_from_config(self, self.config, strict=strict_config)
 
     def connection_id(self) -> Optional[int]:
         """The worker id given at construction, or None."""

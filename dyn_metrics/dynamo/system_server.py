@@ -1,21 +1,48 @@
-"""Glue between a runtime and the system status server (Dynamo's system_status_server.rs).
+"""Glue between a metrics source and the system status server (Dynamo's system_status_server.rs).
 
-Duck-typed so it imports no hierarchy code: the runtime passed as ``drt``
-needs ``drt.render_exposition(fmt, names) -> str`` (``fmt`` is ``"text"`` or
-``"openmetrics"``, ``names`` the scrape's ``name[]`` selection or None; it
-refreshes the uptime gauge and runs the scrape callbacks) and ``drt.health``
-with a ``snapshot() -> (healthy, body)`` method (a
-:class:`~dyn_metrics.dynamo.health.SystemHealth`).
+:func:`resolve_source` turns any source into the two callables the server
+takes, ``render(fmt, names) -> str`` and ``health() -> (healthy, body)``:
+
+* a runtime (:class:`~dyn_metrics.DistributedRuntime`, or anything with
+  ``render_exposition(fmt, names)``): its render, which refreshes the uptime
+  gauge and runs the scrape callbacks, and its ``health.snapshot()``;
+* a hierarchy node (Namespace, Component, Endpoint): its registry, with its
+  children; health is the runtime's at the root of its hierarchy;
+* a :class:`~dyn_metrics.dynamo.facade.Metrics` facade: its registry;
+* a :class:`~dyn_metrics.Registry`: itself;
+* None: the default registry ``dm.REGISTRY`` once it exists (issue 11; until
+  then None raises InvalidValueError saying so).
+
+A source without health answers always healthy: 200 with the body
+``{"endpoints":{},"status":"ready"}``.
+
+Self metrics (``self_metrics=True`` or ``DYN_SYSTEM_SELF_METRICS=1``): the
+server reports each scrape through its ``on_scrape`` hook and
+:class:`SelfMetrics` keeps them as ``dyn_metrics_scrape_requests_total{code}``,
+``dyn_metrics_scrape_duration_seconds`` and ``dyn_metrics_scrape_in_flight``
+in a registry of its own, appended to every exposition served, with the
+process-wide counts of :mod:`dyn_metrics.registry.stats` as
+``dyn_metrics_callback_errors_total{kind}`` and
+``dyn_metrics_dropped_families_total``. Off by default, so the served bytes
+are exactly the source's.
 """
 
 import logging
+import sys
+import time
 from collections.abc import Mapping
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
-from ..server.app import MetricsServer
+from ..errors import ConfigError, InvalidValueError
+from ..metrics import Gauge, Histogram, IntCounter, IntCounterVec
+from ..registry import Registry
+from ..registry.stats import CALLBACK_ERROR_KINDS, stats
+from ..server.app import Health, MetricsServer, Render
 from .config import SystemConfig
 
 _log = logging.getLogger(__name__)
+
+_OM_EOF = "# EOF\n"
 
 
 class _Health(Protocol):
@@ -31,37 +58,189 @@ class Runtime(Protocol):
     def render_exposition(self, fmt: str, names: Optional[frozenset[str]]) -> str: ...
 
 
+def _always_healthy() -> tuple[bool, Mapping[str, object]]:
+    return True, {"endpoints": {}, "status": "ready"}
+
+
+def _registry_render(registry: Registry) -> Render:
+    def render(fmt: str, names: Optional[frozenset[str]]) -> str:
+        if fmt == "openmetrics":
+            return registry.openmetrics_expfmt(names=names)
+        return registry.prometheus_expfmt(names=names)
+
+    return render
+
+
+def _health_of(obj: object) -> Optional[Health]:
+    snapshot = getattr(getattr(obj, "health", None), "snapshot", None)
+    return snapshot if callable(snapshot) else None
+
+
+def resolve_source(source: object) -> tuple[Render, Health]:
+    """``(render, health)`` for any kind of source (see the module docstring).
+
+    Raises InvalidValueError naming the source when it is none of them.
+    """
+    if source is None:
+        # dm.REGISTRY, looked up on the (necessarily imported) top package at
+        # call time: the layering keeps this module from importing it.
+        source = getattr(sys.modules[__name__.split(".")[0]], "REGISTRY", None)
+        if source is None:
+            raise InvalidValueError(
+                "source: None means the default registry dm.REGISTRY, which does not exist "
+                "yet; pass a DistributedRuntime, a hierarchy node, a Metrics facade or a Registry"
+            )
+    render_exposition = getattr(source, "render_exposition", None)
+    if callable(render_exposition):
+        return render_exposition, _health_of(source) or _always_healthy
+    if isinstance(source, Registry):
+        return _registry_render(source), _always_healthy
+    registry = getattr(source, "registry", None)
+    if isinstance(registry, Registry):  # a Metrics facade
+        return _registry_render(registry), _always_healthy
+    metrics = getattr(source, "metrics", None)
+    parents = getattr(source, "parent_hierarchies", None)
+    if callable(metrics) and callable(parents):  # a hierarchy node
+        facade = metrics()
+        if isinstance(getattr(facade, "registry", None), Registry):
+            chain = parents()
+            health = _health_of(chain[0]) if chain else None
+            return _registry_render(facade.registry), health or _always_healthy
+    raise InvalidValueError(
+        "source: expected a DistributedRuntime, a Namespace, Component or Endpoint, "
+        f"a Metrics facade, a Registry or None, got {source!r}"
+    )
+
+
+# -- self metrics -------------------------------------------------------------------------
+
+
+class SelfMetrics:
+    """The server's own metrics, fed by its ``on_scrape`` hook, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self.requests = self.registry.register(
+            IntCounterVec(
+                "dyn_metrics_scrape_requests_total",
+                "Scrapes of /metrics answered, by HTTP status code",
+                label_names=["code"],
+            )
+        )
+        self.duration = self.registry.register(
+            Histogram(
+                "dyn_metrics_scrape_duration_seconds",
+                "Time to answer a scrape of /metrics, in seconds",
+            )
+        )
+        self.in_flight = self.registry.register(
+            Gauge("dyn_metrics_scrape_in_flight", "Scrapes of /metrics being answered now")
+        )
+        self.callback_errors = self.registry.register(
+            IntCounterVec(
+                "dyn_metrics_callback_errors_total",
+                "Metric callbacks that raised during a scrape, by kind of callback",
+                label_names=["kind"],
+            )
+        )
+        for kind in CALLBACK_ERROR_KINDS:
+            self.callback_errors.with_label_values(kind)
+        self.dropped_families = self.registry.register(
+            IntCounter(
+                "dyn_metrics_dropped_families_total",
+                "Families left out of scrapes: invalid or repeated callback families",
+            )
+        )
+        self._seen: dict[str, int] = {}
+        self.registry.add_update_callback(self._refresh)
+
+    def _refresh(self) -> None:
+        """Bring the counters up to the process-wide counts (renders are serialised)."""
+        now = stats()
+        errors = now["callback_errors"]
+        counts: dict[str, object] = dict(errors) if isinstance(errors, dict) else {}
+        counts[""] = now["dropped_families"]
+        for kind, value in counts.items():
+            if not isinstance(value, int):
+                continue
+            delta = value - self._seen.get(kind, 0)
+            if delta > 0:
+                self._seen[kind] = value
+                if kind:
+                    self.callback_errors.with_label_values(kind).inc_by(delta)
+                else:
+                    self.dropped_families.inc_by(delta)
+
+    def on_scrape(self) -> Callable[[int], None]:
+        """Count a scrape in flight; the returned callable ends it with its status code."""
+        self.in_flight.inc()
+        started = time.perf_counter()
+
+        def finish(status: int) -> None:
+            self.duration.observe(time.perf_counter() - started)
+            self.requests.with_label_values(str(status)).inc()
+            self.in_flight.dec()
+
+        return finish
+
+    def wrap(self, render: Render) -> Render:
+        """``render`` with these metrics appended (before OpenMetrics' ``# EOF``)."""
+        own = _registry_render(self.registry)
+
+        def combined(fmt: str, names: Optional[frozenset[str]]) -> str:
+            text = render(fmt, names)
+            if fmt == "openmetrics":
+                return text.removesuffix(_OM_EOF) + own(fmt, names)
+            return text + own(fmt, names)
+
+        return combined
+
+
 def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _server(source: object, self_metrics: bool, **options: Any) -> MetricsServer:
+    render, health = resolve_source(source)
+    if not self_metrics:
+        return MetricsServer(render, health, **options)
+    own = SelfMetrics()
+    return MetricsServer(own.wrap(render), health, on_scrape=own.on_scrape, **options)
+
+
 # The options are ServerOptions fields of several types, checked there.
 def start_http_server(
-    drt: Runtime,
+    source: object = None,
     port: int = 0,
     host: str = "0.0.0.0",
     *,
     openmetrics: bool = False,
     health_path: str = "/health",
     live_path: str = "/live",
+    scrape_timeout: float = 10.0,
+    self_metrics: bool = False,
     **options: Any,
 ) -> MetricsServer:
-    """Serve ``drt``'s ``/metrics``, health and live routes; return the started MetricsServer.
+    """Serve ``source``'s ``/metrics``, health and live routes; return the started MetricsServer.
 
+    ``source`` is any kind :func:`resolve_source` takes. ``scrape_timeout``:
+    seconds a scrape waits for its render before answering 503.
+    ``self_metrics`` adds the server's own ``dyn_metrics_scrape_*`` metrics.
     ``options`` are further :class:`~dyn_metrics.server.ServerOptions` fields
     (``certfile``, ``keyfile``, ``client_cafile``, ``ssl_context``,
-    ``basic_auth``, limits and timeouts). Raises OSError naming ``host:port``
-    (same errno and OSError subclass) when the address cannot be bound, and
-    InvalidValueError on bad arguments.
+    ``basic_auth``, ``users``, ``auth_exempt_probes``, limits and timeouts).
+    Raises OSError naming ``host:port`` (same errno and OSError subclass) when
+    the address cannot be bound, and InvalidValueError on bad arguments.
     """
-    server = MetricsServer(
-        drt.render_exposition,
-        drt.health.snapshot,
+    server = _server(
+        source,
+        bool(self_metrics),
         host=host,
         port=port,
         openmetrics=openmetrics,
         health_path=health_path,
         live_path=live_path,
+        scrape_timeout=scrape_timeout,
         **options,
     )
     try:
@@ -74,28 +253,50 @@ def start_http_server(
     return server
 
 
-def start_from_config(drt: Runtime, config: SystemConfig) -> Optional[MetricsServer]:
+def _config_options(config: SystemConfig, port: int) -> dict[str, Any]:
+    return {
+        "host": config.host,
+        "port": port,
+        "openmetrics": config.openmetrics,
+        "health_path": config.health_path,
+        "live_path": config.live_path,
+        "scrape_timeout": config.scrape_timeout,
+        "certfile": config.tls_cert_file,
+        "keyfile": config.tls_key_file,
+        "client_cafile": config.tls_client_ca_file,
+        "users": dict(config.users) or None,
+        "auth_exempt_probes": config.auth_exempt_probes,
+    }
+
+
+def start_from_config(
+    drt: object, config: SystemConfig, *, strict: bool = False
+) -> Optional[MetricsServer]:
     """Start the server a :class:`~dyn_metrics.dynamo.config.SystemConfig` asks for, or None.
 
     Returns None when ``config.enabled`` is false, and also when the bind
     fails: then it logs ``Failed to bind to address host:port: reason`` at
-    ERROR and the runtime carries on without a server, as Dynamo does.
+    ERROR and the runtime carries on without a server, as Dynamo does. With
+    ``strict=True`` a bind failure raises ConfigError naming ``host:port``,
+    chained from the OSError. TLS files that no longer load (the config
+    loaded them once already) are handled the same way.
     """
     port = config.port
     if not config.enabled or port is None:  # enabled means a port is set; mypy sees the port
         return None
-    server = MetricsServer(
-        drt.render_exposition,
-        drt.health.snapshot,
-        host=config.host,
-        port=port,
-        openmetrics=config.openmetrics,
-        health_path=config.health_path,
-        live_path=config.live_path,
-    )
+    try:
+        server = _server(drt, config.self_metrics, **_config_options(config, port))
+    except OSError as e:  # a TLS file that changed since the config read it
+        if strict:
+            raise ConfigError(f"cannot load the TLS files: {e}") from e
+        _log.error("Failed to start the system server: cannot load the TLS files: %s", e)
+        return None
     try:
         server.start()
     except OSError as e:
-        _log.error("Failed to bind to address %s: %s", _hostport(config.host, port), e)
+        address = _hostport(config.host, port)
+        if strict:
+            raise ConfigError(f"cannot bind {address}: {e.strerror or e}") from e
+        _log.error("Failed to bind to address %s: %s", address, e)
         return None
     return server

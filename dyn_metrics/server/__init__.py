@@ -22,7 +22,14 @@ every thread, and one idle TLS client stops every scrape. So:
   connections may still be sending their head (past that the oldest is
   dropped) and at most ``max_queued`` requests wait for a thread (past that:
   503 with ``Retry-After: 1``). A flood costs descriptors up to those bounds,
-  never threads.
+  never threads. Every route but ``/metrics`` (health and live probes) runs on
+  a second small pool, so probes never queue behind scrapes.
+* :mod:`~dyn_metrics.server.flight` -- concurrent scrapes of the same format
+  and ``name[]`` set share one render in progress, run on one render thread
+  at a time; a scrape waits at most ``scrape_timeout`` seconds (then 503) and
+  a hung render pins that one thread only.
+* :mod:`~dyn_metrics.server.auth` -- Basic auth users with hashed passwords
+  (PBKDF2-SHA256, scrypt, plain), successful checks cached.
 * :mod:`~dyn_metrics.server.app` -- :class:`MetricsServer`: the routes,
   Basic auth and the ``/metrics`` response (negotiation, gzip, ``name[]``
   handed to the render callable).

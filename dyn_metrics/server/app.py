@@ -24,16 +24,24 @@ Connections, limits, timeouts and logging are the loop's job
 response http.server's (:mod:`dyn_metrics.server.handler`); negotiation is
 pure functions in :mod:`dyn_metrics.exposition.negotiation`, re-exported here.
 
-``basic_auth=(user, password)`` protects every path, health and live
-included (a probe must send the header), so a 401 reveals nothing about the
-routes. Serve it over TLS: Basic credentials are only base64.
+``basic_auth=(user, password)`` and ``users`` (hashed passwords) protect
+every path, health and live included (a probe must send the header), so a 401
+reveals nothing about the routes; ``auth_exempt_probes`` lets health and live
+answer without credentials. Serve it over TLS: Basic credentials are only base64.
+
+Scrape isolation. Health, live and every other route but ``/metrics`` run on
+the loop's small probe pool, never queued behind scrapes. Concurrent scrapes
+of the same format and ``name[]`` set share one render in progress
+(:mod:`~dyn_metrics.server.flight`); a scrape that waits ``scrape_timeout``
+seconds answers 503 ``Scrape timed out``, and while that render still runs
+every scrape answers 503 at once: a hung callback pins one thread only.
+
+``on_scrape`` (optional) is told of each ``/metrics`` request without the
+server knowing any metric: it is called as the request starts and returns a
+``finish(status)`` callable, called once with the status answered.
 """
 
-import base64
-import binascii
 import dataclasses
-import gzip
-import hmac
 import html
 import json
 import logging
@@ -45,6 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import InvalidValueError, MetricsError
 from ..exposition.negotiation import CONTENT_TYPES, accepts_gzip, negotiate
 from ..exposition.openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
+from .flight import RenderFailed, RenderFlights, RenderHung, RenderTimeout
 from .handler import Request, Response, plain
 from .loop import HttpLoop
 from .options import METRICS_PATH, ServerOptions
@@ -56,12 +65,14 @@ __all__ = [
     "MetricsServer",
     "Render",
     "Health",
+    "OnScrape",
     "accepts_gzip",
     "negotiate",
 ]
 
 Render = Callable[[str, Optional[frozenset[str]]], str]
 Health = Callable[[], tuple[bool, Mapping[str, object]]]
+OnScrape = Callable[[], Callable[[int], None]]
 
 _log = logging.getLogger(__name__)
 
@@ -92,6 +103,9 @@ class MetricsServer:
     when None); ``health() -> (healthy, body_dict)`` gives the health answer.
     Both are called on handler threads, possibly concurrently.
 
+    ``on_scrape() -> finish(status)`` (optional) hears of every ``/metrics``
+    request (see the module docstring); it must be cheap and must not raise.
+
     The settings are a :class:`~dyn_metrics.server.options.ServerOptions`:
     ``options``, with any keyword arguments (its field names: ``host``,
     ``port``, ``certfile``, ``basic_auth``, limits and timeouts...) replacing
@@ -105,20 +119,33 @@ class MetricsServer:
 
     # The keyword arguments are ServerOptions fields of several types, checked there.
     def __init__(
-        self, render: Render, health: Health, options: Optional[ServerOptions] = None, **kwargs: Any
+        self,
+        render: Render,
+        health: Health,
+        options: Optional[ServerOptions] = None,
+        *,
+        on_scrape: Optional[OnScrape] = None,
+        **kwargs: Any,
     ) -> None:
         if not callable(render) or not callable(health):
             raise InvalidValueError(
                 f"render and health: expected callables, got {render!r}, {health!r}"
             )
+        if on_scrape is not None and not callable(on_scrape):
+            raise InvalidValueError(f"on_scrape: expected a callable or None, got {on_scrape!r}")
         if options is None:
             options = ServerOptions(**kwargs)
         elif kwargs:
             options = dataclasses.replace(options, **kwargs)
         self._options = options
-        self._auth = None if options.basic_auth is None else ":".join(options.basic_auth).encode()
+        self._auth = options.credentials()
         self._ssl = options.tls_context()
-        self._render = render
+        self._flights = RenderFlights(
+            render, timeout=float(options.scrape_timeout), name="dyn-metrics-server"
+        )
+        self._on_scrape = on_scrape
+        self._probe_paths = frozenset((options.health_path, options.live_path))
+        self._timeout_text = f"Scrape timed out after {options.scrape_timeout:g} s"
         self._health = health
         self._host = options.host
         self._port = options.port
@@ -129,7 +156,12 @@ class MetricsServer:
         )
         self._landing = _LANDING.format(items=items).encode("utf-8")
         self._loop = HttpLoop(
-            self._respond, options, self._ssl, worker_idle=_WORKER_IDLE, name="dyn-metrics-server"
+            self._respond,
+            options,
+            self._ssl,
+            worker_idle=_WORKER_IDLE,
+            name="dyn-metrics-server",
+            light=_is_light,
         )
         self._lock = threading.Lock()  # guards _state
         self._state = "new"
@@ -167,6 +199,11 @@ class MetricsServer:
         return self._loop.thread
 
     @property
+    def scrapes_waiting(self) -> int:
+        """How many ``/metrics`` requests are waiting for a render right now."""
+        return self._flights.waiting
+
+    @property
     def running(self) -> bool:
         return self._state == "running"
 
@@ -193,6 +230,7 @@ class MetricsServer:
             self._state = "starting"
         try:
             self._host, self._port = self._loop.bind()
+            self._flights.name = f"dyn-metrics-server-{self._port}"
         except BaseException:
             self._state = "new"
             raise
@@ -219,8 +257,6 @@ class MetricsServer:
     def _respond(self, request: Request) -> Response:
         """The app the handler asks: the answer to ``request``; never raises."""
         headers = request.headers
-        if self._auth is not None and not self._authorized(headers.get("authorization")):
-            return plain(401, "Unauthorized", [("WWW-Authenticate", 'Basic realm="dyn_metrics"')])
         target = request.target
         if target.startswith(("http://", "https://")):  # absolute form
             try:
@@ -230,27 +266,29 @@ class MetricsServer:
             path, query = parts.path or "/", parts.query
         else:
             path, _, query = target.partition("?")
+        if (
+            self._auth is not None
+            and not (self._options.auth_exempt_probes and path in self._probe_paths)
+            and not self._auth.check(headers.get("authorization"))
+        ):
+            return plain(401, "Unauthorized", [("WWW-Authenticate", 'Basic realm="dyn_metrics"')])
         if path not in self._routes:
             return plain(404, "Route not found")
         if request.method not in ("GET", "HEAD"):
             return plain(405, "Method not allowed", [("Allow", "GET, HEAD")])
         if path == METRICS_PATH:
-            return self._metrics(headers, query)
-        if path in (self._options.health_path, self._options.live_path):
+            if self._on_scrape is None:
+                return self._metrics(headers, query)
+            finish = self._on_scrape()
+            response = plain(500, "Failed to get metrics")
+            try:
+                response = self._metrics(headers, query)
+            finally:
+                finish(response.status)
+            return response
+        if path in self._probe_paths:
             return self._health_reply()
         return Response(200, [("Content-Type", "text/html; charset=utf-8")], self._landing)
-
-    def _authorized(self, value: Optional[str]) -> bool:
-        if not value or self._auth is None:
-            return False
-        scheme, _, credentials = value.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            raw = base64.b64decode(credentials.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(raw, self._auth)
 
     def _metrics(self, headers: Mapping[str, str], query: str) -> Response:
         fmt = negotiate(headers.get("accept"), self._options.openmetrics)
@@ -259,16 +297,23 @@ class MetricsServer:
             values = parse_qs(query, keep_blank_values=True).get("name[]")
             names = None if values is None else frozenset(values)
         try:
-            body = self._render(fmt, names).encode("utf-8")
-        except Exception:
-            _log.exception("Failed to get metrics")
+            flight = self._flights.get(fmt, names)
+        except RenderFailed:  # logged once by the render thread
             return plain(500, "Failed to get metrics")
+        except RenderTimeout:
+            return plain(503, self._timeout_text, [("Retry-After", "1")])
+        except RenderHung:
+            return plain(
+                503,
+                "Scrape refused: an earlier render is still running past the scrape timeout",
+                [("Retry-After", "1")],
+            )
         vary = "Accept, Accept-Encoding" if self._options.openmetrics else "Accept-Encoding"
         reply = [("Content-Type", CONTENT_TYPES[fmt]), ("Vary", vary)]
-        if accepts_gzip(headers.get("accept-encoding")):
-            body = gzip.compress(body, compresslevel=6, mtime=0)
-            reply.append(("Content-Encoding", "gzip"))
-        return Response(200, reply, body)
+        if not accepts_gzip(headers.get("accept-encoding")):
+            return Response(200, reply, flight.body)
+        reply.append(("Content-Encoding", "gzip"))
+        return Response(200, reply, flight.gzipped())
 
     def _health_reply(self) -> Response:
         try:
@@ -279,3 +324,18 @@ class MetricsServer:
             return plain(500, "Failed to get health status")
         status = 200 if healthy else 503
         return Response(status, [("Content-Type", "application/json")], payload)
+
+
+def _is_light(head: bytes) -> bool:
+    """True unless ``head`` asks for ``/metrics``: the loop runs light requests on the probe pool.
+
+    Reads the request line only; a malformed one is light (it is refused cheaply).
+    """
+    parts = head.split(b"\n", 1)[0].split(b" ")
+    if len(parts) < 2:
+        return True
+    target = parts[1]
+    if target.startswith((b"http://", b"https://")):  # absolute form
+        slash = target.find(b"/", target.index(b"//") + 2)
+        target = target[slash:] if slash >= 0 else b"/"
+    return target.partition(b"?")[0] != METRICS_PATH.encode()

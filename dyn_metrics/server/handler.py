@@ -61,15 +61,24 @@ class Response(NamedTuple):
 class Answer(NamedTuple):
     """A finished exchange: the bytes to send and what the loop needs to know about them.
 
-    ``linger`` is true when the client may still be sending (a body was
-    announced, or the head was refused), so the connection is drained
-    before it is closed and unread input cannot reset the answer.
+    ``head`` is the status line and headers (an error answer's body too),
+    ``body`` the app's body, kept apart so a large exposition shared by many
+    scrapes is sent from the one copy. ``linger`` is true when the client may
+    still be sending (a body was announced, or the head was refused), so the
+    connection is drained before it is closed and unread input cannot reset
+    the answer.
     """
 
     status: int
-    data: bytes
+    head: bytes
+    body: bytes
     request_line: str
     linger: bool
+
+    @property
+    def data(self) -> bytes:
+        """Every byte of the answer (a copy: the loop sends ``head`` and ``body``)."""
+        return self.head + self.body
 
 
 App = Callable[[Request], Response]
@@ -120,6 +129,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._app = app
         self._out = io.BytesIO()
         self._status = 0
+        self._body = b""
         self._linger = True
         self.rfile = io.BytesIO(head)
         self.wfile = self._out
@@ -131,10 +141,10 @@ class RequestHandler(BaseHTTPRequestHandler):
     def run(self) -> Answer:
         """Handle the request once; never raises for anything the client sent."""
         self.handle()
-        return Answer(self._status, self.output(), self.requestline, self._linger)
+        return Answer(self._status, self.output(), self._body, self.requestline, self._linger)
 
     def output(self) -> bytes:
-        """The bytes written so far."""
+        """The bytes written so far (not the app's body, which :meth:`run` returns apart)."""
         return self._out.getvalue()
 
     def handle(self) -> None:
@@ -170,7 +180,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            self._body = response.body
 
     def send_response(self, code: int, message: Optional[str] = None) -> None:
         self._status = code
@@ -211,4 +221,4 @@ def busy() -> bytes:
     """The bytes of the 503 the loop sends when no handler thread can take a request."""
     handler = RequestHandler(b"", "", _no_app)
     handler.reply(plain(503, "Server busy", [("Retry-After", "1")]))
-    return handler.output()
+    return handler.output() + handler._body

@@ -1,13 +1,12 @@
-"""The connection engine of the HTTP server: one event-loop thread and a bounded handler pool.
+"""The connection engine of the HTTP server: one event-loop thread, bounded handler pools.
 
 It knows nothing of routes or metrics: it accepts connections, does the TLS
 handshake and collects one request head each (:mod:`~dyn_metrics.server.wire`)
 without a thread per connection, runs the head through http.server's handler
 and the app on a pool thread (:mod:`~dyn_metrics.server.handler`) and sends the
-answer under the write deadline. Why it exists and how it stays up under
-hostile clients (timeouts, bounds, floods): the package docstring,
-:mod:`dyn_metrics.server`. A client that goes away is not an error: logged at
-DEBUG only, like every request; nothing is written to stderr.
+answer under the write deadline. Why, and how it stays up under hostile
+clients: :mod:`dyn_metrics.server`. A client that goes away is not an error:
+logged at DEBUG only, like every request; nothing is written to stderr.
 """
 
 import collections
@@ -18,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from .handler import App, RequestHandler, busy, refuse
 from .options import ServerOptions
@@ -35,6 +34,7 @@ _DISCONNECTS = OSError
 _LISTENER = "listener"  # selector keys' data: these two, or the _Conn
 _WAKER = "waker"
 _Sock = Union[socket.socket, ssl.SSLSocket]
+_PROBE_WORKERS, _PROBE_QUEUED = 4, 64  # the pool of light requests (probes)
 
 
 class _Conn:
@@ -63,6 +63,10 @@ class HttpLoop:
     named ``name-PORT`` (the loop) and ``name-PORT-worker-N`` (handlers); an
     idle handler thread exits after ``worker_idle`` seconds.
 
+    ``light(head) -> bool`` picks cheap requests (probes): they run on their own
+    pool (``name-PORT-probe-worker-N``, 4 threads, 64 queued), never behind
+    scrapes; not on the loop thread, since a health callable is user code.
+
     Call :meth:`bind` until it succeeds, then :meth:`start` once; :meth:`stop`
     only after :meth:`start`. The owner keeps that order; nothing here checks it.
     """
@@ -75,25 +79,26 @@ class HttpLoop:
         *,
         worker_idle: float,
         name: str,
+        light: Optional[Callable[[bytes], bool]] = None,
     ) -> None:
         self._app = app
+        self._light = light
         self._options = options
-        self._host = options.host
-        self._port = options.port
+        self._host, self._port = options.host, options.port
         self._ssl = ssl_context
         self._max_pending = options.max_pending
         self._read_timeout = float(options.read_timeout)
         self._write_timeout = float(options.write_timeout)
         self._name_prefix = name
         self._name = name
-        self._pool: HandlerPool[_Job] = HandlerPool(
-            self._serve,
-            name=name,
-            max_workers=options.max_connections,
-            max_queued=options.max_queued,
-            idle_timeout=worker_idle,
+        # The handlers, and the probes' pool (its name gets "-probe" at bind()).
+        sizes = ((options.max_connections, options.max_queued), (_PROBE_WORKERS, _PROBE_QUEUED))
+        self._pool, self._probes = (
+            HandlerPool[_Job](
+                self._serve, name=name, max_workers=w, max_queued=q, idle_timeout=worker_idle
+            )
+            for w, q in sizes
         )
-
         self._lock = threading.Lock()  # guards _stopping, _conns, _handbacks
         self._stopping = False
         self._conns: set[_Sock] = set()  # every accepted socket not yet closed
@@ -134,6 +139,7 @@ class HttpLoop:
         self._listener = sock
         self._host, self._port = sock.getsockname()[:2]
         self._name = self._pool.name = f"{self._name_prefix}-{self._port}"
+        self._probes.name = f"{self._name}-probe"
         return self._host, self._port
 
     def start(self) -> None:
@@ -166,6 +172,7 @@ class HttpLoop:
                 except OSError:
                     pass
         self._pool.stop(0.5)
+        self._probes.stop(0.1)
         if self._thread.is_alive():  # never expected; free the port regardless
             self._listener.close()
 
@@ -389,12 +396,13 @@ class HttpLoop:
         self._selector.close()
 
     def _dispatch(self, conn: _Conn, head: bytes) -> None:
-        if not self._pool.reserve():
+        pool = self._probes if self._light is not None and self._light(head) else self._pool
+        if not pool.reserve():
             return self._reject(conn, 503, busy())
         del self._pending[conn]
         # Off the selector before a handler thread can touch the socket.
         self._selector.unregister(conn.sock)
-        self._pool.put((conn, head))
+        pool.put((conn, head))
         return None
 
     # -- handler threads ------------------------------------------------------------------------
@@ -412,9 +420,12 @@ class HttpLoop:
             return self._close(conn.sock)
         answer = RequestHandler(head, conn.peer, self._app).run()
         # Logged before sending, so the line exists once the client has its answer.
-        _log.debug('%s "%s" %d %d', conn.peer, answer.request_line, answer.status, len(answer.data))
+        head, body = answer.head, answer.body
+        size = len(head) + len(body)
+        _log.debug('%s "%s" %d %d', conn.peer, answer.request_line, answer.status, size)
         try:
-            self._send_all(conn.sock, answer.data)
+            # Apart only when large (a shared exposition): two small writes meet Nagle's delay.
+            self._send_all(conn.sock, *((head, body) if size > _WRITE_CHUNK else (head + body,)))
         except _DISCONNECTS as e:
             _log.debug("%s: client went away: %s", conn.peer, e)
             return self._close(conn.sock)
@@ -426,14 +437,14 @@ class HttpLoop:
                     return None
         return self._close(conn.sock)
 
-    def _send_all(self, sock: _Sock, data: bytes) -> None:
-        # A total deadline, so a client reading one byte at a time cannot hold
-        # a handler thread for longer than write_timeout.
+    def _send_all(self, sock: _Sock, *parts: bytes) -> None:
+        # A total deadline: a client reading a byte at a time holds a thread write_timeout at most.
         deadline = time.monotonic() + self._write_timeout
-        view = memoryview(data)
-        while view:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("write timed out")
-            sock.settimeout(left)
-            view = view[sock.send(view[:_WRITE_CHUNK]) :]
+        for data in parts:
+            view = memoryview(data)
+            while view:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("write timed out")
+                sock.settimeout(left)
+                view = view[sock.send(view[:_WRITE_CHUNK]) :]

@@ -7,10 +7,13 @@ from its keyword arguments; the loop and the head reader read their limits from 
 
 import os
 import ssl
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from ..errors import InvalidValueError
+from .auth import Credentials, Password, parse_password
 
 METRICS_PATH = "/metrics"
 
@@ -51,7 +54,14 @@ class ServerOptions:
 
     TLS: ``certfile``/``keyfile`` (or a ready ``ssl_context``, not both); with
     ``client_cafile`` clients must present a certificate signed by that CA.
-    ``basic_auth=(user, password)`` protects every path (left out of ``repr``).
+    ``basic_auth=(user, password)`` protects every path (left out of ``repr``);
+    ``users`` maps further user names to hashed passwords
+    (``pbkdf2_sha256$ITER$SALT$HEX``, ``scrypt$N$r$p$SALT$HEX`` or
+    ``plain$PASSWORD``, see :mod:`dyn_metrics.server.auth`). With
+    ``auth_exempt_probes`` the health and live paths answer without credentials.
+
+    ``scrape_timeout``: seconds a ``/metrics`` request waits for its render
+    before it answers 503.
 
     Limits: at most ``max_connections`` handler threads, ``max_pending``
     connections still sending their request head, ``max_queued`` complete
@@ -75,6 +85,9 @@ class ServerOptions:
     client_cafile: Optional[FilePath] = None
     ssl_context: Optional[ssl.SSLContext] = None
     basic_auth: Optional[tuple[str, str]] = field(default=None, repr=False)
+    users: Optional[Mapping[str, str]] = field(default=None, repr=False)
+    auth_exempt_probes: bool = False
+    scrape_timeout: float = 10.0
     max_connections: int = 64
     max_pending: int = 1024
     max_queued: int = 256
@@ -94,6 +107,7 @@ class ServerOptions:
         _check_path("live_path", self.live_path)
         _check_positive("read_timeout", self.read_timeout, integral=False)
         _check_positive("write_timeout", self.write_timeout, integral=False)
+        _check_positive("scrape_timeout", self.scrape_timeout, integral=False)
         for name in _COUNTS:
             _check_positive(name, getattr(self, name), integral=True)
         auth: object = self.basic_auth
@@ -109,6 +123,23 @@ class ServerOptions:
                 )
             # frozen: the dataclass way to normalise a field once
             object.__setattr__(self, "basic_auth", (auth[0], auth[1]))
+        users: object = self.users
+        if users is not None:
+            if not isinstance(users, Mapping):
+                raise InvalidValueError(
+                    f"users: expected a mapping of user name to hashed password, got {users!r}"
+                )
+            for user, spec in users.items():
+                if not isinstance(user, str) or not user or ":" in user:
+                    raise InvalidValueError(f"users: expected user names without ':', got {user!r}")
+                if self.basic_auth is not None and user == self.basic_auth[0]:
+                    raise InvalidValueError(f"users: {user!r} is also the basic_auth user")
+                try:
+                    parse_password(spec)
+                except InvalidValueError as e:
+                    raise InvalidValueError(f"users[{user!r}]: {e}") from None
+            object.__setattr__(self, "users", types.MappingProxyType(dict(users)))
+        object.__setattr__(self, "auth_exempt_probes", bool(self.auth_exempt_probes))
         if (self.keyfile or self.client_cafile) and not self.certfile:
             raise InvalidValueError("keyfile and client_cafile need certfile")
         if self.certfile and self.ssl_context is not None:
@@ -129,3 +160,14 @@ class ServerOptions:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(cafile=self.client_cafile)
         return ctx
+
+    def credentials(self) -> Optional[Credentials]:
+        """The users of ``basic_auth`` and ``users`` together, or None when there is no auth."""
+        if self.basic_auth is None and not self.users:
+            return None
+        users: dict[str, Password] = {}
+        if self.basic_auth is not None:
+            users[self.basic_auth[0]] = Password("plain", (), b"", self.basic_auth[1].encode())
+        for user, spec in (self.users or {}).items():
+            users[user] = parse_password(spec)
+        return Credentials(users)

@@ -6,6 +6,7 @@ import pytest
 
 from dyn_metrics.dynamo.config import SystemConfig
 from dyn_metrics.errors import ConfigError, MetricsError
+from tests.server.conftest import certs  # noqa: F401  (the session fixture)
 
 DEFAULT = SystemConfig()
 
@@ -55,6 +56,15 @@ GOOD = [
     *[({"DYN_SYSTEM_OPENMETRICS": w}, {}) for w in ("0", "false", "False", "off", "NO", "")],
     ({"DYN_HEALTH_CHECK_ENABLED": "true"}, {"health_check_enabled": True}),
     ({"DYN_HEALTH_CHECK_ENABLED": "off"}, {}),
+    ({"DYN_SYSTEM_AUTH_EXEMPT_PROBES": "1"}, {"auth_exempt_probes": True}),
+    ({"DYN_SYSTEM_AUTH_EXEMPT_PROBES": "no"}, {}),
+    ({"DYN_SYSTEM_SELF_METRICS": "true"}, {"self_metrics": True}),
+    ({"DYN_SYSTEM_SELF_METRICS": "0"}, {}),
+    # scrape timeout
+    ({"DYN_SYSTEM_SCRAPE_TIMEOUT": "2.5"}, {"scrape_timeout": 2.5}),
+    ({"DYN_SYSTEM_SCRAPE_TIMEOUT": "30"}, {"scrape_timeout": 30.0}),
+    ({"DYN_SYSTEM_SCRAPE_TIMEOUT": "1e-3"}, {"scrape_timeout": 0.001}),
+    ({"DYN_SYSTEM_SCRAPE_TIMEOUT": ""}, {}),
     # everything at once
     (
         {
@@ -91,6 +101,17 @@ BAD = [
     ("DYN_SYSTEM_OPENMETRICS", "maybe", "one of 1/true/on/yes or 0/false/off/no"),
     ("DYN_SYSTEM_OPENMETRICS", "2", "one of 1/true/on/yes or 0/false/off/no"),
     ("DYN_HEALTH_CHECK_ENABLED", "y", "one of 1/true/on/yes or 0/false/off/no"),
+    ("DYN_SYSTEM_AUTH_EXEMPT_PROBES", "probes", "one of 1/true/on/yes or 0/false/off/no"),
+    ("DYN_SYSTEM_SELF_METRICS", "2", "one of 1/true/on/yes or 0/false/off/no"),
+    ("DYN_SYSTEM_SCRAPE_TIMEOUT", "0", "a positive finite number of seconds"),
+    ("DYN_SYSTEM_SCRAPE_TIMEOUT", "-1", "a positive finite number of seconds"),
+    ("DYN_SYSTEM_SCRAPE_TIMEOUT", "inf", "a positive finite number of seconds"),
+    ("DYN_SYSTEM_SCRAPE_TIMEOUT", "nan", "a positive finite number of seconds"),
+    ("DYN_SYSTEM_SCRAPE_TIMEOUT", "10s", "a positive finite number of seconds"),
+    ("DYN_SYSTEM_TLS_KEY_FILE", "k.pem", "to be set together with DYN_SYSTEM_TLS_CERT_FILE"),
+    ("DYN_SYSTEM_TLS_CLIENT_CA_FILE", "ca.pem", "to be set together with DYN_SYSTEM_TLS_CERT"),
+    ("DYN_SYSTEM_TLS_CERT_FILE", "/nonexistent/c.pem", "a usable PEM certificate chain"),
+    ("DYN_SYSTEM_BASIC_AUTH_FILE", "/nonexistent/users", "a readable UTF-8 file"),
 ]
 
 
@@ -196,6 +217,15 @@ def test_config_reads_os_environ_by_default(monkeypatch):
         ({"live_path": "/metrics"}, "live_path: expected"),
         ({"starting_health_status": "READY"}, "starting_health_status: expected"),
         ({"use_endpoint_health_status": "generate"}, "use_endpoint_health_status: expected"),
+        ({"scrape_timeout": 0}, "scrape_timeout: expected"),
+        ({"scrape_timeout": float("inf")}, "scrape_timeout: expected"),
+        ({"scrape_timeout": "1"}, "scrape_timeout: expected"),
+        ({"tls_cert_file": ""}, "tls_cert_file: expected"),
+        ({"tls_key_file": "k.pem"}, "tls_key_file and tls_client_ca_file: expected"),
+        ({"users": [("u", "plain$p"), ("u", "plain$q")]}, "users: expected distinct"),
+        ({"users": [("u:x", "plain$p")]}, "users: expected"),
+        ({"users": [("u", "md5$x")]}, "users\\['u'\\]: password: expected"),
+        ({"users": "u:plain$p"}, "users: expected"),
     ],
 )
 def test_config_constructor_rejects_bad_fields(kwargs, prefix):
@@ -209,3 +239,102 @@ def test_config_is_frozen_and_normalises_endpoint_list():
     assert config.enabled
     with pytest.raises(AttributeError):
         config.port = 1
+
+
+# -- files: TLS and Basic auth ---------------------------------------------------------------
+
+
+def test_config_tls_files(certs):  # noqa: F811
+    env = {
+        "DYN_SYSTEM_TLS_CERT_FILE": certs["server.pem"],
+        "DYN_SYSTEM_TLS_KEY_FILE": certs["server.key"],
+        "DYN_SYSTEM_TLS_CLIENT_CA_FILE": certs["ca.pem"],
+    }
+    config = SystemConfig.from_env(env, strict=True)
+    assert config.tls_cert_file == certs["server.pem"]
+    assert config.tls_key_file == certs["server.key"]
+    assert config.tls_client_ca_file == certs["ca.pem"]
+
+
+TLS_BAD = [
+    # (variables as certificate names, the variable the message names first)
+    ({"DYN_SYSTEM_TLS_CERT_FILE": "ca.key"}, "DYN_SYSTEM_TLS_CERT_FILE"),  # a key, no certificate
+    ({"DYN_SYSTEM_TLS_CERT_FILE": "server.pem"}, "DYN_SYSTEM_TLS_CERT_FILE"),  # no key
+    (
+        {"DYN_SYSTEM_TLS_CERT_FILE": "server.pem", "DYN_SYSTEM_TLS_KEY_FILE": "missing.key"},
+        "DYN_SYSTEM_TLS_KEY_FILE",
+    ),
+    (
+        {"DYN_SYSTEM_TLS_CERT_FILE": "server.pem", "DYN_SYSTEM_TLS_KEY_FILE": "client.key"},
+        "DYN_SYSTEM_TLS_CERT_FILE",  # the key does not match
+    ),
+    (
+        {
+            "DYN_SYSTEM_TLS_CERT_FILE": "server.pem",
+            "DYN_SYSTEM_TLS_KEY_FILE": "server.key",
+            "DYN_SYSTEM_TLS_CLIENT_CA_FILE": "server.key",
+        },
+        "DYN_SYSTEM_TLS_CLIENT_CA_FILE",
+    ),
+]
+
+
+@pytest.mark.parametrize("env, var", TLS_BAD)
+def test_config_bad_tls_files(env, var, certs, caplog):  # noqa: F811
+    d = certs["ca.pem"].rsplit("/", 1)[0]
+    env = {k: f"{d}/{v}" for k, v in env.items()}
+    with pytest.raises(ConfigError, match="^" + var + "="):
+        SystemConfig.from_env(env, strict=True)
+    with caplog.at_level(logging.WARNING, logger="dyn_metrics"):
+        assert SystemConfig.from_env({**env, "DYN_SYSTEM_PORT": "0"}) == DEFAULT
+    assert [e.getMessage().split("=")[0] for e in _errors(caplog)] == [var]
+
+
+def _pbkdf2(password):
+    import hashlib
+
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), b"salt", 1000)
+    return f"pbkdf2_sha256$1000$salt${digest.hex()}"
+
+
+def test_config_basic_auth_file(tmp_path):
+    path = tmp_path / "users"
+    path.write_text(f"# scrapers\nalice:{_pbkdf2('a')}\n\n  bob:plain$b:c  \n")
+    config = SystemConfig.from_env({"DYN_SYSTEM_BASIC_AUTH_FILE": str(path)}, strict=True)
+    assert config.users == (("alice", _pbkdf2("a")), ("bob", "plain$b:c"))
+    assert "plain$b" not in repr(config) and "users=('alice', 'bob')" in repr(config)
+
+
+AUTH_FILES_BAD = [
+    # (file text, expected part of the message); the message never shows a password
+    ("", "at least one user:HASH line"),
+    ("# only a comment\n", "at least one user:HASH line"),
+    ("alice\n", "line 1 of the form user:HASH"),
+    (":plain$x\n", "line 1 of the form user:HASH"),
+    ("alice:plain$a\nalice:plain$b\n", "user 'alice' once only (again on line 2)"),
+    ("alice:plain$a\nbob:hunter2\n", "line 2 with a HASH of 'pbkdf2_sha256"),
+    ("alice:pbkdf2_sha256$x$salt$00\n", "line 1 with a HASH of"),
+]
+
+
+@pytest.mark.parametrize("text, expected", AUTH_FILES_BAD)
+def test_config_bad_basic_auth_file(text, expected, tmp_path, caplog):
+    path = tmp_path / "users"
+    path.write_text(text)
+    env = {"DYN_SYSTEM_BASIC_AUTH_FILE": str(path), "DYN_SYSTEM_PORT": "0"}
+    with pytest.raises(ConfigError) as info:
+        SystemConfig.from_env(env, strict=True)
+    message = str(info.value)
+    assert message.startswith(f"DYN_SYSTEM_BASIC_AUTH_FILE={str(path)!r}: expected ")
+    assert expected in message
+    assert "hunter2" not in message
+    with caplog.at_level(logging.WARNING, logger="dyn_metrics"):
+        assert SystemConfig.from_env(env) == DEFAULT
+    assert len(_errors(caplog)) == 1
+
+
+def test_config_basic_auth_file_not_utf8(tmp_path):
+    path = tmp_path / "users"
+    path.write_bytes(b"alice:plain$\xff\n")
+    with pytest.raises(ConfigError, match="a readable UTF-8 file"):
+        SystemConfig.from_env({"DYN_SYSTEM_BASIC_AUTH_FILE": str(path)}, strict=True)

@@ -103,7 +103,7 @@ def test_server_connection_flood_keeps_threads_bounded(serve):
     finally:
         for sock in socks:
             sock.close()
-    assert peak <= base + 4
+    assert peak <= base + 4 + 1  # the handlers and the one render thread
     assert all(status_of(a) == 200 for a in answers)
 
 

@@ -1,0 +1,147 @@
+"""Single-flight renders under a deadline: N concurrent scrapes cost one render.
+
+:class:`RenderFlights` runs ``render(fmt, names)`` on its own daemon thread,
+one render at a time, and lets every scrape that asks for the same
+``(fmt, names)`` while that render is queued or running share its result.
+
+Why one render thread, not the caller's: a scrape waits at most ``timeout``
+seconds and then answers 503, so its handler thread is free again; only the
+render thread stays with a callback that hangs. Why one render at a time:
+the callbacks a render runs are the same for every format, so a second render
+started beside a hung one would hang too; serialised, a hung callback pins
+exactly one thread. Once the running render was asked for ``timeout``
+seconds ago, every scrape is refused at once (:class:`RenderHung`) until it
+returns.
+"""
+
+import gzip
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable, Optional
+
+Key = tuple[str, Optional[frozenset[str]]]
+
+_log = logging.getLogger(__name__)
+
+
+class RenderTimeout(Exception):
+    """The render did not finish within the timeout; the scrape gets 503."""
+
+
+class RenderHung(Exception):
+    """A render has been running for longer than the timeout; refused without waiting."""
+
+
+class RenderFailed(Exception):
+    """The render raised; it was logged once, on the render thread, for every scrape it served."""
+
+
+class _Flight:
+    """One render and its result, shared by every scrape that joined it.
+
+    ``body`` is the exposition encoded once; :meth:`gzipped` compresses it
+    once, for every scrape of the flight that accepts gzip.
+    """
+
+    __slots__ = ("key", "done", "body", "failed", "asked", "waiters", "_gzip", "_gzip_lock")
+
+    def __init__(self, key: Key) -> None:
+        self.key = key
+        self.done = threading.Event()
+        self.body = b""
+        self._gzip: Optional[bytes] = None
+        self._gzip_lock = threading.Lock()
+        self.failed = False
+        self.asked = time.monotonic()  # when its first scrape asked
+        self.waiters = 0
+
+    def gzipped(self) -> bytes:
+        """``body`` gzip-compressed (level 6, no timestamp), made on first use."""
+        with self._gzip_lock:
+            if self._gzip is None:
+                self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+            return self._gzip
+
+
+class RenderFlights:
+    """Shares renders between concurrent scrapes and bounds how long a scrape waits.
+
+    ``render(fmt, names) -> str`` runs on a daemon thread named ``{name}-render``
+    (made when a render is queued and none runs, gone when the queue is empty).
+    Thread-safe.
+    """
+
+    def __init__(
+        self, render: Callable[[str, Optional[frozenset[str]]], str], *, timeout: float, name: str
+    ) -> None:
+        self._render = render
+        self._timeout = timeout
+        self.name = name
+        self._lock = threading.Lock()  # guards every field below
+        self._flights: dict[Key, _Flight] = {}  # queued or running, by key
+        self._queue: deque[_Flight] = deque()
+        self._running: Optional[_Flight] = None
+        self._worker = False
+
+    @property
+    def waiting(self) -> int:
+        """How many scrapes are waiting for a render now."""
+        with self._lock:
+            return sum(f.waiters for f in self._flights.values())
+
+    def get(self, fmt: str, names: Optional[frozenset[str]]) -> _Flight:
+        """The finished render for ``(fmt, names)``, one in progress or a new one.
+
+        Raises RenderHung at once while a render older than the timeout runs,
+        RenderTimeout when this scrape waited the timeout, RenderFailed when
+        ``render`` raised (logged once as ``Failed to get metrics``).
+        """
+        key = (fmt, names)
+        with self._lock:
+            running = self._running
+            # Measured from the first ask: once that scrape has timed out, the
+            # next one is refused without waiting.
+            if running is not None and time.monotonic() - running.asked >= self._timeout:
+                raise RenderHung()
+            flight = self._flights.get(key)
+            if flight is None:
+                flight = self._flights[key] = _Flight(key)
+                self._queue.append(flight)
+                if not self._worker:
+                    self._worker = True
+                    threading.Thread(
+                        target=self._work, name=f"{self.name}-render", daemon=True
+                    ).start()
+            flight.waiters += 1
+        finished = flight.done.wait(self._timeout)
+        with self._lock:
+            flight.waiters -= 1
+        if not finished:
+            raise RenderTimeout()
+        if flight.failed:
+            raise RenderFailed()
+        return flight
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                # A queued render nobody waits for any more is skipped.
+                while self._queue and self._queue[0].waiters == 0:
+                    del self._flights[self._queue.popleft().key]
+                if not self._queue:
+                    self._worker = False
+                    return
+                flight = self._running = self._queue.popleft()
+            try:
+                flight.body = self._render(*flight.key).encode("utf-8")
+            # Any exception, SystemExit included: this thread must live on to
+            # clean up, or every later scrape would be refused.
+            except BaseException:
+                _log.exception("Failed to get metrics")
+                flight.failed = True
+            with self._lock:
+                del self._flights[flight.key]
+                self._running = None
+            flight.done.set()
