@@ -19,6 +19,7 @@ from .histogram import (
     exponential_buckets,
     linear_buckets,
 )
+from .vec import OVERFLOW_VALUE, overflow_children_total
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -35,7 +36,9 @@ __all__ = [
     "IntGaugeVec",
     "LabelsArg",
     "MetricFamily",
+    "OVERFLOW_VALUE",
     "const_label_pairs",
     "exponential_buckets",
     "linear_buckets",
+    "overflow_children_total",
 ]

@@ -1,29 +1,48 @@
-"""What every value cell shares: the stripe locks, folding, and the number helpers.
+"""What every value cell shares: the stripe locks, re-entrancy-safe locking, folding, numbers.
 
 A *cell* is the number behind one child of a metric. Each metric type's cells
 live with the type (``counter.py``, ``gauge.py``, ``histogram.py``) and keep
 their common paths free of locks, each in its own way, explained there. The
-rare paths (reads, folding buffered updates) take a lock, and for counters and
-gauges that is one of the 64 *stripes* here, shared by all cells and picked by
-the cell's identity: a lock per cell would add 40% to a child's memory for
-paths that rarely contend.
+rare paths (reads, folding buffered updates) take a lock, one of the 64
+*stripes* here, shared by all cells and picked by the cell's identity: a lock
+per cell would add 40% to a child's memory for paths that rarely contend.
 
-Why the stripes cannot deadlock: a thread holds at most one stripe (or all of
-them, taken in one fixed order by :data:`ALL_STRIPES`), and nothing that holds
-a stripe waits for any other lock.
+Re-entrancy. The metrics API may run inside a signal handler, a
+``gc.callbacks`` hook, a weakref finalizer or ``__del__``, at any moment,
+including while the same thread holds a stripe (in the middle of a scrape).
+Waiting for that stripe would wait for ourselves, forever. So every lock here
+is taken through :func:`take` (or :func:`take_all`), which records, per thread,
+the locks the thread holds or is about to hold (recorded *before* acquiring,
+dropped *after* releasing, so the record covers every moment of holding):
+
+* a lock this thread does not hold is waited for (its holder is another
+  thread, which will release it);
+* a lock this thread holds already is only tried, and when it is busy the
+  caller takes its lock-free way: an update leaves its buffered items for the
+  holder or the next read, a read computes the value from an atomic copy of
+  the cell's state without changing anything.
+
+Cell states are built so that such a copy is always consistent: buffered
+updates live in a list ``[folded, pending...]`` that folding rewrites with one
+slice assignment (one C-level call), so at every moment the list's items add
+up to the value.
+
+Why the stripes cannot deadlock between threads: a thread holds at most one
+stripe (or all of them, taken in one fixed order by :func:`take_all`), and
+nothing that holds a stripe waits for any other lock.
 
 :data:`GIL_ENABLED` tells whether the interpreter runs with a GIL; the counter
 cells depend on it (see ``counter.py``).
 """
 
 import functools
+import itertools
 import math
 import operator
 import sys
 import threading
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Optional, Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 from ..errors import InvalidValueError
 from ..model import Number
@@ -32,6 +51,7 @@ from ..model import Number
 GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 STRIPES: tuple[threading.Lock, ...] = tuple(threading.Lock() for _ in range(64))
+_STRIPE_SET = frozenset(STRIPES)
 
 INF = math.inf
 #: Ints below 2**53 add to a float sum exactly, so the hot paths skip converting them.
@@ -44,58 +64,139 @@ _V_co = TypeVar("_V_co", covariant=True)
 
 
 def stripe(cell: object) -> threading.Lock:
-    """The shared lock of a counter or gauge cell (objects are 16-byte aligned).
+    """The shared lock of a cell (objects are 16-byte aligned).
 
-    Every caller is off the hot path (a read, a cell's first ``inc_by``, one
-    fold per 256 updates), so they all go through this helper.
+    Every caller is off the hot path (a read, a counter's first ``inc_by``,
+    one fold per 256 updates), so they all go through this helper.
     """
     return STRIPES[(id(cell) >> 4) & 63]
 
 
-class _AllStripes:
-    """Holds every stripe, taken in one fixed order (so two holders cannot deadlock).
+class _Held(threading.local):
+    """The locks this thread holds or is about to hold, innermost last."""
+
+    def __init__(self) -> None:
+        self.locks: list[threading.Lock] = []
+
+
+_HELD = _Held()
+
+
+def take(lock: threading.Lock, wait: bool = True) -> bool:
+    """Acquire ``lock``; True if taken. Call :func:`drop` after a True.
+
+    Waits (when ``wait``) unless this thread holds ``lock`` already: then it
+    only tries, so a call nested in a signal handler, a GC callback or a
+    finalizer never waits for its own thread.
+    """
+    held = _HELD.locks
+    if held and lock in held:
+        wait = False
+    # Recorded before acquiring: a nested call that runs while this one
+    # waits or has just acquired must see the lock as held.
+    held.append(lock)
+    try:
+        if lock.acquire(wait):
+            return True
+    except BaseException:
+        held.pop()
+        raise
+    held.pop()
+    return False
+
+
+def drop(lock: threading.Lock) -> None:
+    """Release a lock taken by :func:`take` (released first, then unrecorded)."""
+    lock.release()
+    _HELD.locks.pop()
+
+
+def take_all() -> bool:
+    """Acquire every stripe, in one fixed order; True if taken (then :func:`drop_all`).
 
     A family read takes them once for all its cells instead of one lock per
-    cell: four times faster per series. Nothing that holds a stripe waits
-    for another lock, so this cannot deadlock with ``inc_by`` or ``get``.
+    cell: four times faster per series. Waits unless this thread holds a
+    stripe already; then it only tries, all or nothing.
     """
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        taken = 0
-        try:
-            for lock in STRIPES:
-                lock.acquire()
-                taken += 1
-        except BaseException:
-            # An interrupt half way must not leave stripes held for good.
-            for lock in reversed(STRIPES[:taken]):
-                lock.release()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        for lock in reversed(STRIPES):
-            lock.release()
+    held = _HELD.locks
+    wait = not (held and not _STRIPE_SET.isdisjoint(held))
+    held.extend(STRIPES)
+    taken = 0
+    try:
+        for lock in STRIPES:
+            if not lock.acquire(wait):
+                break
+            taken += 1
+    except BaseException:
+        # An interrupt half way must not leave stripes held for good.
+        _release_first(taken)
+        raise
+    if taken == len(STRIPES):
+        return True
+    _release_first(taken)
+    return False
 
 
-ALL_STRIPES = _AllStripes()
+def _release_first(taken: int) -> None:
+    for lock in reversed(STRIPES[:taken]):
+        lock.release()
+    del _HELD.locks[-len(STRIPES) :]
+
+
+def drop_all() -> None:
+    """Release every stripe taken by :func:`take_all`."""
+    _release_first(len(STRIPES))
+
+
+def hidden(name: str) -> property:
+    """A class attribute that hides an inherited ``name`` (``hasattr`` is False)."""
+
+    def hide(self: object) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    return property(hide)
+
+
+_count_repr = itertools.count.__repr__
+
+
+def count_of(count: "itertools.count[int]") -> int:
+    """The value of an ``itertools.count`` (or subclass), from its repr: changes nothing."""
+    text = _count_repr(count)  # "count(N)", or the subclass's name
+    return int(text[text.index("(") + 1 : -1])
 
 
 class Readable(Protocol[_V_co]):
-    """A cell that can be read while its family lock (or stripe) is held."""
+    """A cell that can read itself (a family read of cells without a faster ``_read_many``)."""
 
     def _read_locked(self) -> _V_co: ...
 
 
 def read_one_by_one(cells: Iterable[Readable[_V_co]]) -> list[_V_co]:
-    """The values of ``cells``: each cell class's ``read_many``, unless it has a faster one."""
+    """The values of ``cells``: each cell class's ``_read_many``, unless it has a faster one."""
     return [cell._read_locked() for cell in cells]
+
+
+def peek_sum(pending: list[Number]) -> Number:
+    """What :func:`fold_sum` would return, without changing ``pending`` (no lock needed).
+
+    ``list(pending)`` is one atomic copy, whose items always add up to the value.
+    """
+    items = list(pending)
+    return functools.reduce(operator.add, items[1:], items[0])
+
+
+def fold_free(cell: object, pending: list[Number]) -> None:
+    """Fold ``pending`` if the cell's stripe is free; an update path never waits.
+
+    When the stripe is busy its holder, or the next read, folds instead.
+    """
+    lock = stripe(cell)
+    if take(lock, wait=False):
+        try:
+            fold_sum(pending)
+        finally:
+            drop(lock)
 
 
 def fold_sum(pending: list[Number]) -> Number:
@@ -114,15 +215,36 @@ def fold_sum(pending: list[Number]) -> Number:
     return total
 
 
-def as_int(value: object, what: str) -> int:
-    """``value`` as an exact int; floats are refused rather than truncated.
+def as_real(value: object, what: str) -> float:
+    """``value`` as a float if it is a real number, else :class:`InvalidValueError`.
 
-    Anything else that is not an integer raises :class:`InvalidValueError`
-    naming ``what``.
+    Real numbers are ``int``, ``float``, ``bool``, ``numbers.Real`` and any
+    object whose ``__float__`` returns a float (``Decimal``, numpy scalars and
+    one-element arrays). Complex numbers, strings, ``None`` and arrays of more
+    than one element are refused, and so is an int too large for a float. The
+    result is always an exact ``float``, so no stored value can fail a scrape.
+    """
+    if not isinstance(value, (str, bytes, bytearray)):  # float("1") would parse text
+        try:
+            number = float(value)  # type: ignore[arg-type]  # any type: refused below if not
+        except (TypeError, ValueError, OverflowError):
+            pass
+        else:
+            return number if number.__class__ is float else float.__float__(number)
+    raise InvalidValueError(f"{what} must be a real number, got {value!r}")
+
+
+def as_int(value: object, what: str) -> int:
+    """``value`` as an exact int (``operator.index``); floats are refused, not truncated.
+
+    Anything that is not an integer, or whose ``__index__`` returns something
+    other than an int, raises :class:`InvalidValueError` naming ``what``.
     """
     if value.__class__ is int:
         return value
-    if isinstance(value, float) or not hasattr(value, "__index__"):
-        raise InvalidValueError(f"{what} must be an integer, got {value!r}")
-    index: int = value.__index__()
-    return index
+    try:
+        index = operator.index(value)  # type: ignore[arg-type]  # any type: refused below
+    except TypeError:
+        raise InvalidValueError(f"{what} must be an integer, got {value!r}") from None
+    # An int subclass (allowed, deprecated, by operator.index) is stored as a plain int.
+    return index if index.__class__ is int else int.__index__(index)

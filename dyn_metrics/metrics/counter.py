@@ -3,39 +3,61 @@
 The common paths avoid a lock round trip (about 170 ns in CPython, more than
 the whole budget of an increment):
 
-* :class:`CounterCell` *is* an :class:`itertools.count`: ``inc()`` is one call
-  of the C-level ``count.__next__``, which runs entirely while holding the GIL
-  and so never loses an update. A read also calls ``next`` (the only way to
-  observe a count without copying it), so each cell remembers how many reads
-  it has taken (``_reads``) and subtracts them.
+* :class:`CounterCell` keeps its increments in an :class:`itertools.count`
+  (it extends one; a vec child hides the iterator methods, see
+  :class:`CounterVecCell`): ``inc()`` is one call of the C-level
+  ``count.__next__``, which runs entirely while holding the GIL and so never
+  loses an update.
 * ``inc_by(v)`` appends ``v`` to a list (``list.append``, one atomic C call
   too) that reads fold into the sum, left to right as Rust adds.
 
-Reads and folds take the cell's stripe (``cells.stripe``). On a free-threaded
-interpreter (``sys._is_gil_enabled()`` is false) nothing guarantees that
-``count.__next__`` is atomic, so :func:`counter_cell_class` returns
-:class:`LockedCounterCell`, which takes its own lock on every update.
+Reading a count means calling ``__next__`` too (the only fast way to observe
+it), so a read ticks the cell *and* the cell's own read count (``_reads``,
+made at the first read) in one C-level call (``map`` over both): the
+increments are the difference, exact with any number of readers at once and
+with no lock, and no signal handler or GC callback can run between the two
+ticks. A read that finds no read count yet and cannot make one (its stripe is
+held by its own thread) parses the count's ``repr``, which changes nothing.
+
+The first ``inc_by`` turns ``_value`` into the list under the cell's stripe
+(:func:`cells.take`). When that stripe is held by the same thread (an
+``inc_by`` nested in a signal handler during a scrape), the amount goes to
+:data:`DEFERRED` instead, counted by reads and moved into the list by the
+next ``inc_by``: nothing waits and nothing is lost.
+
+On a free-threaded interpreter (``sys._is_gil_enabled()`` is false) nothing
+guarantees that ``count.__next__`` is atomic, so :func:`counter_cell_class`
+returns :class:`LockedCounterCell`, which takes its own lock on every update.
 
 Counters never go down: negative, NaN or infinite increments raise
 :class:`InvalidValueError` and change nothing.
 """
 
+import functools
 import itertools
+import operator
 import threading
-from typing import TYPE_CHECKING, NoReturn, Union, cast
+from typing import TYPE_CHECKING, NoReturn, Optional, Union, cast
 
 from ..errors import InvalidValueError
 from ..model import COUNTER, Number
 from .cells import (
-    ALL_STRIPES,
     EXACT_INT,
     FOLD_AT,
     GIL_ENABLED,
     INF,
     as_int,
+    count_of,
+    drop,
+    drop_all,
+    fold_free,
     fold_sum,
+    hidden,
+    peek_sum,
     read_one_by_one,
     stripe,
+    take,
+    take_all,
 )
 from .family import CellClass, ScalarFamily, ScalarMetric
 from .vec import MetricVec
@@ -70,20 +92,40 @@ def _int_increment(amount: object) -> int:
     return number
 
 
+#: The C-level ``count.__next__``, called on cells directly (a vec child hides
+#: it as an attribute: a child exposes the metric API only).
+_count_next = itertools.count.__next__
+_get_reads = operator.attrgetter("_reads")
+_get_value = operator.attrgetter("_value")
+
+
+class _Pending(list):  # type: ignore[type-arg]  # list[Number], with a slot
+    """A counter's ``[sum, amounts...]``; ``base`` increments were moved into ``sum``."""
+
+    __slots__ = ("base",)
+    base: int
+
+
+#: ``(cell, amount)`` of first ``inc_by`` calls made while the cell's stripe was
+#: held by their own thread; reads count them until the cell's next ``inc_by``
+#: moves them into its list.
+DEFERRED: list[tuple["CounterCell", Number]] = []
+
+
 class CounterCell(_Count):
     """A float counter whose updates are single atomic C calls (GIL builds).
 
     ``inc()`` is ``count.__next__``. ``_value`` holds the sum of ``inc_by``
-    amounts: a number until the first ``inc_by``, then a list ``[sum,
-    pending...]`` to which ``inc_by`` appends (``list.append`` is atomic), so
-    neither path takes a lock. Pending amounts are folded into ``list[0]``,
-    left to right as Rust adds them, under the cell's stripe: at every read
-    and whenever 256 are pending.
+    amounts: a number until the first ``inc_by``, then a :class:`_Pending`
+    list ``[sum, pending...]`` to which ``inc_by`` appends (``list.append``
+    is atomic), so neither path takes a lock. Pending amounts are folded into
+    ``list[0]``, left to right as Rust adds them, under the cell's stripe: at
+    reads and whenever 256 are pending.
     """
 
     __slots__ = ("_value", "_reads")
-    _value: Union[Number, list[Number]]
-    _reads: int
+    _value: Union[Number, _Pending]
+    _reads: Optional[_Count]
     _increment = staticmethod(_float_increment)
 
     def __new__(cls, lock: threading.Lock) -> "CounterCell":
@@ -92,11 +134,11 @@ class CounterCell(_Count):
 
     def __init__(self, lock: threading.Lock) -> None:
         self._value = 0.0
-        self._reads = 0
+        self._reads = None
 
     def inc(self) -> None:
         """Add 1. Lock-free and thread-safe."""
-        if self._value.__class__ is list:
+        if self._value.__class__ is _Pending:
             # Amounts are buffered: add 1 in turn with them, so the float sum
             # rounds exactly as Rust's sequence of additions does.
             self.inc_by(1.0)
@@ -115,47 +157,74 @@ class CounterCell(_Count):
         elif cls is not int or not 0 <= amount < EXACT_INT:
             amount = self._increment(amount)  # raises, or converts
         pending = self._value
-        if pending.__class__ is not list:
-            pending = self._pending_list()
+        if pending.__class__ is not _Pending:
+            made = self._pending_list()
+            if made is None:  # the stripe is held by this very thread
+                DEFERRED.append((self, amount))
+                return
+            pending = made
         pending.append(amount)
         if len(pending) > FOLD_AT:
-            with stripe(self):
-                fold_sum(pending)
+            fold_free(self, pending)
 
-    def _pending_list(self) -> list[Number]:
-        with stripe(self):
+    def _pending_list(self) -> Optional[_Pending]:
+        """The cell's list, made under its stripe; None if the stripe is ours already."""
+        lock = stripe(self)
+        if not take(lock):
+            return None
+        try:
             value = self._value
             # Re-checked under the stripe: two first calls make one list.
-            if isinstance(value, list):
+            if isinstance(value, _Pending):
                 return value
             # The increments counted so far go first in the sum, in the order
-            # Rust would have added them; the count then only tracks reads
-            # (see inc()).
-            ticks = next(self)
-            pending = [value + (ticks - self._reads)]
+            # Rust would have added them; then deferred amounts, in order.
+            base = _ticks(self)
+            mine = _deferred_of(self)
+            pending = _Pending([value + base])
+            pending.base = base
+            pending.extend(amount for _, amount in mine)
             self._value = pending
-            self._reads = ticks + 1
+            # From here reads use the list only; move what nested calls
+            # deferred meanwhile, then forget the entries.
+            for entry in mine:
+                DEFERRED.remove(entry)
+            for entry in _deferred_of(self):
+                pending.append(entry[1])
+                DEFERRED.remove(entry)
             return pending
+        finally:
+            drop(lock)
 
     def get(self) -> Number:
         """The current value."""
-        return self._read_locked()
+        lock = stripe(self)
+        value = self._value
+        if take(lock):
+            try:
+                total = _sum_of(self, value)
+            finally:
+                drop(lock)
+        else:
+            total = _peek(self, value)
+        return _base_of(value, _ticks(self)) + total
 
-    def _read_locked(self) -> Number:
-        """The value (a family read calls it with the family lock held)."""
-        with stripe(self):
-            ticks = next(self) - self._reads
-            self._reads += 1
-            return ticks + _sum_of(self._value)
+    _read_locked = get
 
     @staticmethod
-    def read_many(cells: list["CounterCell"]) -> list[Number]:
+    def _read_many(cells: list["CounterCell"]) -> list[Number]:
         """The values of many cells at once (what a family read uses)."""
-        with ALL_STRIPES:
-            values = [next(cell) - cell._reads + _sum_of(cell._value) for cell in cells]
-            for cell in cells:
-                cell._reads += 1
-        return values
+        values = list(map(_get_value, cells))
+        if not DEFERRED and _Pending not in set(map(type, values)):
+            return list(map(operator.add, _ticks_many(cells), values))
+        if take_all():
+            try:
+                totals = list(map(_sum_of, cells, values))
+            finally:
+                drop_all()
+        else:
+            totals = list(map(_peek, cells, values))
+        return list(map(operator.add, map(_base_of, values, _ticks_many(cells)), totals))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self.get()!r}>"
@@ -164,11 +233,62 @@ class CounterCell(_Count):
         raise TypeError(f"cannot pickle {type(self).__name__}")
 
 
-def _sum_of(value: Union[Number, list[Number]]) -> Number:
-    """A counter cell's ``inc_by`` total; its stripe is held."""
-    # The exact-class test (cheaper than isinstance on this scrape path)
-    # narrows only its true branch for mypy; the value is a number otherwise.
-    return value if value.__class__ is not list else fold_sum(value)  # type: ignore[return-value]
+def _deferred_of(cell: CounterCell) -> list[tuple[CounterCell, Number]]:
+    return [entry for entry in list(DEFERRED) if entry[0] is cell] if DEFERRED else []
+
+
+def _ticks(cell: CounterCell) -> int:
+    """The cell's ``inc()`` count (before any move into the list): lock-free, exact."""
+    reads = cell._reads
+    if reads is None:
+        lock = stripe(cell)
+        if take(lock):
+            try:
+                if cell._reads is None:
+                    cell._reads = itertools.count()
+            finally:
+                drop(lock)
+        else:
+            # A read ticks only once the read count exists: if there is still
+            # none after the repr, no read has ticked the count.
+            count = count_of(cell)
+            if cell._reads is None:
+                return count
+        reads = cell._reads
+    # One C-level call ticks both: nothing can run between the two ticks.
+    ticks, read = map(_count_next, (cell, reads))
+    return ticks - read
+
+
+def _ticks_many(cells: list[CounterCell]) -> list[int]:
+    reads = list(map(_get_reads, cells))
+    if None in reads:  # the first read of some cell
+        return list(map(_ticks, cells))
+    # One C call ticks every cell, then every read count: no bytecode and no GC-tracked
+    # allocation in it, so no signal handler or gc callback can come between two ticks.
+    ticks, n = list(map(_count_next, itertools.chain(cells, reads))), len(cells)
+    return list(map(operator.sub, ticks[:n], ticks[n:]))
+
+
+def _base_of(value: Union[Number, _Pending], ticks: int) -> int:
+    """The increments not yet in the sum (0 once all are)."""
+    return ticks - value.base if value.__class__ is _Pending else ticks
+
+
+def _sum_of(cell: CounterCell, value: Union[Number, _Pending]) -> Number:
+    """A counter cell's ``inc_by`` total; its stripe is held (pending amounts are folded)."""
+    # The exact-class test is cheaper than isinstance on this scrape path.
+    if value.__class__ is _Pending:
+        return fold_sum(value)
+    return cast(Number, value) if not DEFERRED else _peek(cell, value)
+
+
+def _peek(cell: CounterCell, value: Union[Number, _Pending]) -> Number:
+    """The ``inc_by`` total without folding (for a read that cannot take the stripe)."""
+    if value.__class__ is _Pending:
+        return peek_sum(value)
+    amounts = [amount for c, amount in list(DEFERRED) if c is cell] if DEFERRED else []
+    return functools.reduce(operator.add, amounts, cast(Number, value))
 
 
 class IntCounterCell(CounterCell):
@@ -178,7 +298,7 @@ class IntCounterCell(CounterCell):
 
     def __init__(self, lock: threading.Lock) -> None:
         self._value = 0
-        self._reads = 0
+        self._reads = None
 
     _increment = staticmethod(_int_increment)
 
@@ -189,6 +309,40 @@ class IntCounterCell(CounterCell):
     def inc_by(self, amount: float) -> None:
         """Add an integer >= 0; :class:`InvalidValueError` otherwise. Lock-free."""
         CounterCell.inc_by(self, _int_increment(amount))
+
+
+# A vec hands its children out, and a child exposes the metric API only: not
+# the iterator it is built on. Hiding ``__next__`` makes ``next(cell)`` go
+# through the hiding property, so these call the C-level ``count.__next__``
+# directly (40 ns slower than ``next``; the label-less metrics, whose cell is
+# never handed out, keep ``next``).
+
+
+class CounterVecCell(CounterCell):
+    """A float counter vec child (:class:`CounterCell` without iterator methods)."""
+
+    __slots__ = ()
+    __next__ = hidden("__next__")
+    __iter__ = hidden("__iter__")
+
+    def inc(self) -> None:
+        """Add 1. Lock-free and thread-safe."""
+        if self._value.__class__ is _Pending:
+            self.inc_by(1.0)  # in turn with the buffered amounts (see CounterCell.inc)
+        else:
+            _count_next(self)
+
+
+class IntCounterVecCell(IntCounterCell):
+    """An integer counter vec child (:class:`IntCounterCell` without iterator methods)."""
+
+    __slots__ = ()
+    __next__ = hidden("__next__")
+    __iter__ = hidden("__iter__")
+
+    def inc(self) -> None:
+        """Add 1. Lock-free (integer sums are exact in any order)."""
+        _count_next(self)
 
 
 class LockedCounterCell:
@@ -220,7 +374,7 @@ class LockedCounterCell:
         return self._value
 
     _read_locked = get
-    read_many = staticmethod(read_one_by_one)
+    _read_many = staticmethod(read_one_by_one)
 
 
 class LockedIntCounterCell(LockedCounterCell):
@@ -235,14 +389,21 @@ class LockedIntCounterCell(LockedCounterCell):
 CounterChild = Union[CounterCell, LockedCounterCell]
 
 
-def counter_cell_class(integer: bool) -> CellClass[CounterChild, Number]:
-    """The counter cell class for this interpreter (see the module docstring)."""
+def counter_cell_class(integer: bool, vec: bool = False) -> CellClass[CounterChild, Number]:
+    """The counter cell class for this interpreter (see the module docstring).
+
+    ``vec``: for the children of a vec, which hide their iterator methods.
+    """
     if GIL_ENABLED:
-        cls: type[CounterChild] = IntCounterCell if integer else CounterCell
+        cls: type[CounterChild]
+        if vec:
+            cls = IntCounterVecCell if integer else CounterVecCell
+        else:
+            cls = IntCounterCell if integer else CounterCell
     else:
         cls = LockedIntCounterCell if integer else LockedCounterCell
     # All counter cells of a process are of the class chosen here, so each
-    # class's read_many only ever sees its own cells; the type system cannot
+    # class's _read_many only ever sees its own cells; the type system cannot
     # express a choice made once at import, hence the cast.
     return cast("CellClass[CounterChild, Number]", cls)
 
@@ -279,11 +440,11 @@ class CounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
     """Float counters by label values (rust-prometheus ``CounterVec``)."""
 
     _type = COUNTER
-    _cell_class = counter_cell_class(integer=False)
+    _cell_class = counter_cell_class(integer=False, vec=True)
 
 
 class IntCounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
     """Integer counters by label values (``IntCounterVec``)."""
 
     _type = COUNTER
-    _cell_class = counter_cell_class(integer=True)
+    _cell_class = counter_cell_class(integer=True, vec=True)

@@ -13,6 +13,7 @@ A family renders itself in two ways that give the same bytes:
 gauges) caches each child's line prefix so a steady scrape formats values only.
 """
 
+import itertools
 import operator
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import ClassVar, Generic, Optional, Protocol, TypeVar
 
 from ..exposition import text as expfmt
 from ..model import COUNTER, HISTOGRAM, Family, Labels, Number, Sample
+from .cells import drop, take
 from .desc import Desc, LabelsArg
 
 #: The label values of one child, in the declared order of the label names.
@@ -33,6 +35,8 @@ Write = Callable[[str], object]
 _C = TypeVar("_C")  # the child cell type
 _V = TypeVar("_V")  # what reading one child gives
 
+_first = operator.itemgetter(0)
+
 # Types whose OpenMetrics form may carry a `_created` sample.
 _HAS_CREATED = (COUNTER, HISTOGRAM)
 
@@ -42,15 +46,22 @@ class CellClass(Protocol[_C, _V]):
 
     def __call__(self, lock: threading.Lock, /) -> _C: ...
 
-    def read_many(self, cells: list[_C], /) -> list[_V]: ...
+    def _read_many(self, cells: list[_C], /) -> list[_V]: ...
 
 
 class MetricFamily(Generic[_C, _V]):
     """One collector: a :class:`Desc` and its children, keyed by label-value tuples.
 
-    Thread safety: children are created under the family lock (re-checked
-    there, so two threads never create the same child twice) and looked up
-    without it. Reads for a scrape take the family lock once for all children.
+    Thread and re-entrancy safety: no lock guards the child map. A child is
+    created with one ``dict.setdefault`` (atomic: two threads, or a signal
+    handler and the code it interrupted, creating the same child get the same
+    one), removed with one ``dict.pop``, and a scrape copies the map with one
+    ``list(dict.items())``, so a metric call nested anywhere (signal handler,
+    GC callback, finalizer) neither waits nor breaks the scrape it interrupts.
+    The sorted-children caches are tuples stored in one assignment, tagged
+    with the version they were built from. The family lock only keeps
+    :meth:`track_created` from racing itself, and a vec with ``max_children``
+    from overshooting its limit (``vec.py``).
     """
 
     # Set by each concrete type as a class attribute (not a ClassVar: a
@@ -61,7 +72,9 @@ class MetricFamily(Generic[_C, _V]):
         self.desc = desc
         self._lock = threading.Lock()
         self._children: dict[Key, _C] = {}
-        self._version = 0  # bumped when the set of children changes
+        # A new number whenever the set of children changes (next() is atomic).
+        self._versions = itertools.count(1)
+        self._version = 0
         # (version, keys, cells) sorted as rust-prometheus sorts children, and
         # (version, line prefixes) for write_text: rebuilt only when the set
         # of children changes, so a steady scrape neither sorts nor escapes.
@@ -100,50 +113,56 @@ class MetricFamily(Generic[_C, _V]):
         return self._cell_class(self._lock)
 
     def _get_or_create_child(self, key: Key) -> _C:
-        """The child for a validated key, created if missing (slow path)."""
-        with self._lock:
-            child = self._children.get(key)
-            if child is None:
-                child = self._new_cell()
-                self._children[key] = child
-                self._version += 1
-                if self._created_at is not None:
-                    self._created_at[key] = time.time()
-            return child
+        """The child for a validated key, created if missing (slow path, lock-free)."""
+        cell = self._new_cell()
+        child = self._children.setdefault(key, cell)
+        if child is cell:
+            self._version = next(self._versions)
+            created = self._created_at
+            if created is not None:
+                created.setdefault(key, time.time())
+        return child
 
     def _remove(self, key: Key) -> bool:
-        with self._lock:
-            if self._children.pop(key, None) is None:
-                return False
-            self._version += 1
-            if self._created_at is not None:
-                self._created_at.pop(key, None)
-            return True
+        if self._children.pop(key, None) is None:
+            return False
+        self._version = next(self._versions)
+        if self._created_at is not None:
+            self._created_at.pop(key, None)
+        return True
 
     def _clear(self) -> None:
-        with self._lock:
-            if self._children:
-                self._children.clear()
-                self._version += 1
-                if self._created_at is not None:
-                    self._created_at.clear()
+        if self._children:
+            self._children.clear()
+            self._version = next(self._versions)
+            if self._created_at is not None:
+                self._created_at.clear()
 
     def track_created(self) -> None:
         """Remember each child's creation time, for OpenMetrics ``_created`` samples.
 
         Children that exist already are dated to the creation of this metric.
         """
-        with self._lock:
-            if self._created_at is None:
-                self._created_at = dict.fromkeys(self._children, self._born)
+        lock = self._lock
+        if take(lock):
+            try:
+                if self._created_at is None:
+                    self._created_at = dict.fromkeys(self._children.copy(), self._born)
+            finally:
+                drop(lock)
 
-    def _sorted_children_locked(self) -> tuple[int, list[Key], list[_C]]:
-        """``(version, keys, cells)`` in exposition order; the family lock is held."""
+    def _sorted_children(self) -> tuple[int, list[Key], list[_C]]:
+        """``(version, keys, cells)`` in exposition order, cached per version."""
         order = self._order
-        if order is None or order[0] != self._version:
-            children = self._children
-            keys = sorted(children, key=self._sort_key)
-            order = self._order = (self._version, keys, [children[k] for k in keys])
+        version = self._version  # read before the copy: a change after it rebuilds
+        if order is None or order[0] != version:
+            # dict.copy() is one atomic C call; list(d.items()) is not: its
+            # tuples may start a GC pass whose callbacks create children.
+            items = list(self._children.copy().items())
+            key = self._sort_key
+            items.sort(key=_first if key is None else lambda item: key(item[0]))
+            order = (version, [k for k, _ in items], [c for _, c in items])
+            self._order = order
         return order
 
     def _label_pairs(self, key: Key) -> Labels:
@@ -152,12 +171,11 @@ class MetricFamily(Generic[_C, _V]):
     # -- collection -------------------------------------------------------
 
     def _snapshot(self) -> list[tuple[Key, _V, Optional[float]]]:
-        """``[(key, value, created)]`` in exposition order, read under the family lock."""
-        with self._lock:
-            _, keys, cells = self._sorted_children_locked()
-            created = self._created_at or {}
-            values = self._cell_class.read_many(cells)
-            return [(key, value, created.get(key)) for key, value in zip(keys, values)]
+        """``[(key, value, created)]`` in exposition order."""
+        _, keys, cells = self._sorted_children()
+        created = self._created_at or {}
+        values = self._cell_class._read_many(cells)
+        return [(key, value, created.get(key)) for key, value in zip(keys, values)]
 
     def _samples(self, pairs: Labels, value: _V) -> tuple[Sample, ...]:
         """The samples of one child; each kind of family says how."""
@@ -210,12 +228,11 @@ class ScalarFamily(MetricFamily[_C, Number]):
 
     def write_text(self, write: Write) -> None:
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
-        with self._lock:
-            version, keys, cells = self._sorted_children_locked()
-            text = self._text
-            if text is None or text[0] != version:
-                text = self._text = (version, [self._line_prefix(key) for key in keys])
-            values = self._cell_class.read_many(cells)
+        version, keys, cells = self._sorted_children()
+        text = self._text
+        if text is None or text[0] != version:
+            text = self._text = (version, [self._line_prefix(key) for key in keys])
+        values = self._cell_class._read_many(cells)
         if values:
             write(self._header)
             write("\n".join(map(operator.add, text[1], expfmt.format_values(values))))

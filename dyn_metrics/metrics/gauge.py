@@ -6,7 +6,10 @@ atomic C-level ``list.append``) and ``set`` stores a new one-item list (one
 atomic attribute store). No update is lost: a delta appended to a list that
 ``set`` has just replaced belongs to an ``add`` that overlapped that ``set``,
 so it counts as having come first. Reads, and every 256 deltas, fold the list
-left to right, as Rust adds, under the cell's stripe (``cells.stripe``).
+left to right, as Rust adds, under the cell's stripe (``cells.stripe``); an
+update folds only if the stripe is free, and a read that cannot take it (its
+own thread holds it: a read nested in a signal handler during a scrape) sums
+an atomic copy of the list instead (``cells.peek_sum``).
 List operations are atomic on free-threaded builds too (the list locks
 itself there), so gauges need no fallback.
 """
@@ -14,9 +17,20 @@ itself there), so gauges need no fallback.
 import threading
 from typing import ClassVar, Optional
 
-from ..errors import InvalidValueError
 from ..model import GAUGE, Number
-from .cells import ALL_STRIPES, FOLD_AT, as_int, fold_sum, stripe
+from .cells import (
+    FOLD_AT,
+    as_int,
+    as_real,
+    drop,
+    drop_all,
+    fold_free,
+    fold_sum,
+    peek_sum,
+    stripe,
+    take,
+    take_all,
+)
 from .family import ScalarFamily, ScalarMetric
 from .vec import MetricVec
 
@@ -32,13 +46,9 @@ class GaugeCell:
         self._value: list[Number] = [0.0]
 
     @staticmethod
-    def _number(value: Number) -> Number:
-        # ``value + 0.0`` accepts every real number (int, Fraction, numpy
-        # scalars) and refuses strings and None with a TypeError.
-        try:
-            return value + 0.0
-        except (TypeError, OverflowError):
-            raise InvalidValueError(f"gauge value must be a number, got {value!r}") from None
+    def _number(value: object) -> Number:
+        # Only off the fast path (a value that is not an exact float).
+        return as_real(value, "gauge value")
 
     def set(self, value: Number) -> None:
         """Set the value."""
@@ -53,8 +63,7 @@ class GaugeCell:
         pending = self._value
         pending.append(amount)
         if len(pending) > FOLD_AT:
-            with stripe(self):
-                fold_sum(pending)
+            fold_free(self, pending)
 
     def sub(self, amount: Number) -> None:
         """Subtract ``amount``."""
@@ -74,16 +83,25 @@ class GaugeCell:
 
     def get(self) -> Number:
         """The current value."""
-        with stripe(self):
+        lock = stripe(self)
+        if not take(lock):
+            return peek_sum(self._value)
+        try:
             return fold_sum(self._value)
+        finally:
+            drop(lock)
 
     _read_locked = get
 
     @staticmethod
-    def read_many(cells: list["GaugeCell"]) -> list[Number]:
+    def _read_many(cells: list["GaugeCell"]) -> list[Number]:
         """The values of many cells at once (what a family read uses)."""
-        with ALL_STRIPES:
+        if not take_all():
+            return [peek_sum(cell._value) for cell in cells]
+        try:
             return [fold_sum(cell._value) for cell in cells]
+        finally:
+            drop_all()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self.get()!r}>"

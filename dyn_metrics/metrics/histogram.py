@@ -1,12 +1,16 @@
 """Histograms: bucket bounds, the cell, ``Histogram`` and ``HistogramVec``.
 
-A :class:`HistogramCell` *is* a list of pending observations: ``observe(v)``
-is one C-level ``list.append``, atomic under the GIL and on free-threaded
-builds alike (list operations lock the list there), so no fallback is needed.
-Pending values are folded into the bucket counts, sum and count under the
-family lock, when a scrape reads the cell or when 256 are pending, so
-buckets, sum and count always change together and every snapshot has
-count == the ``+Inf`` bucket.
+A :class:`HistogramCell` keeps a private list ``[folded, pending
+observations...]``: ``observe(v)`` is one C-level ``list.append``, atomic
+under the GIL and on free-threaded builds alike (list operations lock the
+list there), so no fallback is needed. ``folded`` is ``(bucket counts, sum)``.
+Folding replaces the list's first n items with the new ``folded`` in one
+slice assignment, under the cell's stripe, when a read folds or when 256
+observations are pending (only if the stripe is free: an update never
+waits). At every moment the list holds the whole state, so a read that
+cannot take the stripe (its own thread holds it: a read nested in a signal
+handler) computes the same snapshot from one atomic copy, and every snapshot
+has count == the ``+Inf`` bucket.
 
 Bucket bounds follow rust-prometheus: strictly increasing, ``+Inf`` implied,
 :data:`DEFAULT_BUCKETS` when none are given; an observation counts in every
@@ -20,16 +24,16 @@ import operator
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable
-from typing import Optional
+from typing import Optional, cast
 
-from ..errors import InvalidBucketsError, InvalidValueError
+from ..errors import InvalidBucketsError
 from ..exposition import text as expfmt
 from ..model import HISTOGRAM, Labels, Number, Sample
-from .cells import EXACT_INT, FOLD_AT, read_one_by_one
+from .cells import EXACT_INT, FOLD_AT, as_real, drop, drop_all, stripe, take, take_all
 from .desc import Desc, LabelsArg
 from .family import MetricFamily, Write, expose_only_child
 from .timer import Timer
-from .vec import MetricVec
+from .vec import MetricVec, check_max_children
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -62,8 +66,11 @@ def exponential_buckets(start: float, factor: float, count: int) -> list[float]:
 def check_buckets(buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
     """Validated bucket bounds as a tuple of floats (rust-prometheus' rules).
 
-    ``None`` or empty means :data:`DEFAULT_BUCKETS`; a trailing ``+Inf`` is
-    dropped because the ``+Inf`` bucket is always there.
+    As ``check_and_adjust_buckets`` does: ``None`` or empty means
+    :data:`DEFAULT_BUCKETS`; the bounds must increase strictly; then a
+    trailing ``+Inf`` is dropped because the ``+Inf`` bucket is always there,
+    so ``[math.inf]`` leaves only that bucket. A bound that is not a number,
+    is NaN or overflows a float raises :class:`InvalidBucketsError`.
     """
     if buckets is None:
         return DEFAULT_BUCKETS
@@ -71,10 +78,10 @@ def check_buckets(buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
         raise InvalidBucketsError(f"buckets must be a sequence of numbers, got {buckets!r}")
     try:
         bounds = [float(b) for b in buckets]
+    except OverflowError:
+        raise InvalidBucketsError(f"bucket bounds must fit in a float, got {buckets!r}") from None
     except (TypeError, ValueError):
         raise InvalidBucketsError(f"buckets must be numbers, got {buckets!r}") from None
-    if bounds and bounds[-1] == math.inf:
-        bounds.pop()
     if not bounds:
         return DEFAULT_BUCKETS
     for b in bounds:
@@ -86,6 +93,8 @@ def check_buckets(buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
                 "histogram buckets must be in increasing order: "
                 f"{expfmt.format_value(lower)} >= {expfmt.format_value(upper)}"
             )
+    if bounds[-1] == math.inf:
+        bounds.pop()
     return tuple(bounds)
 
 
@@ -116,28 +125,51 @@ class HistogramDesc(Desc):
 
 def _observation(value: object) -> float:
     """``value`` as a float, or :class:`InvalidValueError` if it is not a real number."""
-    if not isinstance(value, (str, bytes)):
-        try:
-            return float(value)  # type: ignore[arg-type]  # any type: refused below if not
-        except (TypeError, ValueError, OverflowError):
-            pass
-    raise InvalidValueError(f"histogram observation must be a real number, got {value!r}")
+    return as_real(value, "histogram observation")
 
 
-class HistogramCell(list[float]):
-    """A histogram child: a list of pending observations plus folded totals.
+#: ``(counts per bucket incl. the last, above every bound; sum)`` folded so far.
+_Folded = tuple[tuple[int, ...], float]
 
-    ``_counts[i]`` counts observations in ``(bounds[i-1], bounds[i]]``, the
-    last slot those above every bound (and NaN, as rust-prometheus does).
+
+def _fold(bounds: tuple[float, ...], items: list[object]) -> _Folded:
+    """``items`` = ``[folded, observations...]`` folded into one ``_Folded``."""
+    folded = cast(_Folded, items[0])
+    pending = cast(list[float], items[1:])
+    if not pending:
+        return folded
+    counts, total = folded
+    new = list(counts)
+    # Left to right, so the sum rounds exactly as Rust's `sum += v`.
+    total = functools.reduce(operator.add, pending, total)
+    # NaN belongs in +Inf only (as in rust-prometheus) and would confuse
+    # the sort; `total` is NaN whenever one was observed.
+    numbers = [v for v in pending if v == v] if total != total else pending
+    numbers.sort()
+    # One bisection per bound over the sorted batch instead of one per
+    # observation: bisect_right counts the values <= bound.
+    below = 0
+    for i, bound in enumerate(bounds):
+        upto = bisect_right(numbers, bound)
+        new[i] += upto - below
+        below = upto
+    new[-1] += len(pending) - below
+    return tuple(new), total
+
+
+class HistogramCell:
+    """A histogram child: pending observations and folded totals in one private list.
+
+    Bucket ``i`` counts observations in ``(bounds[i-1], bounds[i]]``, the
+    last one those above every bound (and NaN, as rust-prometheus does).
     """
 
-    __slots__ = ("_counts", "_sum", "_bounds", "_lock")
+    __slots__ = ("_items", "_bounds")
 
     def __init__(self, lock: threading.Lock, bounds: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         self._bounds = bounds
-        self._counts = [0] * (len(bounds) + 1)
-        self._sum = 0.0
-        self._lock = lock
+        folded: _Folded = ((0,) * (len(bounds) + 1), 0.0)
+        self._items: list[object] = [folded]
 
     def observe(self, value: Number) -> None:
         """Record one observation (any real number; NaN and infinities too).
@@ -148,56 +180,61 @@ class HistogramCell(list[float]):
         cls = value.__class__
         if cls is not float and (cls is not int or not -EXACT_INT < value < EXACT_INT):
             value = _observation(value)
-        self.append(value)
-        if len(self) >= FOLD_AT:
-            with self._lock:
-                self._fold_locked()
+        items = self._items
+        items.append(value)
+        if len(items) > FOLD_AT:
+            lock = stripe(self)
+            if take(lock, wait=False):
+                try:
+                    self._fold_locked()
+                finally:
+                    drop(lock)
 
-    def _fold_locked(self) -> None:
-        n = len(self)
-        if not n:
-            return
+    def _fold_locked(self) -> _Folded:
+        """Fold the pending observations; the cell's stripe is held."""
+        items = self._items
+        n = len(items)
         # Observers only append, so the first n items are exactly the ones
         # read here, whatever was appended meanwhile.
-        pending = self[:n]
-        del self[:n]
-        # Left to right, so the sum rounds exactly as Rust's `sum += v`.
-        total = functools.reduce(operator.add, pending, self._sum)
-        # NaN belongs in +Inf only (as in rust-prometheus) and would confuse
-        # the sort; `total` is NaN whenever one was observed.
-        numbers = [v for v in pending if v == v] if total != total else pending
-        numbers.sort()
-        # One bisection per bound over the sorted batch instead of one per
-        # observation: bisect_right counts the values <= bound.
-        counts = self._counts
-        below = 0
-        for i, bound in enumerate(self._bounds):
-            upto = bisect_right(numbers, bound)
-            counts[i] += upto - below
-            below = upto
-        counts[-1] += n - below
-        self._sum = total
+        folded = _fold(self._bounds, items[:n])
+        items[0:n] = [folded]
+        return folded
 
-    def snapshot_locked(self) -> HistogramSnapshot:
-        """``(cumulative bucket counts incl. +Inf, sum, count)``; family lock held."""
-        self._fold_locked()
-        cumulative = list(itertools.accumulate(self._counts))
-        return cumulative, self._sum, cumulative[-1]
+    def _snapshot(self, folding: bool) -> HistogramSnapshot:
+        folded = self._fold_locked() if folding else _fold(self._bounds, list(self._items))
+        cumulative = list(itertools.accumulate(folded[0]))
+        return cumulative, folded[1], cumulative[-1]
+
+    def _read(self) -> HistogramSnapshot:
+        """``(cumulative bucket counts incl. +Inf, sum, count)``, folding if it can."""
+        lock = stripe(self)
+        if not take(lock):
+            return self._snapshot(folding=False)
+        try:
+            return self._snapshot(folding=True)
+        finally:
+            drop(lock)
 
     # What a family read takes from every kind of cell.
-    _read_locked = snapshot_locked
-    read_many = staticmethod(read_one_by_one)
+    _read_locked = _read
+
+    @staticmethod
+    def _read_many(cells: list["HistogramCell"]) -> list[HistogramSnapshot]:
+        """The snapshots of many cells at once (what a family read uses)."""
+        if not take_all():
+            return [cell._snapshot(folding=False) for cell in cells]
+        try:
+            return [cell._snapshot(folding=True) for cell in cells]
+        finally:
+            drop_all()
 
     def get_sample_count(self) -> int:
         """Number of observations so far."""
-        with self._lock:
-            return self.snapshot_locked()[2]
+        return self._read()[2]
 
     def get_sample_sum(self) -> float:
         """Sum of observations so far."""
-        with self._lock:
-            self._fold_locked()
-            return self._sum
+        return self._read()[1]
 
     def time(self) -> Timer:
         """Observe the seconds spent in a ``with`` block or decorated function."""
@@ -209,16 +246,6 @@ class HistogramCell(list[float]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} count={self.get_sample_count()}>"
-
-    # A histogram is not a value to compare or hash like the list it extends.
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __ne__(self, other: object) -> bool:
-        return self is not other
-
-    # list declares itself unhashable (``__hash__ = None``); a cell hashes by identity.
-    __hash__ = object.__hash__  # type: ignore[assignment]
 
 
 class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
@@ -308,7 +335,10 @@ class Histogram(HistogramFamily):
 
 
 class HistogramVec(HistogramFamily, MetricVec[HistogramCell, HistogramSnapshot]):
-    """Histograms by label values (``HistogramVec``); ``buckets`` as for Histogram."""
+    """Histograms by label values (``HistogramVec``); ``buckets`` as for Histogram.
+
+    ``max_children`` limits the distinct label sets (see ``vec.py``).
+    """
 
     _type = HISTOGRAM
 
@@ -319,7 +349,11 @@ class HistogramVec(HistogramFamily, MetricVec[HistogramCell, HistogramSnapshot])
         label_names: Iterable[str],
         const_labels: LabelsArg = None,
         buckets: Optional[Iterable[float]] = None,
+        *,
+        max_children: Optional[int] = None,
     ) -> None:
+        limit = check_max_children(max_children)
         HistogramFamily.__init__(
             self, HistogramDesc(name, help, const_labels, label_names, buckets=buckets)
         )
+        self._set_limit(limit)

@@ -2,19 +2,60 @@
 
 ``with_label_values(*values)`` takes the values in the declared order of the
 label names; ``with_labels(mapping)`` matches them by name. Both return the
-child (a value cell with the scalar type's methods). The hit path is one
+child (a value cell exposing the metric API only). The hit path is one
 unlocked ``dict.get`` on the tuple of values; a miss validates the values and
-creates the child under the family lock (re-checking there), as
-rust-prometheus and client_golang do. Each metric type's Vec lives with the
+creates the child with one atomic ``dict.setdefault`` (see ``family.py``), so
+two threads, or a signal handler and the code it interrupted, get the same
+child. Each metric type's Vec lives with the
 type (``counter.py``, ``gauge.py``, ``histogram.py``).
+
+Cardinality limit: ``max_children=None`` (unlimited, Dynamo's behaviour), or
+N: the first N distinct label sets get their own children, and every later
+one shares one *overflow* child whose label values are all
+:data:`OVERFLOW_VALUE`. The first overflow logs one WARNING per vec; nothing
+raises on the update path. :func:`overflow_children_total` counts the
+overflow children created in the process (for the self metrics).
 """
 
+import itertools
+import logging
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Optional, TypeVar
 
-from ..errors import CardinalityError, InvalidLabelsError
+from ..errors import CardinalityError, InvalidLabelsError, InvalidValueError
+from .cells import count_of, drop, take
 from .desc import Desc, LabelsArg, check_utf8, const_label_pairs
 from .family import Key, MetricFamily
+
+_log = logging.getLogger(__name__)
+
+#: Every label value of the shared child that label sets beyond ``max_children`` get.
+OVERFLOW_VALUE = "__overflow__"
+
+# Ticked once per overflow child created; read by its repr (which changes nothing).
+_overflows = itertools.count()
+
+
+def overflow_children_total() -> int:
+    """How many overflow children the vecs of this process have created so far.
+
+    One per vec that reached its ``max_children`` (again after each ``clear()``
+    or removal of the overflow child). Read by the ``dyn_metrics_overflow_children_total``
+    self metric.
+    """
+    return count_of(_overflows)
+
+
+def check_max_children(max_children: object) -> Optional[int]:
+    """``max_children`` if it is None or an int >= 0; :class:`InvalidValueError` otherwise."""
+    if max_children is None:
+        return None
+    if not isinstance(max_children, int) or max_children.__class__ is bool or max_children < 0:
+        raise InvalidValueError(
+            f"max_children must be None or an integer >= 0, got {max_children!r}"
+        )
+    return int(max_children)
+
 
 _C = TypeVar("_C")
 _V = TypeVar("_V")
@@ -24,6 +65,10 @@ class MetricVec(MetricFamily[_C, _V]):
     """Core of every Vec type: the child map and label-value access."""
 
     _type: ClassVar[str]
+    #: The cardinality limit (None: unlimited) and the overflow child's key.
+    _max_children: Optional[int] = None
+    _overflow_key: Key = ()
+    _overflow_warned = False
 
     def __init__(
         self,
@@ -33,9 +78,61 @@ class MetricVec(MetricFamily[_C, _V]):
         const_labels: LabelsArg = None,
         *,
         buckets: Optional[Iterable[float]] = None,
+        max_children: Optional[int] = None,
     ) -> None:
+        limit = check_max_children(max_children)
         # ``buckets`` only so that a Vec of another type refuses them as Desc does.
         super().__init__(Desc(name, help, self._type, const_labels, label_names, buckets=buckets))
+        self._set_limit(limit)
+
+    def _set_limit(self, limit: Optional[int]) -> None:
+        if limit is not None:
+            self._max_children = limit
+            self._overflow_key = (OVERFLOW_VALUE,) * len(self.desc.label_names)
+
+    @property
+    def max_children(self) -> Optional[int]:
+        """The cardinality limit given at creation (None: unlimited)."""
+        return self._max_children
+
+    def _get_or_create_child(self, key: Key) -> _C:
+        """The child for a validated key; beyond ``max_children``, the overflow child."""
+        limit = self._max_children
+        if limit is None:
+            return super()._get_or_create_child(key)
+        children = self._children
+        child = children.get(key)
+        if child is not None:
+            return child
+        # Counted under the family lock, so threads cannot overshoot the limit
+        # together (a call nested in this very section only tries it).
+        lock = self._lock
+        locked = take(lock)
+        try:
+            overflow = self._overflow_key
+            own = len(children) - (overflow in children)
+            if key != overflow and own >= limit and key not in children:
+                return self._overflow_child(overflow)
+            return super()._get_or_create_child(key)
+        finally:
+            if locked:
+                drop(lock)
+
+    def _overflow_child(self, overflow: Key) -> _C:
+        child = self._children.get(overflow)
+        if child is None:
+            child = super()._get_or_create_child(overflow)
+            next(_overflows)
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                _log.warning(
+                    "metric %r reached max_children=%d: further label sets share the child "
+                    "with every label value %r",
+                    self.desc.name,
+                    self._max_children,
+                    OVERFLOW_VALUE,
+                )
+        return child
 
     def with_label_values(self, *values: str) -> _C:
         """The child for ``values`` (declared label order), created on first use.

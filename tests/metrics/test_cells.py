@@ -2,6 +2,7 @@
 
 import math
 import sys
+import threading
 from decimal import Decimal
 from fractions import Fraction
 
@@ -62,24 +63,21 @@ def test_stripe_is_one_of_the_shared_locks_and_stable():
     assert len(cells.STRIPES) == 64
 
 
-def test_all_stripes_holds_every_stripe_and_releases_them():
-    with cells.ALL_STRIPES:
+def test_take_all_holds_every_stripe_and_drop_all_releases_them():
+    assert cells.take_all()
+    try:
         assert all(lock.locked() for lock in cells.STRIPES)
+    finally:
+        cells.drop_all()
     assert not any(lock.locked() for lock in cells.STRIPES)
+    assert cells._HELD.locks == []
 
 
-def test_all_stripes_released_when_the_block_raises():
-    with pytest.raises(RuntimeError):
-        with cells.ALL_STRIPES:
-            raise RuntimeError("boom")
-    assert not any(lock.locked() for lock in cells.STRIPES)
-
-
-def test_all_stripes_taken_half_way_are_released_on_interrupt():
+def test_take_all_taken_half_way_are_released_on_interrupt():
     # An interrupt while waiting for the 11th stripe (a stand-in that raises
     # it) must release the ten already taken.
     class Refusing:
-        def acquire(self):
+        def acquire(self, wait=True):
             raise KeyboardInterrupt
 
         def release(self):  # pragma: no cover - never taken
@@ -90,10 +88,55 @@ def test_all_stripes_taken_half_way_are_released_on_interrupt():
     cells.STRIPES = stand_ins
     try:
         with pytest.raises(KeyboardInterrupt):
-            cells.ALL_STRIPES.__enter__()
+            cells.take_all()
     finally:
         cells.STRIPES = saved
     assert not any(lock.locked() for lock in saved)
+    assert cells._HELD.locks == []
+
+
+TAKE_ROWS = [
+    # (id, held by this thread before, lock asked for, taken?)
+    ("free lock", [], "a", True),
+    ("held by this thread: tried, not waited for", ["a"], "a", False),
+    ("another lock held", ["b"], "a", True),
+]
+
+
+@pytest.mark.parametrize(
+    "held, wanted, taken", [r[1:] for r in TAKE_ROWS], ids=[r[0] for r in TAKE_ROWS]
+)
+def test_take_never_waits_for_a_lock_its_own_thread_holds(held, wanted, taken):
+    locks = {"a": threading.Lock(), "b": threading.Lock()}
+    for name in held:
+        assert cells.take(locks[name])
+    try:
+        assert cells.take(locks[wanted]) is taken
+        if taken:
+            cells.drop(locks[wanted])
+        assert cells._HELD.locks == [locks[n] for n in held]
+    finally:
+        for name in reversed(held):
+            cells.drop(locks[name])
+    assert cells._HELD.locks == []
+
+
+def test_take_all_only_tries_when_this_thread_holds_a_stripe():
+    lock = cells.STRIPES[5]
+    assert cells.take(lock)
+    try:
+        assert cells.take_all() is False
+        assert not cells.STRIPES[0].locked()  # all or nothing
+    finally:
+        cells.drop(lock)
+    assert cells.take_all()
+    cells.drop_all()
+
+
+def test_peek_sum_equals_fold_and_changes_nothing():
+    pending = [1.0, 0.1, 0.2, 0.3]
+    assert cells.peek_sum(pending) == cells.fold_sum(list(pending))
+    assert pending == [1.0, 0.1, 0.2, 0.3]
 
 
 def test_read_one_by_one_reads_each_cell():
@@ -110,3 +153,17 @@ def test_read_one_by_one_reads_each_cell():
 def test_gil_flag_matches_interpreter():
     expected = getattr(sys, "_is_gil_enabled", lambda: True)()
     assert cells.GIL_ENABLED is expected
+
+
+@pytest.mark.parametrize(
+    "start, ticks", [(0, 0), (0, 3), (2**70, 2)], ids=["fresh", "ticked", "beyond ssize_t"]
+)
+def test_count_of_reads_a_count_without_ticking_it(start, ticks):
+    import itertools
+
+    count = itertools.count(start)
+    for _ in range(ticks):
+        next(count)
+    assert cells.count_of(count) == start + ticks
+    assert cells.count_of(count) == start + ticks  # reading changed nothing
+    assert next(count) == start + ticks

@@ -18,10 +18,14 @@ from dyn_metrics.errors import InvalidValueError, MetricsError
 from dyn_metrics.metrics import cells, counter
 from tests.metrics.support import cell_id, new_cell, sample_lines, scrape
 
-FLOAT_COUNTER_CELLS = [counter.CounterCell, counter.LockedCounterCell]
+FLOAT_COUNTER_CELLS = [counter.CounterCell, counter.CounterVecCell, counter.LockedCounterCell]
 
 
-INT_COUNTER_CELLS = [counter.IntCounterCell, counter.LockedIntCounterCell]
+INT_COUNTER_CELLS = [
+    counter.IntCounterCell,
+    counter.IntCounterVecCell,
+    counter.LockedIntCounterCell,
+]
 
 
 COUNTER_CELLS = FLOAT_COUNTER_CELLS + INT_COUNTER_CELLS
@@ -126,6 +130,11 @@ def test_counter_cell_class_matches_interpreter():
     int_cls = counter.counter_cell_class(integer=True)
     if cells.GIL_ENABLED:
         assert (float_cls, int_cls) == (counter.CounterCell, counter.IntCounterCell)
+        vec_classes = (
+            counter.counter_cell_class(False, vec=True),
+            counter.counter_cell_class(True, vec=True),
+        )
+        assert vec_classes == (counter.CounterVecCell, counter.IntCounterVecCell)
     else:
         assert (float_cls, int_cls) == (counter.LockedCounterCell, counter.LockedIntCounterCell)
 
@@ -144,8 +153,8 @@ def test_counter_cells_read_many_equals_reading_each(cls):
     for n, cell in enumerate(cells):
         for _ in range(n):
             cell.inc()
-    assert cls.read_many(cells) == [0, 1, 2, 3, 4]
-    assert cls.read_many(cells) == [0, 1, 2, 3, 4]  # reads leave the values alone
+    assert cls._read_many(cells) == [0, 1, 2, 3, 4]
+    assert cls._read_many(cells) == [0, 1, 2, 3, 4]  # reads leave the values alone
     assert [cell.get() for cell in cells] == [0, 1, 2, 3, 4]
 
 

@@ -1,5 +1,6 @@
 """Gauges: the lock-free cells, ``Gauge`` / ``IntGauge`` and their Vec children."""
 
+import fractions
 import math
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 import dyn_metrics as dm
 from dyn_metrics.errors import InvalidValueError
 from dyn_metrics.metrics import gauge
-from tests.metrics.support import cell_id, new_cell, scrape
+from tests.metrics.support import NOT_REAL_ROWS, REAL_VALUE_ROWS, cell_id, new_cell, scrape
 
 GAUGE_CELLS = [gauge.GaugeCell, gauge.IntGaugeCell]
 
@@ -51,7 +52,7 @@ def test_gauge_cell_rejects_non_numbers(bad):
     for op in (cell.set, cell.add, cell.sub):
         with pytest.raises(InvalidValueError) as info:
             op(bad)
-        assert str(info.value).startswith("gauge value must be a number, got")
+        assert str(info.value).startswith("gauge value must be a real number, got")
     assert cell.get() == 1.5
 
 
@@ -72,6 +73,77 @@ def test_int_gauge_cell_holds_big_ints_exactly():
     cell.sub(1)
     assert cell.get() == -(2**70) - 1
     assert type(cell.get()) is int
+
+
+@pytest.mark.parametrize(
+    "value, stored", [r[1:] for r in REAL_VALUE_ROWS], ids=[r[0] for r in REAL_VALUE_ROWS]
+)
+def test_gauge_takes_real_numbers_as_exact_floats(value, stored):
+    g = dm.Gauge("g", "g")
+    g.set(value)
+    assert g.get() == stored and type(g.get()) is float
+    g.add(value)
+    g.sub(value)
+    g.add(value)
+    assert g.get() == 2 * stored and type(g.get()) is float
+
+
+@pytest.mark.parametrize("bad", [r[1] for r in NOT_REAL_ROWS], ids=[r[0] for r in NOT_REAL_ROWS])
+def test_gauge_refuses_what_is_not_real_and_keeps_its_value(bad):
+    g = dm.Gauge("g", "g")
+    child = dm.GaugeVec("v", "v", ["a"]).with_label_values("x")
+    for metric in (g, child):
+        metric.set(1.5)
+        metric.add(1.0)
+        for op in (metric.set, metric.add, metric.sub, metric.inc_by, metric.dec_by):
+            with pytest.raises(InvalidValueError) as info:
+                op(bad)
+            assert str(info.value) == f"gauge value must be a real number, got {bad!r}"
+        assert metric.get() == 2.5
+    # Nothing stored can fail a scrape.
+    assert scrape(g) == "# HELP g g\n# TYPE g gauge\ng 2.5\n"
+
+
+class _Index:
+    def __init__(self, result):
+        self.result = result
+
+    def __index__(self):
+        return self.result
+
+
+INT_VALUE_ROWS = [
+    # (id, value given, error or the int stored)
+    ("int", 5, 5),
+    ("bool", True, 1),
+    ("__index__ int", _Index(4), 4),
+    ("__index__ float", _Index(1.5), InvalidValueError),
+    ("__index__ str", _Index("4"), InvalidValueError),
+    ("float", 4.0, InvalidValueError),
+    ("complex", 1j, InvalidValueError),
+    ("fraction", fractions.Fraction(4, 1), InvalidValueError),
+]
+
+
+@pytest.mark.parametrize(
+    "value, expected", [r[1:] for r in INT_VALUE_ROWS], ids=[r[0] for r in INT_VALUE_ROWS]
+)
+def test_int_metrics_take_operator_index(value, expected):
+    g = dm.IntGauge("g", "g")
+    c = dm.IntCounter("c", "c")
+    g.set(2)
+    c.inc_by(2)
+    if expected is InvalidValueError:
+        for op in (g.set, g.add, g.sub, c.inc_by):
+            with pytest.raises(InvalidValueError, match=r"must be an integer, got "):
+                op(value)
+        assert g.get() == 2 and c.get() == 2
+        assert scrape(g, c).endswith("# TYPE g gauge\ng 2\n")
+    else:
+        g.set(value)
+        c.inc_by(value)
+        assert g.get() == expected and type(g.get()) is int
+        assert c.get() == 2 + expected and type(c.get()) is int
 
 
 # -- Gauge and IntGauge ------------------------------------------------------------------

@@ -9,7 +9,14 @@ import pytest
 import dyn_metrics as dm
 from dyn_metrics.errors import InvalidBucketsError, InvalidValueError
 from dyn_metrics.exposition import text as expfmt
-from tests.metrics.support import new_histogram, sample_lines, scrape, snapshot
+from tests.metrics.support import (
+    NOT_REAL_ROWS,
+    REAL_VALUE_ROWS,
+    new_histogram,
+    sample_lines,
+    scrape,
+    snapshot,
+)
 
 # -- bucket bounds -----------------------------------------------------------------------
 
@@ -47,6 +54,25 @@ BUCKET_VALIDATION_ROWS = [
         "buckets must be numbers",
     ),
     (
+        "buckets_overflow_float",
+        lambda: dm.Histogram("m", "h", buckets=[1, 10**400]),
+        InvalidBucketsError,
+        "bucket bounds must fit in a float, got [1, 1000",
+    ),
+    (
+        "buckets_vec_overflow_float",
+        lambda: dm.HistogramVec("m", "h", ["a"], buckets=[-(10**400)]),
+        InvalidBucketsError,
+        "bucket bounds must fit in a float, got [-1000",
+    ),
+    (
+        # rust-prometheus checks the order before dropping a trailing +Inf.
+        "buckets_inf_twice",
+        lambda: dm.Histogram("m", "h", buckets=[1, math.inf, math.inf]),
+        InvalidBucketsError,
+        "histogram buckets must be in increasing order: inf >= inf",
+    ),
+    (
         "buckets_string",
         lambda: dm.Histogram("m", "h", buckets="1,2"),
         InvalidBucketsError,
@@ -73,7 +99,8 @@ BUCKET_ROWS = [
     (None, dm.DEFAULT_BUCKETS),
     ([], dm.DEFAULT_BUCKETS),
     ((), dm.DEFAULT_BUCKETS),
-    ([math.inf], dm.DEFAULT_BUCKETS),
+    ([math.inf], ()),  # only the +Inf bucket, as rust-prometheus
+    ((math.inf,), ()),
     ([1, 2, math.inf], (1.0, 2.0)),
     ([0.1, 0.5, 1], (0.1, 0.5, 1.0)),
     ([-5, 0, 5], (-5.0, 0.0, 5.0)),
@@ -84,6 +111,22 @@ BUCKET_ROWS = [
 @pytest.mark.parametrize("given, kept", BUCKET_ROWS)
 def test_histogram_buckets_normalised(given, kept):
     assert dm.Histogram("m", "h", buckets=given).desc.buckets == kept
+
+
+def test_histogram_with_only_the_inf_bucket_counts_everything_there():
+    h = dm.Histogram("h", "h", buckets=[math.inf])
+    v = dm.HistogramVec("v", "v", ["a"], buckets=[math.inf])
+    for value in (-1.0, 0.5, math.inf, math.nan):
+        h.observe(value)
+        v.with_label_values("x").observe(value)
+    assert h.get_sample_count() == 4
+    text = scrape(h, v)
+    assert sample_lines(text)[0] == 'h_bucket{le="+Inf"} 4'
+    assert 'v_bucket{a="x",le="+Inf"} 4' in text
+    assert [line for line in sample_lines(text) if "_bucket" in line] == [
+        'h_bucket{le="+Inf"} 4',
+        'v_bucket{a="x",le="+Inf"} 4',
+    ]
 
 
 def test_default_buckets_values():
@@ -232,8 +275,10 @@ def test_histogram_negative_infinity_in_first_bucket():
 
 @pytest.mark.parametrize(
     "bad",
-    ["x", "5", b"5", None, [1.0], 1j, 10**400, decimal.Decimal("sNaN")],
-    ids=["str", "numeric str", "bytes", "None", "list", "complex", "huge int", "signalling NaN"],
+    ["x", "5", b"5", None, [1.0], 1j, 10**400, decimal.Decimal("sNaN")]
+    + [r[1] for r in NOT_REAL_ROWS],
+    ids=["str", "numeric str", "bytes", "None", "list", "complex", "huge int", "signalling NaN"]
+    + [r[0] for r in NOT_REAL_ROWS],
 )
 def test_histogram_observation_that_is_not_a_real_number_is_refused(bad):
     h = dm.Histogram("h", "h", buckets=[1.0])
@@ -255,7 +300,8 @@ def test_histogram_observation_that_is_not_a_real_number_is_refused(bad):
         (fractions.Fraction(1, 4), 0.25),
         (True, 1.0),
         (2**60, 2.0**60),
-    ],
+    ]
+    + [r[1:] for r in REAL_VALUE_ROWS],
 )
 def test_histogram_observation_of_other_number_types_counts_as_float(number, as_float):
     h = dm.Histogram("h", "h", buckets=[1.0])

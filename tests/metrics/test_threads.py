@@ -19,12 +19,18 @@ TIMEOUT = 60.0
 
 COUNTER_CELLS = [
     counter.CounterCell,
+    counter.CounterVecCell,
     counter.LockedCounterCell,
     counter.IntCounterCell,
+    counter.IntCounterVecCell,
     counter.LockedIntCounterCell,
 ]
-FLOAT_COUNTER_CELLS = [counter.CounterCell, counter.LockedCounterCell]
-INT_COUNTER_CELLS = [counter.IntCounterCell, counter.LockedIntCounterCell]
+FLOAT_COUNTER_CELLS = [counter.CounterCell, counter.CounterVecCell, counter.LockedCounterCell]
+INT_COUNTER_CELLS = [
+    counter.IntCounterCell,
+    counter.IntCounterVecCell,
+    counter.LockedIntCounterCell,
+]
 
 
 def _cell_id(cls):

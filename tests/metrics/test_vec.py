@@ -1,9 +1,13 @@
 """Metric vectors: child identity, label access, removal, output of children."""
 
+import logging
+import threading
+
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.errors import CardinalityError, InvalidLabelsError
+from dyn_metrics import metrics
+from dyn_metrics.errors import CardinalityError, InvalidLabelsError, InvalidValueError
 from tests.metrics.support import sample_lines, scrape
 
 VEC_TYPES = [dm.CounterVec, dm.IntCounterVec, dm.GaugeVec, dm.IntGaugeVec, dm.HistogramVec]
@@ -221,3 +225,187 @@ def test_vec_refuses_a_label_value_that_is_not_valid_unicode():
     with pytest.raises(dm.InvalidLabelsError, match="not valid Unicode"):
         vec.with_label_values("\ud800")
     assert vec.collect() == []
+
+
+# -- a child exposes the metric API only ----------------------------------------------
+
+CHILD_API_ROWS = [
+    # (vec factory, the public names of its children)
+    (lambda: dm.CounterVec("a_total", "a", ["k"]), ["get", "inc", "inc_by"]),
+    (lambda: dm.IntCounterVec("b_total", "b", ["k"]), ["get", "inc", "inc_by"]),
+    (
+        lambda: dm.GaugeVec("c", "c", ["k"]),
+        ["add", "dec", "dec_by", "get", "inc", "inc_by", "set", "sub"],
+    ),
+    (
+        lambda: dm.IntGaugeVec("d", "d", ["k"]),
+        ["add", "dec", "dec_by", "get", "inc", "inc_by", "set", "sub"],
+    ),
+    (
+        lambda: dm.HistogramVec("e", "e", ["k"]),
+        ["get_sample_count", "get_sample_sum", "observe", "start_timer", "time"],
+    ),
+]
+NOT_ON_A_CHILD = ["append", "clear", "extend", "pop", "__next__", "__iter__", "__len__"]
+
+
+@pytest.mark.parametrize("factory, api", CHILD_API_ROWS)
+def test_vec_child_exposes_the_metric_api_only(factory, api):
+    vec = factory()
+    child = vec.with_label_values("x")
+    assert sorted(n for n in dir(child) if not n.startswith("_")) == api
+    for name in NOT_ON_A_CHILD:
+        assert not hasattr(child, name), name
+    with pytest.raises((TypeError, AttributeError)):
+        iter(child)
+    with pytest.raises((TypeError, AttributeError)):
+        next(child)
+    with pytest.raises(TypeError):
+        len(child)
+    assert scrape(vec)  # still scrapes
+
+
+def test_histogram_child_keeps_pending_observations_and_cannot_be_filled_with_junk():
+    vec = dm.HistogramVec("h", "h", ["k"], buckets=[1.0])
+    child = vec.with_label_values("x")
+    child.observe(0.5)
+    with pytest.raises(AttributeError):
+        child.clear()
+    with pytest.raises(AttributeError):
+        child.append("x")
+    assert child.get_sample_count() == 1
+    assert sample_lines(scrape(vec))[-1] == 'h_count{k="x"} 1'
+
+
+def test_counter_child_iteration_cannot_change_its_value():
+    child = dm.CounterVec("c_total", "c", ["k"]).with_label_values("x")
+    child.inc()
+    for attempt in (lambda: next(child), lambda: list(zip(range(3), child))):
+        with pytest.raises((TypeError, AttributeError)):
+            attempt()
+    assert child.get() == 1.0
+
+
+# -- cardinality: max_children ----------------------------------------------------------
+
+VEC_FACTORIES = [
+    lambda **kw: dm.CounterVec("v_total", "v", ["a", "b"], **kw),
+    lambda **kw: dm.IntCounterVec("v_total", "v", ["a", "b"], **kw),
+    lambda **kw: dm.GaugeVec("v", "v", ["a", "b"], **kw),
+    lambda **kw: dm.IntGaugeVec("v", "v", ["a", "b"], **kw),
+    lambda **kw: dm.HistogramVec("v", "v", ["a", "b"], buckets=[1.0], **kw),
+]
+
+
+def _touch(child):
+    if hasattr(child, "observe"):
+        child.observe(0.5)
+    else:
+        child.inc()
+
+
+def _counts(vec):
+    """``{label values: how many updates}`` from a scrape of ``vec``."""
+    out = {}
+    for key, value, _ in vec._snapshot():
+        out[key] = value[2] if isinstance(value, tuple) else value
+    return out
+
+
+OVER = ("__overflow__", "__overflow__")
+
+MAX_CHILDREN_ROWS = [
+    # (id, max_children, label sets touched in order, {label values: updates} scraped)
+    (
+        "unlimited by default",
+        None,
+        [("1", "x"), ("2", "x"), ("3", "x")],
+        {("1", "x"): 1, ("2", "x"): 1, ("3", "x"): 1},
+    ),
+    ("under the limit", 3, [("1", "x"), ("2", "x")], {("1", "x"): 1, ("2", "x"): 1}),
+    ("at the limit", 2, [("1", "x"), ("2", "x")], {("1", "x"): 1, ("2", "x"): 1}),
+    (
+        "beyond: later sets share one overflow child",
+        2,
+        [("1", "x"), ("2", "x"), ("3", "x"), ("4", "y"), ("3", "x")],
+        {("1", "x"): 1, ("2", "x"): 1, OVER: 3},
+    ),
+    (
+        "known sets keep their child",
+        1,
+        [("1", "x"), ("2", "x"), ("1", "x")],
+        {("1", "x"): 2, OVER: 1},
+    ),
+    ("zero: every set overflows", 0, [("1", "x"), ("2", "x")], {OVER: 2}),
+    ("the overflow values themselves", 1, [("1", "x"), OVER, ("2", "x")], {("1", "x"): 1, OVER: 2}),
+]
+
+
+@pytest.mark.parametrize(
+    "factory", VEC_FACTORIES, ids=["counter", "intcounter", "gauge", "intgauge", "histogram"]
+)
+@pytest.mark.parametrize(
+    "limit, touched, expected",
+    [r[1:] for r in MAX_CHILDREN_ROWS],
+    ids=[r[0] for r in MAX_CHILDREN_ROWS],
+)
+def test_max_children_routes_extra_label_sets_to_one_overflow_child(
+    factory, limit, touched, expected
+):
+    vec = factory(max_children=limit)
+    assert vec.max_children == limit
+    for values in touched:
+        _touch(vec.with_label_values(*values))
+    assert _counts(vec) == expected
+    assert scrape(vec)  # the overflow child scrapes like any other
+
+
+def test_overflow_logs_one_warning_per_vec_and_is_counted(caplog):
+    before = metrics.overflow_children_total()
+    one = dm.CounterVec("one_total", "c", ["k"], max_children=1)
+    two = dm.HistogramVec("two", "h", ["k"], max_children=1)
+    with caplog.at_level(logging.WARNING, logger="dyn_metrics.metrics.vec"):
+        for i in range(5):
+            one.with_label_values(str(i)).inc()
+            two.with_labels({"k": str(i)}).observe(1.0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage().split(" reached")[0] for r in warnings] == [
+        "metric 'one_total'",
+        "metric 'two'",
+    ]
+    assert "max_children=1" in warnings[0].getMessage()
+    assert metrics.overflow_children_total() == before + 2
+    one.clear()  # a new overflow child after clear() is counted again, not warned again
+    with caplog.at_level(logging.WARNING, logger="dyn_metrics.metrics.vec"):
+        for i in range(3):
+            one.with_label_values(str(i)).inc()
+    assert metrics.overflow_children_total() == before + 3
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_max_children_must_be_none_or_an_int_at_least_zero(bad):
+    for factory in VEC_FACTORIES:
+        with pytest.raises(InvalidValueError) as info:
+            factory(max_children=bad)
+        assert str(info.value) == f"max_children must be None or an integer >= 0, got {bad!r}"
+
+
+def test_max_children_is_exact_under_concurrent_creation():
+    vec = dm.CounterVec("c_total", "c", ["k"], max_children=10)
+    start = threading.Barrier(8)
+
+    def work(t):
+        start.wait()
+        for i in range(200):
+            vec.with_label_values(f"{t}-{i}").inc()
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = _counts(vec)
+    assert len(counts) == 11
+    assert sum(counts.values()) == 8 * 200
+    assert counts[("__overflow__",)] == 8 * 200 - 10
