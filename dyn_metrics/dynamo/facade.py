@@ -60,11 +60,18 @@ class Metrics:
     register metric:``) when this node already has the metric.
     """
 
-    __slots__ = ("_registry", "_auto_labels")
+    __slots__ = ("_registry", "_auto_labels", "_max_children")
 
-    def __init__(self, registry: Registry, auto_labels: Callable[[], LabelPairs]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        auto_labels: Callable[[], LabelPairs],
+        max_children: Callable[[], Optional[int]] = lambda: None,
+    ) -> None:
         self._registry = registry
         self._auto_labels = auto_labels
+        # Asked at each create_*vec: the runtime's DYN_METRICS_MAX_CHILDREN default.
+        self._max_children = max_children
 
     @property
     def registry(self) -> Registry:
@@ -162,7 +169,9 @@ class Metrics:
     ) -> CounterVec:
         """A :class:`CounterVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(CounterVec, name, label_names, const_labels)
-        return self._register(CounterVec(full_name, help, variable, const))
+        return self._register(
+            CounterVec(full_name, help, variable, const, max_children=self._max_children())
+        )
 
     def create_intcountervec(
         self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
@@ -171,21 +180,27 @@ class Metrics:
         full_name, variable, const = self._prepare_vec(
             IntCounterVec, name, label_names, const_labels
         )
-        return self._register(IntCounterVec(full_name, help, variable, const))
+        return self._register(
+            IntCounterVec(full_name, help, variable, const, max_children=self._max_children())
+        )
 
     def create_gaugevec(
         self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
     ) -> GaugeVec:
         """A :class:`GaugeVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(GaugeVec, name, label_names, const_labels)
-        return self._register(GaugeVec(full_name, help, variable, const))
+        return self._register(
+            GaugeVec(full_name, help, variable, const, max_children=self._max_children())
+        )
 
     def create_intgaugevec(
         self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
     ) -> IntGaugeVec:
         """An :class:`IntGaugeVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(IntGaugeVec, name, label_names, const_labels)
-        return self._register(IntGaugeVec(full_name, help, variable, const))
+        return self._register(
+            IntGaugeVec(full_name, help, variable, const, max_children=self._max_children())
+        )
 
     def create_histogramvec(
         self,
@@ -199,7 +214,16 @@ class Metrics:
         full_name, variable, const = self._prepare_vec(
             HistogramVec, name, label_names, const_labels
         )
-        return self._register(HistogramVec(full_name, help, variable, const, buckets=buckets))
+        return self._register(
+            HistogramVec(
+                full_name,
+                help,
+                variable,
+                const,
+                buckets=buckets,
+                max_children=self._max_children(),
+            )
+        )
 
     def register_prometheus_update_callback(self, callback: Callable[[], object]) -> None:
         """Run ``callback()`` before every scrape of this node or an ancestor.

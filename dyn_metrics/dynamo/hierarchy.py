@@ -42,7 +42,7 @@ class _Node:
         self._name = name
         self._parent = parent
         self._registry = Registry()
-        self._metrics = Metrics(self._registry, self._auto_labels)
+        self._metrics = Metrics(self._registry, self._auto_labels, self._max_children)
         if parent is not None:
             parent._registry.add_child_registry(self._registry)
 
@@ -66,6 +66,10 @@ class _Node:
     def connection_id(self) -> Optional[int]:
         """The runtime's worker id, or None."""
         return self.parent_hierarchies()[0].connection_id()
+
+    def _max_children(self) -> Optional[int]:
+        """The runtime's ``max_children`` default for vecs (``DYN_METRICS_MAX_CHILDREN``)."""
+        return self.parent_hierarchies()[0]._max_children() if self._parent else None
 
     def _auto_labels(self) -> LabelPairs:
         chain = [n.basename() for n in self.parent_hierarchies()] + [self._name]

@@ -65,6 +65,11 @@ class DistributedRuntime(_NamespaceParent):
         """The worker id given at construction, or None."""
         return self._worker_id
 
+    def _max_children(self) -> Optional[int]:
+        # Vecs made before the config is read (the uptime gauge's siblings) are unlimited.
+        config = getattr(self, "config", None)
+        return None if config is None else config.max_children
+
     def uptime_seconds(self) -> float:
         """Seconds since this runtime was created."""
         return time.monotonic() - self._started

@@ -31,10 +31,10 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Union
 
 from ..errors import ConfigError, InvalidValueError
-from ..metrics import Gauge, Histogram, IntCounter, IntCounterVec
+from ..metrics import Gauge, Histogram, IntCounter, IntCounterVec, overflow_children_total
 from ..registry import Registry
 from ..registry.stats import CALLBACK_ERROR_KINDS, stats
 from ..server.app import Health, MetricsServer, Render
@@ -151,25 +151,35 @@ class SelfMetrics:
                 "Families left out of scrapes: invalid or repeated callback families",
             )
         )
+        self.overflow_children = self.registry.register(
+            IntCounter(
+                "dyn_metrics_overflow_children_total",
+                "Overflow children made by vecs that reached their max_children",
+            )
+        )
         self._seen: dict[str, int] = {}
         self.registry.add_update_callback(self._refresh)
+
+    def _advance(self, key: str, value: object, counter: Union[IntCounter, IntCounterVec]) -> None:
+        """Add to ``counter`` what the process-wide count ``value`` gained since last seen."""
+        if not isinstance(value, int):
+            return
+        delta = value - self._seen.get(key, 0)
+        if delta > 0:
+            self._seen[key] = value
+            if isinstance(counter, IntCounterVec):
+                counter.with_label_values(key).inc_by(delta)
+            else:
+                counter.inc_by(delta)
 
     def _refresh(self) -> None:
         """Bring the counters up to the process-wide counts (renders are serialised)."""
         now = stats()
         errors = now["callback_errors"]
-        counts: dict[str, object] = dict(errors) if isinstance(errors, dict) else {}
-        counts[""] = now["dropped_families"]
-        for kind, value in counts.items():
-            if not isinstance(value, int):
-                continue
-            delta = value - self._seen.get(kind, 0)
-            if delta > 0:
-                self._seen[kind] = value
-                if kind:
-                    self.callback_errors.with_label_values(kind).inc_by(delta)
-                else:
-                    self.dropped_families.inc_by(delta)
+        for kind, value in errors.items() if isinstance(errors, dict) else ():
+            self._advance(kind, value, self.callback_errors)
+        self._advance("dropped", now["dropped_families"], self.dropped_families)
+        self._advance("overflow", overflow_children_total(), self.overflow_children)
 
     def on_scrape(self) -> Callable[[int], None]:
         """Count a scrape in flight; the returned callable ends it with its status code."""

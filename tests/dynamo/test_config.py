@@ -65,6 +65,9 @@ GOOD = [
     ({"DYN_SYSTEM_SCRAPE_TIMEOUT": "30"}, {"scrape_timeout": 30.0}),
     ({"DYN_SYSTEM_SCRAPE_TIMEOUT": "1e-3"}, {"scrape_timeout": 0.001}),
     ({"DYN_SYSTEM_SCRAPE_TIMEOUT": ""}, {}),
+    ({"DYN_METRICS_MAX_CHILDREN": "1000"}, {"max_children": 1000}),
+    ({"DYN_METRICS_MAX_CHILDREN": "0"}, {"max_children": 0}),
+    ({"DYN_METRICS_MAX_CHILDREN": ""}, {}),
     # everything at once
     (
         {
@@ -104,6 +107,9 @@ BAD = [
     ("DYN_SYSTEM_AUTH_EXEMPT_PROBES", "probes", "one of 1/true/on/yes or 0/false/off/no"),
     ("DYN_SYSTEM_SELF_METRICS", "2", "one of 1/true/on/yes or 0/false/off/no"),
     ("DYN_SYSTEM_SCRAPE_TIMEOUT", "0", "a positive finite number of seconds"),
+    ("DYN_METRICS_MAX_CHILDREN", "-1", "an integer >= 0 (children per vec)"),
+    ("DYN_METRICS_MAX_CHILDREN", "1e3", "an integer >= 0 (children per vec)"),
+    ("DYN_METRICS_MAX_CHILDREN", "١", "an integer >= 0 (children per vec)"),
     ("DYN_SYSTEM_SCRAPE_TIMEOUT", "-1", "a positive finite number of seconds"),
     ("DYN_SYSTEM_SCRAPE_TIMEOUT", "inf", "a positive finite number of seconds"),
     ("DYN_SYSTEM_SCRAPE_TIMEOUT", "nan", "a positive finite number of seconds"),

@@ -486,3 +486,34 @@ def test_raising_callbacks_through_facade_are_logged(caplog):
         'dynamo_component_g{dynamo_component="c",dynamo_namespace="ns"} 1\n'
     )
     assert len([r for r in caplog.records if r.name.startswith("dyn_metrics")]) == 3
+
+
+MAX_CHILDREN_ROWS = [
+    # (config max_children, label sets created, series served)
+    (None, 5, 5),
+    (2, 5, 3),  # two children and the shared __overflow__ one
+    (0, 3, 1),
+]
+
+
+@pytest.mark.parametrize("limit, created, served", MAX_CHILDREN_ROWS)
+def test_hierarchy_vecs_take_the_runtimes_max_children(limit, created, served):
+    drt = dm.DistributedRuntime(config=SystemConfig(max_children=limit))
+    m = drt.namespace("ns").component("c").endpoint("e").metrics()
+    vecs = [
+        m.create_countervec("c_total", "C", ["k"]),
+        m.create_intcountervec("ic_total", "IC", ["k"]),
+        m.create_gaugevec("g", "G", ["k"]),
+        m.create_intgaugevec("ig", "IG", ["k"]),
+        m.create_histogramvec("h", "H", ["k"], buckets=[1]),
+    ]
+    for vec in vecs[:4]:
+        for i in range(created):
+            vec.with_label_values(str(i)).inc()
+    for i in range(created):
+        vecs[4].with_label_values(str(i)).observe(0.5)
+    text = drt.metrics().prometheus_expfmt()
+    for name in ("c_total", "ic_total", "g", "ig", "h_count"):
+        lines = [x for x in text.splitlines() if x.startswith(f"dynamo_component_{name}{{")]
+        assert len(lines) == served, (name, lines)
+    assert ('k="__overflow__"' in text) is (limit is not None)

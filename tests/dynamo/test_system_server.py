@@ -495,6 +495,20 @@ def test_self_metrics_count_callback_errors_and_dropped_families(env, runtimes):
     assert _value(after, "dyn_metrics_dropped_families_total") >= 0
 
 
+def test_self_metrics_count_overflow_children(env, runtimes):
+    env.setenv("DYN_METRICS_MAX_CHILDREN", "1")
+    drt = runtimes()
+    vec = drt.namespace("n").metrics().create_countervec("bounded", "Bounded", ["k"])
+    name = "dyn_metrics_overflow_children_total"
+    with start_http_server(drt, port=0, host="127.0.0.1", self_metrics=True) as server:
+        _, _, before = get(server)
+        vec.with_label_values("a").inc()
+        vec.with_label_values("b").inc()  # past the limit: the overflow child
+        vec.with_label_values("c").inc()  # shares it
+        _, _, after = get(server)
+    assert _value(after, name) - _value(before, name) == 1
+
+
 def test_self_metrics_from_env(env, runtimes):
     env.setenv("DYN_SYSTEM_PORT", "0")
     env.setenv("DYN_SYSTEM_SELF_METRICS", "1")
