@@ -32,7 +32,8 @@ from collections.abc import Iterable
 from typing import NamedTuple, Optional
 
 from ..errors import ParseError
-from ..model import ALL_SUFFIXES, TEXT_SUFFIXES, Family
+from ..exposition.select import split_blocks
+from ..model import TEXT_SUFFIXES, Family
 from . import stats
 
 __all__ = ["DUPLICATE", "INVALID", "Block", "Screened", "Screener", "claims", "split_blocks"]
@@ -65,83 +66,6 @@ class Screened(NamedTuple):
 
     text: str
     blocks: tuple[Block, ...]
-
-
-def _quoted(s: str) -> Optional[str]:
-    """The text of the quoted string ``s`` starts with (escapes kept), else None."""
-    if not s.startswith('"'):
-        return None
-    i = 1
-    while i < len(s):
-        if s[i] == "\\":
-            i += 2
-            continue
-        if s[i] == '"':
-            return s[1:i]
-        i += 1
-    return None
-
-
-def _family_of(line: str) -> Optional[str]:
-    """The family a HELP, TYPE or UNIT line names (quoted UTF-8 names too), else None."""
-    parts = line.split(None, 2)
-    if len(parts) >= 3 and parts[0] == "#" and parts[1] in ("HELP", "TYPE", "UNIT"):
-        quoted = _quoted(parts[2])
-        if quoted is not None:
-            return quoted
-        return parts[2].split(None, 1)[0]
-    return None
-
-
-def _sample_name(line: str) -> str:
-    """The metric name a sample line starts with (``{"name",...}`` too); "" if none."""
-    s = line.lstrip()
-    if s.startswith("{"):
-        return _quoted(s[1:].lstrip()) or ""
-    head = s.split("{", 1)[0].split(None, 1)
-    return head[0] if head else ""
-
-
-def _belongs(sample: str, family: Optional[str]) -> bool:
-    if family is None:
-        return False
-    return sample == family or (sample.startswith(family) and sample[len(family) :] in ALL_SUFFIXES)
-
-
-def split_blocks(text: str) -> list[str]:
-    """``text`` cut into family blocks; ``"".join`` of the result is ``text``.
-
-    A block starts at a HELP/TYPE/UNIT line naming a new family, or at a
-    sample line that does not belong to the current family (``x``,
-    ``x_bucket``, ``x_sum``, ... belong to ``x``), as
-    :func:`~dyn_metrics.exposition.select.filter_text` cuts. Lines end at
-    ``\\n`` only, as the parser reads them.
-    """
-    blocks: list[str] = []
-    block: list[str] = []
-    family: Optional[str] = None
-    lines = text.split("\n")
-    last = len(lines) - 1
-    for i, line in enumerate(lines):
-        if i == last and not line:
-            break
-        start: Optional[str] = None
-        if line.startswith("#"):
-            named = _family_of(line)
-            if named is not None and named != family:
-                start = named
-        elif line.strip():
-            sample = _sample_name(line)
-            if not _belongs(sample, family):
-                start = sample
-        if start is not None:
-            if block:
-                blocks.append("".join(block))
-            block, family = [], start
-        block.append(line if i == last else line + "\n")
-    if block:
-        blocks.append("".join(block))
-    return blocks
 
 
 def claims(name: str, type_word: str) -> frozenset[str]:
