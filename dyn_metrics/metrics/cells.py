@@ -85,12 +85,15 @@ _HELD = _Held()
 def take(lock: threading.Lock, wait: bool = True) -> bool:
     """Acquire ``lock``; True if taken. Call :func:`drop` after a True.
 
-    Waits (when ``wait``) unless this thread holds ``lock`` already: then it
-    only tries, so a call nested in a signal handler, a GC callback or a
-    finalizer never waits for its own thread.
+    Waits (when ``wait``) only while this thread holds no lock taken here;
+    holding any, it only tries. So a call nested in a signal handler, a GC
+    callback or a finalizer never waits for its own thread, and no thread
+    waits while holding a lock, which rules out a wait cycle between threads
+    (a handler's read of stripe Y while its thread holds X, against a scrape
+    holding Y and waiting for X).
     """
     held = _HELD.locks
-    if held and lock in held:
+    if held:
         wait = False
     # Recorded before acquiring: a nested call that runs while this one
     # waits or has just acquired must see the lock as held.

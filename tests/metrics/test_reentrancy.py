@@ -260,3 +260,61 @@ def test_nested_reads_change_nothing_and_folds_resume_after():
         assert len(g._value) == cells.FOLD_AT + 11  # nothing folded while the stripe is ours
     assert g.get() == cells.FOLD_AT + 10
     assert g._value == [cells.FOLD_AT + 10]  # the next read folded
+
+
+CROSS_THREAD = """
+import json, signal, threading
+import dyn_metrics as dm
+from dyn_metrics.metrics.cells import STRIPES, stripe
+
+reg = dm.Registry()
+counters = [reg.register(dm.Counter(f"c{i}_total", "h")) for i in range(300)]
+for c in counters:
+    c.inc_by(0.5)  # pending amounts: every family read takes all stripes
+
+
+def place(c):
+    return STRIPES.index(stripe(c._cell if hasattr(c, "_cell") else c))
+
+
+high = max(counters, key=place)  # the main thread holds this one's stripe...
+low = min(counters, key=place)  # ...when the handler reads this one's
+busy = [False]
+
+
+def handler(*_):
+    if not busy[0]:
+        busy[0] = True
+        try:
+            low.get()
+        finally:
+            busy[0] = False
+
+
+stop = threading.Event()
+
+
+def scraper():
+    while not stop.is_set():
+        reg.prometheus_expfmt()
+
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+thread = threading.Thread(target=scraper, daemon=True)
+thread.start()
+for _ in range(100_000):
+    high.inc_by(1.0)
+    high.get()
+signal.setitimer(signal.ITIMER_REAL, 0)
+stop.set()
+thread.join()
+print(json.dumps({"main": high.get(), "low": low.get()}))
+"""
+
+
+def test_a_handler_read_never_waits_for_a_scrape_of_another_thread():
+    # Main holds stripe X and its handler reads stripe Y while a scraper thread
+    # holds Y and waits for X: before, a deadlock; a nested call now only tries.
+    r = _run(CROSS_THREAD)
+    assert r == {"main": 100_000.5, "low": 0.5}
