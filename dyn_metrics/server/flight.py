@@ -9,8 +9,8 @@ seconds and then answers 503, so its handler thread is free again; only the
 render thread stays with a callback that hangs. Why one render at a time:
 the callbacks a render runs are the same for every format, so a second render
 started beside a hung one would hang too; serialised, a hung callback pins
-exactly one thread. Once the running render was asked for ``timeout``
-seconds ago, every scrape is refused at once (:class:`RenderHung`) until it
+exactly one thread. Once the running render has run for ``timeout``
+seconds, every scrape is refused at once (:class:`RenderHung`) until it
 returns.
 """
 
@@ -45,7 +45,17 @@ class _Flight:
     once, for every scrape of the flight that accepts gzip.
     """
 
-    __slots__ = ("key", "done", "body", "failed", "asked", "waiters", "_gzip", "_gzip_lock")
+    __slots__ = (
+        "key",
+        "done",
+        "body",
+        "failed",
+        "asked",
+        "started",
+        "waiters",
+        "_gzip",
+        "_gzip_lock",
+    )
 
     def __init__(self, key: Key) -> None:
         self.key = key
@@ -55,6 +65,7 @@ class _Flight:
         self._gzip_lock = threading.Lock()
         self.failed = False
         self.asked = time.monotonic()  # when its first scrape asked
+        self.started = self.asked  # when its render began (set again then)
         self.waiters = 0
 
     def gzipped(self) -> bytes:
@@ -101,19 +112,27 @@ class RenderFlights:
         key = (fmt, names)
         with self._lock:
             running = self._running
-            # Measured from the first ask: once that scrape has timed out, the
-            # next one is refused without waiting.
-            if running is not None and time.monotonic() - running.asked >= self._timeout:
+            # Measured from the render's start, not from when it was queued
+            # (it may have waited behind another format's render): once it
+            # has run for the timeout, the next scrape is refused at once.
+            if running is not None and time.monotonic() - running.started >= self._timeout:
                 raise RenderHung()
             flight = self._flights.get(key)
             if flight is None:
                 flight = self._flights[key] = _Flight(key)
                 self._queue.append(flight)
                 if not self._worker:
-                    self._worker = True
-                    threading.Thread(
+                    thread = threading.Thread(
                         target=self._work, name=f"{self.name}-render", daemon=True
-                    ).start()
+                    )
+                    try:
+                        thread.start()
+                    except RuntimeError:  # "can't start new thread": this scrape fails only
+                        self._queue.remove(flight)
+                        del self._flights[key]
+                        _log.error("Failed to get metrics: cannot start the render thread")
+                        raise RenderFailed() from None
+                    self._worker = True
             flight.waiters += 1
         finished = flight.done.wait(self._timeout)
         with self._lock:
@@ -134,6 +153,7 @@ class RenderFlights:
                     self._worker = False
                     return
                 flight = self._running = self._queue.popleft()
+                flight.started = time.monotonic()
             try:
                 flight.body = self._render(*flight.key).encode("utf-8")
             # Any exception, SystemExit included: this thread must live on to

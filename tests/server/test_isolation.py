@@ -5,10 +5,12 @@ waiting scrapes, never on the clock.
 """
 
 import threading
+import time
 
 import pytest
 
 from dyn_metrics.server.app import _is_light
+from dyn_metrics.server.flight import RenderFailed, RenderFlights, RenderHung, RenderTimeout
 from tests.server.helpers import request
 
 BODY = "# TYPE up gauge\nup 1\n"
@@ -241,3 +243,45 @@ LIGHT = [
 @pytest.mark.parametrize("head, light", LIGHT)
 def test_is_light(head, light):
     assert _is_light(head) is light
+
+
+def test_a_render_thread_that_cannot_start_fails_one_scrape_only(monkeypatch):
+    flights = RenderFlights(lambda fmt, names: "x 1\n", timeout=5.0, name="t")
+    real_start = threading.Thread.start
+
+    def cannot_start(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", cannot_start)
+    with pytest.raises(RenderFailed):
+        flights.get("text", None)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    assert flights.get("text", None).body == b"x 1\n"  # threads again: served
+    assert flights.get("openmetrics", None).body == b"x 1\n"
+
+
+def test_hung_is_measured_from_the_renders_start_not_its_queueing():
+    running, release = threading.Event(), threading.Event()
+
+    def render(fmt, names):
+        running.set()
+        release.wait(10)
+        return fmt
+
+    flights = RenderFlights(render, timeout=0.2, name="t")
+    first = threading.Thread(target=lambda: _get_or_error(flights, "openmetrics"))
+    first.start()
+    assert running.wait(10)
+    # As if this render had been queued a minute ago behind another format's:
+    # it has run only now, so a scrape waits for it instead of being refused.
+    flights._running.asked = time.monotonic() - 60
+    assert _get_or_error(flights, "text") == "RenderTimeout"  # waited, not "RenderHung"
+    release.set()
+    first.join()
+
+
+def _get_or_error(flights, fmt):
+    try:
+        return flights.get(fmt, None).body
+    except (RenderTimeout, RenderHung, RenderFailed) as e:
+        return type(e).__name__
