@@ -42,6 +42,7 @@ server knowing any metric: it is called as the request starts and returns a
 """
 
 import dataclasses
+import functools
 import html
 import json
 import logging
@@ -161,7 +162,9 @@ class MetricsServer:
             self._ssl,
             worker_idle=_WORKER_IDLE,
             name="dyn-metrics-server",
-            light=_is_light,
+            light=functools.partial(
+                _is_light, probes=frozenset(p.encode() for p in self._probe_paths)
+            ),
         )
         self._lock = threading.Lock()  # guards _state
         self._state = "new"
@@ -326,16 +329,18 @@ class MetricsServer:
         return Response(status, [("Content-Type", "application/json")], payload)
 
 
-def _is_light(head: bytes) -> bool:
-    """True unless ``head`` asks for ``/metrics``: the loop runs light requests on the probe pool.
+def _is_light(head: bytes, probes: frozenset[bytes] = frozenset((b"/health", b"/live"))) -> bool:
+    """True when ``head`` asks for a probe path: the loop runs those on the probe pool.
 
-    Reads the request line only; a malformed one is light (it is refused cheaply).
+    Reads the request line only. Everything else, 404s, ``/`` and malformed
+    lines included, runs on the main pool, so no request that costs a Basic
+    auth key derivation can crowd out the probes.
     """
     parts = head.split(b"\n", 1)[0].split(b" ")
     if len(parts) < 2:
-        return True
+        return False
     target = parts[1]
     if target.startswith((b"http://", b"https://")):  # absolute form
         slash = target.find(b"/", target.index(b"//") + 2)
         target = target[slash:] if slash >= 0 else b"/"
-    return target.partition(b"?")[0] != METRICS_PATH.encode()
+    return target.partition(b"?")[0] in probes

@@ -28,6 +28,10 @@ from typing import NamedTuple, Optional
 from ..errors import InvalidValueError
 
 _CACHE_SIZE = 64
+# Key derivations under way at once, across all users. Wrong passwords are
+# never cached, so without a bound a client sending them could keep every
+# handler thread (probes included) busy deriving keys.
+_DERIVATIONS = 2
 FORMS = "'pbkdf2_sha256$ITER$SALT$HEX', 'scrypt$N$r$p$SALT$HEX' or 'plain$PASSWORD'"
 
 
@@ -123,6 +127,10 @@ class Credentials:
         self._users = dict(users)
         self._lock = threading.Lock()  # guards _ok
         self._ok: OrderedDict[bytes, None] = OrderedDict()
+        self._derivations = threading.BoundedSemaphore(_DERIVATIONS)
+        # An unknown user costs a derivation too, so timing does not tell
+        # which user names exist.
+        self._decoy: Optional[Password] = next(iter(self._users.values()), None)
 
     def check(self, header: Optional[str]) -> bool:
         """True when ``header`` carries the credentials of one of the users."""
@@ -144,9 +152,20 @@ class Credentials:
         try:
             password = self._users.get(user.decode("utf-8"))
         except UnicodeDecodeError:
+            password = None
+        if not colon:
             return False
-        if not colon or password is None or not verify(password, given):
-            return False
+        if not self._derivations.acquire(blocking=False):
+            return False  # refused at once while others derive keys (not cached: retried)
+        try:
+            if password is None:
+                if self._decoy is not None:
+                    verify(self._decoy, given)
+                return False
+            if not verify(password, given):
+                return False
+        finally:
+            self._derivations.release()
         with self._lock:
             self._ok[key] = None
             if len(self._ok) > _CACHE_SIZE:

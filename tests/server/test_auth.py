@@ -125,6 +125,28 @@ def test_credentials_cache_spares_the_kdf_and_is_bounded(monkeypatch):
     assert len(many._ok) == 64
 
 
+def test_credentials_unknown_user_costs_a_derivation_too(monkeypatch):
+    creds = Credentials({"alice": parse_password(pbkdf2("a-pw"))})
+    calls = []
+    real = auth.verify
+    monkeypatch.setattr(auth, "verify", lambda p, g: calls.append(g) or real(p, g))
+    assert not creds.check(basic("nobody", "a-pw")["Authorization"])
+    assert calls == [b"a-pw"]  # a decoy derivation: timing does not reveal user names
+
+
+def test_credentials_refuse_at_once_while_derivations_are_bounded(monkeypatch):
+    creds = Credentials({"alice": parse_password(pbkdf2("a-pw"))})
+    calls = []
+    monkeypatch.setattr(auth, "verify", lambda p, g: calls.append(g) or True)
+    for _ in range(auth._DERIVATIONS):  # every slot taken, as by concurrent wrong passwords
+        assert creds._derivations.acquire(blocking=False)
+    assert not creds.check(basic("alice", "a-pw")["Authorization"])
+    assert calls == []  # refused without deriving (and not cached: the next try derives)
+    creds._derivations.release()
+    assert creds.check(basic("alice", "a-pw")["Authorization"])
+    assert calls == [b"a-pw"]
+
+
 def test_server_users_and_basic_auth_together(serve):
     server = serve(basic_auth=("root", "r-pw"), users=USERS)
     for user, password in (("root", "r-pw"), ("alice", "a-pw"), ("bob", "b-pw")):

@@ -229,13 +229,15 @@ LIGHT = [
     # (request head, light: runs on the probe pool)
     (b"GET /live HTTP/1.1\r\n\r\n", True),
     (b"GET /health?x=1 HTTP/1.1\r\n\r\n", True),
-    (b"GET / HTTP/1.1\r\n\r\n", True),
-    (b"GET /nowhere HTTP/1.1\r\n\r\n", True),
-    (b"GARBAGE\r\n\r\n", True),
+    # everything else runs on the main pool: a 404 with a wrong password costs a
+    # key derivation, which must never crowd out the probes
+    (b"GET / HTTP/1.1\r\n\r\n", False),
+    (b"GET /nowhere HTTP/1.1\r\n\r\n", False),
+    (b"GARBAGE\r\n\r\n", False),
     (b"GET /metrics HTTP/1.1\r\n\r\n", False),
     (b"HEAD /metrics?name[]=up HTTP/1.1\r\n\r\n", False),
     (b"GET http://host:9/metrics HTTP/1.1\r\n\r\n", False),
-    (b"GET http://host:9 HTTP/1.1\r\n\r\n", True),
+    (b"GET http://host:9 HTTP/1.1\r\n\r\n", False),
     (b"GET http://host:9/live HTTP/1.1\r\n\r\n", True),
 ]
 
@@ -243,6 +245,12 @@ LIGHT = [
 @pytest.mark.parametrize("head, light", LIGHT)
 def test_is_light(head, light):
     assert _is_light(head) is light
+
+
+def test_is_light_follows_the_configured_probe_paths():
+    probes = frozenset((b"/ready", b"/alive"))
+    assert _is_light(b"GET /ready HTTP/1.1\r\n\r\n", probes)
+    assert not _is_light(b"GET /live HTTP/1.1\r\n\r\n", probes)
 
 
 def test_a_render_thread_that_cannot_start_fails_one_scrape_only(monkeypatch):
