@@ -481,3 +481,21 @@ def test_quoted_utf8_names_pass_in_text_and_are_left_out_of_openmetrics(caplog):
     messages = [r.getMessage() for r in _errors(caplog)]
     assert len(messages) == 1  # once per (callback, reason)
     assert "OpenMetrics cannot express" in messages[0] and "quoted (UTF-8)" in messages[0]
+
+
+NEGATIVE_COUNTER_ROWS = [
+    # (callback text): valid text 0.0.4, a counter OpenMetrics cannot express
+    "# TYPE r counter\nr -1\n",
+    "# TYPE r_total counter\nr_total NaN\n",
+]
+
+
+@pytest.mark.parametrize("text", NEGATIVE_COUNTER_ROWS)
+def test_negative_or_nan_callback_counter_is_left_out_of_openmetrics(text):
+    reg = dm.Registry()
+    reg.register(dm.Gauge("g", "G")).set(1)
+    reg.add_expfmt_callback(lambda: text)
+    assert reg.prometheus_expfmt().endswith(text)  # text keeps it, byte for byte
+    served = reg.openmetrics_expfmt()
+    assert dm.check(served, "openmetrics").ok
+    assert "# TYPE r counter" not in served and "# TYPE g gauge" in served

@@ -259,6 +259,11 @@ def openmetrics_expressible(
         if not _legacy_names(family):
             # Prometheus 3's quoted UTF-8 names: OpenMetrics 1.0 cannot write them.
             left_out(family, "OpenMetrics 1.0 has no quoted (UTF-8) metric or label names")
+        elif family.type == COUNTER and any(
+            not s.value >= 0 for s in family.samples if not s.name.endswith("_created")
+        ):
+            # Text 0.0.4 lets a counter be negative or NaN; OpenMetrics does not.
+            left_out(family, "an OpenMetrics counter cannot be negative or NaN")
         elif name.startswith("_") or reserved:
             left_out(
                 family,
