@@ -60,8 +60,8 @@ class MetricFamily(Generic[_C, _V]):
     GC callback, finalizer) neither waits nor breaks the scrape it interrupts.
     The sorted-children caches are tuples stored in one assignment, tagged
     with the version they were built from. The family lock only keeps
-    :meth:`track_created` from racing itself, and a vec with ``max_children``
-    from overshooting its limit (``vec.py``).
+    :meth:`track_created` from racing itself, and keeps a vec with
+    ``max_children`` within its limit (``vec.py``).
     """
 
     # Set by each concrete type as a class attribute (not a ClassVar: a

@@ -50,7 +50,6 @@ class _Flight:
         "done",
         "body",
         "failed",
-        "asked",
         "started",
         "waiters",
         "_gzip",
@@ -64,8 +63,7 @@ class _Flight:
         self._gzip: Optional[bytes] = None
         self._gzip_lock = threading.Lock()
         self.failed = False
-        self.asked = time.monotonic()  # when its first scrape asked
-        self.started = self.asked  # when its render began (set again then)
+        self.started = time.monotonic()  # when its render began (set again then)
         self.waiters = 0
 
     def gzipped(self) -> bytes:

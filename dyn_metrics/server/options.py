@@ -1,8 +1,9 @@
 """ServerOptions: every setting of the HTTP server in one checked, immutable record.
 
 The address and routes, TLS, Basic auth, and the limits that keep the server up
-under hostile clients. :class:`~dyn_metrics.server.app.MetricsServer` builds one
-from its keyword arguments; the loop and the head reader read their limits from it.
+under hostile clients. :class:`~dyn_metrics.server.app.MetricsServer` builds
+one out of its keyword arguments; the loop and the head reader read their limits
+there.
 """
 
 import os

@@ -5,10 +5,10 @@ waiting scrapes, never on the clock.
 """
 
 import threading
-import time
 
 import pytest
 
+from dyn_metrics.server import flight as flight_module
 from dyn_metrics.server.app import _is_light
 from dyn_metrics.server.flight import RenderFailed, RenderFlights, RenderHung, RenderTimeout
 from tests.server.helpers import request
@@ -268,24 +268,44 @@ def test_a_render_thread_that_cannot_start_fails_one_scrape_only(monkeypatch):
     assert flights.get("openmetrics", None).body == b"x 1\n"
 
 
-def test_hung_is_measured_from_the_renders_start_not_its_queueing():
-    running, release = threading.Event(), threading.Event()
+def test_hung_is_measured_from_the_renders_start_not_its_queueing(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(flight_module.time, "monotonic", lambda: clock[0])
+    running = {fmt: threading.Event() for fmt in ("text", "openmetrics")}
+    release = {fmt: threading.Event() for fmt in ("text", "openmetrics")}
 
     def render(fmt, names):
-        running.set()
-        release.wait(10)
+        running[fmt].set()
+        release[fmt].wait(10)
         return fmt
 
-    flights = RenderFlights(render, timeout=0.2, name="t")
-    first = threading.Thread(target=lambda: _get_or_error(flights, "openmetrics"))
-    first.start()
-    assert running.wait(10)
-    # As if this render had been queued a minute ago behind another format's:
-    # it has run only now, so a scrape waits for it instead of being refused.
-    flights._running.asked = time.monotonic() - 60
-    assert _get_or_error(flights, "text") == "RenderTimeout"  # waited, not "RenderHung"
-    release.set()
-    first.join()
+    flights = RenderFlights(render, timeout=5.0, name="t")
+    results = {}
+
+    def scrape(key, fmt):
+        results[key] = _get_or_error(flights, fmt)
+
+    def waiting_for(n, scraper):  # until n scrapes wait, or the new one is already done
+        while flights.waiting < n and scraper.is_alive():
+            scraper.join(0.001)
+
+    threads = [threading.Thread(target=scrape, args=("text", "text"))]
+    threads[0].start()
+    assert running["text"].wait(10)
+    threads.append(threading.Thread(target=scrape, args=("om", "openmetrics")))
+    threads[1].start()  # queued at t=0 behind the text render
+    waiting_for(2, threads[1])
+    clock[0] = 4.0  # the openmetrics render starts 4 s after it was queued
+    release["text"].set()
+    assert running["openmetrics"].wait(10)
+    clock[0] = 6.0  # 6 s after queueing, 2 s into the render: it is not hung
+    threads.append(threading.Thread(target=scrape, args=("late", "openmetrics")))
+    threads[2].start()
+    waiting_for(2, threads[2])  # the first openmetrics scrape and this one share the render
+    release["openmetrics"].set()
+    for thread in threads:
+        thread.join()
+    assert results == {"text": b"text", "om": b"openmetrics", "late": b"openmetrics"}
 
 
 def _get_or_error(flights, fmt):

@@ -1,8 +1,8 @@
 """Tokens both exposition formats share: label sets, escapes, blanks, metadata records.
 
 The line lexers (:mod:`~dyn_metrics.exposition.parse.text_lines`,
-:mod:`~dyn_metrics.exposition.parse.om_lines`) are built from these pieces and
-from the numbers of :mod:`~dyn_metrics.exposition.parse.numbers`. Nothing here
+:mod:`~dyn_metrics.exposition.parse.om_lines`) are built of these pieces and of
+the numbers of :mod:`~dyn_metrics.exposition.parse.numbers`. Nothing here
 keeps state between lines.
 
 Problems go to a :class:`Report` (the parser's reader), so that one line can
