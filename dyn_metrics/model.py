@@ -7,7 +7,10 @@ collectors build them, encoders write them, the parser returns them.
 Conventions (the text 0.0.4 view, which is Dynamo's):
 
 * ``Family.name`` is the name on the ``# TYPE`` line of text 0.0.4. For a
-  counter that is the full name, ``_total`` included when the metric has it.
+  counter that is the full name, ``_total`` included when the metric has it;
+  for an info family it is its samples' name (``build_info``, a gauge in
+  text 0.0.4); the parser, reading OpenMetrics, names an info family as its
+  ``# TYPE`` line does (``build``), which the encoders accept too.
 * ``Sample.name`` is the full sample name (``x_bucket``, ``x_sum``, ...).
 * ``Sample.labels`` is a tuple of ``(name, value)`` pairs in the order they are
   written: collectors give them sorted by label name, with ``le`` (or

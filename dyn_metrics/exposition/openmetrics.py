@@ -42,6 +42,7 @@ from ..model import (
     COUNTER,
     GAUGEHISTOGRAM,
     HISTOGRAM,
+    INFO,
     SUMMARY,
     UNKNOWN,
     UNTYPED,
@@ -56,6 +57,7 @@ CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 _TOTAL = "_total"
 _CREATED = "_created"
+_INFO = "_info"
 
 
 def format_value(value: SupportsFloat) -> str:
@@ -126,10 +128,22 @@ def escape_help(text: str) -> str:
 
 
 def family_name(family: Family) -> str:
-    """The name a model family has in OpenMetrics (counters lose one ``_total``)."""
+    """The name a model family has in OpenMetrics.
+
+    Counters lose one ``_total``. An info family named like its samples
+    (``build_info``, the text 0.0.4 name live metrics use) loses ``_info``;
+    one named without it (as the parser returns ``build``) keeps its name.
+    """
     name = family.name
     if family.type == COUNTER and name.endswith(_TOTAL):
         return name[: -len(_TOTAL)]
+    if (
+        family.type == INFO
+        and name.endswith(_INFO)
+        and family.samples
+        and family.samples[0].name == name
+    ):
+        return name[: -len(_INFO)]
     return name
 
 

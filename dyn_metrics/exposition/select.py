@@ -13,7 +13,7 @@ uses too, and :func:`filter_text`).
 from collections.abc import Collection, Iterable
 from typing import Optional
 
-from ..model import ALL_SUFFIXES, COUNTER, OPENMETRICS_SUFFIXES, TEXT_SUFFIXES, Family
+from ..model import ALL_SUFFIXES, COUNTER, INFO, OPENMETRICS_SUFFIXES, TEXT_SUFFIXES, Family
 
 
 def wanted_names(family_name: str, type_word: str) -> frozenset[str]:
@@ -26,6 +26,8 @@ def wanted_names(family_name: str, type_word: str) -> frozenset[str]:
     om_name = family_name
     if type_word == COUNTER and family_name.endswith("_total"):
         om_name = family_name[: -len("_total")]
+    elif type_word == INFO and family_name.endswith("_info"):
+        om_name = family_name[: -len("_info")]
     names.update(om_name + s for s in OPENMETRICS_SUFFIXES.get(type_word, ("",)))
     names.add(om_name)
     return frozenset(names)

@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Callable, SupportsFloat
 
-from ..model import Family, Sample
+from ..model import GAUGE, INFO, STATESET, UNKNOWN, UNTYPED, Family, Sample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -153,12 +153,30 @@ def write_header(write: Callable[[str], object], name: str, type_word: str, help
     write(f"# TYPE {name} {type_word}\n")
 
 
+#: The type word text 0.0.4 writes for the OpenMetrics-only types it can express.
+_TEXT_TYPE = {INFO: GAUGE, STATESET: GAUGE, UNKNOWN: UNTYPED}
+
+
+def text_metadata(family: Family) -> tuple[str, str]:
+    """The name and type word of ``family``'s metadata lines in text 0.0.4.
+
+    Text 0.0.4 has no info or stateset type: as prometheus_client does, an
+    info family is the gauge named like its samples (``build_info``) and a
+    stateset a gauge; ``unknown`` is ``untyped``.
+    """
+    t = family.type
+    if t == INFO and family.samples:
+        return family.samples[0].name, GAUGE
+    return family.name, _TEXT_TYPE.get(t, t)
+
+
 def write_families(write: Callable[[str], object], families: Iterable[Family]) -> None:
     """Write families in the given order; families without samples are skipped."""
     for family in families:
         if not family.samples:
             continue
-        write_header(write, family.name, family.type, family.help)
+        name, type_word = text_metadata(family)
+        write_header(write, name, type_word, family.help)
         for sample in family.samples:
             write_sample(write, sample)
 

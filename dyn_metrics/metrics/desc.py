@@ -6,11 +6,12 @@ a later scrape fail. Histogram bucket bounds are checked by the histogram
 itself (``histogram.py``), after the checks here, in rust-prometheus' order.
 """
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Optional, Union
 
-from ..errors import InvalidBucketsError, InvalidLabelsError, InvalidValueError
-from ..model import HISTOGRAM, Labels
+from ..errors import InvalidBucketsError, InvalidLabelsError, InvalidNameError, InvalidValueError
+from ..model import COUNTER, HISTOGRAM, INFO, STATESET, Labels
 from ..prometheus_names import validate_label_name, validate_metric_name
 
 #: Constant labels as given: a ``{name: value}`` mapping, ``(name, value)`` pairs, or None.
@@ -52,6 +53,35 @@ def const_label_pairs(labels: LabelsArg) -> list[tuple[str, str]]:
     return pairs
 
 
+_UNIT_RE = re.compile(r"[a-zA-Z0-9_:]+", re.ASCII)
+
+
+def check_unit(name: str, type_word: str, unit: object) -> None:
+    """Raise :class:`InvalidNameError` unless ``unit`` fits a metric ``name`` of ``type_word``.
+
+    ``""`` means no unit. Otherwise OpenMetrics' rules: the unit is made of
+    metric-name characters and the family name (for a counter, the name
+    without its ``_total``) ends in ``_<unit>``; info and stateset families
+    have no unit. Text 0.0.4 does not show units.
+    """
+    if not isinstance(unit, str):
+        raise InvalidNameError(f"unit must be a string, got {unit!r}")
+    if not unit:
+        return
+    if type_word in (INFO, STATESET):
+        raise InvalidNameError(f"a {type_word} metric has no unit, got {unit!r} for {name!r}")
+    if _UNIT_RE.fullmatch(unit) is None:
+        raise InvalidNameError(
+            f"unit must be made of the characters [a-zA-Z0-9_:], got {unit!r} for {name!r}"
+        )
+    family = name[: -len("_total")] if type_word == COUNTER and name.endswith("_total") else name
+    if not family.endswith("_" + unit):
+        raise InvalidNameError(
+            f"metric name {name!r} must end in '_{unit}' (its unit {unit!r})"
+            + (", before '_total'" if type_word == COUNTER else "")
+        )
+
+
 class Desc:
     """Validated metadata of one metric family (rust-prometheus' ``Desc``).
 
@@ -59,12 +89,13 @@ class Desc:
     ``label_names`` keeps the declared order (the order of label values in
     ``with_label_values``). Raises :class:`InvalidNameError`,
     :class:`InvalidLabelsError` or :class:`InvalidValueError` (empty help),
-    with rust-prometheus' message first. A plain Desc refuses ``buckets``
+    with rust-prometheus' message first; :class:`InvalidNameError` for a
+    ``unit`` that the name does not end in (:func:`check_unit`). A plain Desc refuses ``buckets``
     (:class:`InvalidBucketsError`); a histogram's is a
     ``histogram.HistogramDesc``, which checks and keeps them.
     """
 
-    __slots__ = ("name", "help", "type", "const_labels", "label_names", "buckets")
+    __slots__ = ("name", "help", "type", "const_labels", "label_names", "buckets", "unit")
 
     name: str
     help: str
@@ -72,6 +103,7 @@ class Desc:
     const_labels: Labels
     label_names: tuple[str, ...]
     buckets: Optional[tuple[float, ...]]
+    unit: str
 
     def __init__(
         self,
@@ -81,8 +113,10 @@ class Desc:
         const_labels: LabelsArg = None,
         label_names: Iterable[str] = (),
         buckets: Optional[Iterable[float]] = None,
+        unit: str = "",
     ) -> None:
         validate_metric_name(name)
+        check_unit(name, type_word, unit)
         if not isinstance(help, str):
             raise InvalidValueError(f"help must be a string, got {help!r}")
         if not help:
@@ -133,6 +167,7 @@ class Desc:
         self.const_labels = tuple(sorted(pairs))
         self.label_names = names
         self.buckets = self._check_buckets(buckets)
+        self.unit = unit
 
     def _check_buckets(self, buckets: Optional[Iterable[float]]) -> Optional[tuple[float, ...]]:
         """The bucket bounds to keep, checked last: none here.

@@ -210,7 +210,7 @@ class MetricFamily(Generic[_C, _V]):
         if not samples:
             return []
         d = self.desc
-        return [Family(d.name, d.type, d.help, tuple(samples))]
+        return [Family(d.name, d.type, d.help, tuple(samples), d.unit)]
 
     def describe(self) -> list[Desc]:
         """The descriptors of this collector (one)."""
@@ -265,6 +265,8 @@ class ScalarMetric(ScalarFamily[_C]):
     #: The child methods bound on the instance.
     _methods: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, name: str, help: str, const_labels: LabelsArg = None) -> None:
-        super().__init__(Desc(name, help, self._type, const_labels))
+    def __init__(
+        self, name: str, help: str, const_labels: LabelsArg = None, *, unit: str = ""
+    ) -> None:
+        super().__init__(Desc(name, help, self._type, const_labels, unit=unit))
         expose_only_child(self, self._methods)

@@ -116,8 +116,9 @@ class HistogramDesc(Desc):
         const_labels: LabelsArg = None,
         label_names: Iterable[str] = (),
         buckets: Optional[Iterable[float]] = None,
+        unit: str = "",
     ) -> None:
-        super().__init__(name, help, HISTOGRAM, const_labels, label_names, buckets)
+        super().__init__(name, help, HISTOGRAM, const_labels, label_names, buckets, unit)
 
     def _check_buckets(self, buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
         return check_buckets(buckets)
@@ -310,8 +311,10 @@ class Histogram(HistogramFamily):
         help: str,
         const_labels: LabelsArg = None,
         buckets: Optional[Iterable[float]] = None,
+        *,
+        unit: str = "",
     ) -> None:
-        super().__init__(HistogramDesc(name, help, const_labels, buckets=buckets))
+        super().__init__(HistogramDesc(name, help, const_labels, buckets=buckets, unit=unit))
         expose_only_child(self, self._methods)
 
     def observe(self, value: float) -> None:
@@ -351,9 +354,10 @@ class HistogramVec(HistogramFamily, MetricVec[HistogramCell, HistogramSnapshot])
         buckets: Optional[Iterable[float]] = None,
         *,
         max_children: Optional[int] = None,
+        unit: str = "",
     ) -> None:
         limit = check_max_children(max_children)
         HistogramFamily.__init__(
-            self, HistogramDesc(name, help, const_labels, label_names, buckets=buckets)
+            self, HistogramDesc(name, help, const_labels, label_names, buckets=buckets, unit=unit)
         )
         self._set_limit(limit)

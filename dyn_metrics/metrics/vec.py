@@ -79,10 +79,13 @@ class MetricVec(MetricFamily[_C, _V]):
         *,
         buckets: Optional[Iterable[float]] = None,
         max_children: Optional[int] = None,
+        unit: str = "",
     ) -> None:
         limit = check_max_children(max_children)
         # ``buckets`` only so that a Vec of another type refuses them as Desc does.
-        super().__init__(Desc(name, help, self._type, const_labels, label_names, buckets=buckets))
+        super().__init__(
+            Desc(name, help, self._type, const_labels, label_names, buckets=buckets, unit=unit)
+        )
         self._set_limit(limit)
 
     def _set_limit(self, limit: Optional[int]) -> None:

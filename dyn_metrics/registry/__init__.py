@@ -291,7 +291,7 @@ class Registry:
             if groups:
                 desc = collectors[0].desc
                 samples = tuple(s for _, group in groups for s in group)
-                families.append(Family(name, desc.type, desc.help, samples))
+                families.append(Family(name, desc.type, desc.help, samples, desc.unit))
         return families
 
     def _plan(self, registries: Iterable["Registry"]) -> Plan:

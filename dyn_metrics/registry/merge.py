@@ -149,7 +149,7 @@ def merge(
             samples.extend(group)
     if first is None:
         return None
-    return Family(name, first.type, first.help, tuple(samples))
+    return Family(name, first.type, first.help, tuple(samples), first.unit)
 
 
 _CREATED = "_created"
