@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar, Generic, Optional, Protocol, TypeVar
 
 from ..exposition import text as expfmt
-from ..model import COUNTER, HISTOGRAM, Family, Labels, Number, Sample
+from ..model import COUNTER, HISTOGRAM, SUMMARY, Family, Labels, Number, Sample
 from .cells import drop, take
 from .desc import Desc, LabelsArg
 
@@ -38,7 +38,7 @@ _V = TypeVar("_V")  # what reading one child gives
 _first = operator.itemgetter(0)
 
 # Types whose OpenMetrics form may carry a `_created` sample.
-_HAS_CREATED = (COUNTER, HISTOGRAM)
+_HAS_CREATED = (COUNTER, HISTOGRAM, SUMMARY)
 
 
 class CellClass(Protocol[_C, _V]):
@@ -190,7 +190,7 @@ class MetricFamily(Generic[_C, _V]):
 
         ``label_pairs`` are the child's labels (no ``le``); registries use
         them to merge same-named collectors and to spot duplicate series.
-        With ``created`` (for OpenMetrics), counters and histograms that
+        With ``created`` (for OpenMetrics), counters, histograms and summaries that
         track creation times (:meth:`track_created`) add a ``<name>_created``
         sample to each group.
         """
