@@ -218,6 +218,30 @@ def fold_sum(pending: list[Number]) -> Number:
     return total
 
 
+def float_increment(amount: float) -> float:
+    """``amount`` as an int or float if it is a finite number >= 0.
+
+    Anything else raises :class:`InvalidValueError`. Other number types
+    (Decimal, Fraction, numpy scalars) become floats, so sums stay floats.
+    """
+    try:
+        if 0.0 <= amount < INF:
+            amount = amount if amount.__class__ is float else float(amount)
+            if amount < INF:  # an int beyond a float's range rounds to inf
+                return amount
+    except (TypeError, ValueError, OverflowError):  # not a number at all
+        pass
+    raise InvalidValueError(f"counter increment must be a finite number >= 0, got {amount!r}")
+
+
+def int_increment(amount: object) -> int:
+    """``amount`` if it is an integer >= 0, else :class:`InvalidValueError`."""
+    number = as_int(amount, "int counter increment")
+    if number < 0:
+        raise InvalidValueError(f"int counter increment must be an integer >= 0, got {number!r}")
+    return number
+
+
 def as_real(value: object, what: str) -> float:
     """``value`` as a float if it is a real number, else :class:`InvalidValueError`.
 

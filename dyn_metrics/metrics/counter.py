@@ -37,29 +37,31 @@ import functools
 import itertools
 import operator
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, NoReturn, Optional, Union, cast
 
-from ..errors import InvalidValueError
-from ..model import COUNTER, Number
+from ..model import COUNTER, Exemplar, Number, Sample
 from .cells import (
     EXACT_INT,
     FOLD_AT,
     GIL_ENABLED,
     INF,
-    as_int,
     count_of,
     drop,
     drop_all,
+    float_increment,
     fold_free,
     fold_sum,
     hidden,
+    int_increment,
     peek_sum,
-    read_one_by_one,
     stripe,
     take,
     take_all,
 )
+from .exemplars import make_exemplar
 from .family import CellClass, ScalarFamily, ScalarMetric
+from .locked import LockedCounterCell, LockedIntCounterCell
 from .vec import MetricVec
 
 if TYPE_CHECKING:
@@ -68,42 +70,27 @@ else:  # itertools.count takes no type arguments at run time
     _Count = itertools.count
 
 
-def _float_increment(amount: float) -> float:
-    """``amount`` as an int or float if it is a finite number >= 0.
-
-    Anything else raises :class:`InvalidValueError`. Other number types
-    (Decimal, Fraction, numpy scalars) become floats, so sums stay floats.
-    """
-    try:
-        if 0.0 <= amount < INF:
-            amount = amount if amount.__class__ is float else float(amount)
-            if amount < INF:  # an int beyond a float's range rounds to inf
-                return amount
-    except (TypeError, ValueError, OverflowError):  # not a number at all
-        pass
-    raise InvalidValueError(f"counter increment must be a finite number >= 0, got {amount!r}")
-
-
-def _int_increment(amount: object) -> int:
-    """``amount`` if it is an integer >= 0, else :class:`InvalidValueError`."""
-    number = as_int(amount, "int counter increment")
-    if number < 0:
-        raise InvalidValueError(f"int counter increment must be an integer >= 0, got {number!r}")
-    return number
-
-
 #: The C-level ``count.__next__``, called on cells directly (a vec child hides
 #: it as an attribute: a child exposes the metric API only).
 _count_next = itertools.count.__next__
 _get_reads = operator.attrgetter("_reads")
 _get_value = operator.attrgetter("_value")
+#: ``inc()``'s default amount: ``amount is _ONE`` is the cheapest test of it.
+_ONE = 1
+#: An exemplar as given: ``{label name: value}``.
+ExemplarArg = Optional[Mapping[str, str]]
 
 
-class _Pending(list):  # type: ignore[type-arg]  # list[Number], with a slot
-    """A counter's ``[sum, amounts...]``; ``base`` increments were moved into ``sum``."""
+class _Pending(list):  # type: ignore[type-arg]  # list[Number], with slots
+    """A counter's ``[sum, amounts...]``; ``base`` increments were moved into ``sum``.
 
-    __slots__ = ("base",)
+    ``exemplar`` is the latest exemplar (a counter that records exemplars
+    has its list: cells without any pay nothing for them).
+    """
+
+    __slots__ = ("base", "exemplar")
     base: int
+    exemplar: Optional[Exemplar]
 
 
 #: ``(cell, amount)`` of first ``inc_by`` calls made while the cell's stripe was
@@ -126,7 +113,7 @@ class CounterCell(_Count):
     __slots__ = ("_value", "_reads")
     _value: Union[Number, _Pending]
     _reads: Optional[_Count]
-    _increment = staticmethod(_float_increment)
+    _increment = staticmethod(float_increment)
 
     def __new__(cls, lock: threading.Lock) -> "CounterCell":
         # itertools.count.__new__ takes the start; the counter starts at 0.
@@ -136,19 +123,22 @@ class CounterCell(_Count):
         self._value = 0.0
         self._reads = None
 
-    def inc(self) -> None:
-        """Add 1. Lock-free and thread-safe."""
-        if self._value.__class__ is _Pending:
-            # Amounts are buffered: add 1 in turn with them, so the float sum
-            # rounds exactly as Rust's sequence of additions does.
-            self.inc_by(1.0)
-        else:
+    def inc(self, amount: Number = 1, exemplar: ExemplarArg = None) -> None:
+        """Add ``amount`` (default 1); ``exemplar`` as for :meth:`inc_by`. Lock-free."""
+        if amount is _ONE and exemplar is None and self._value.__class__ is not _Pending:
             next(self)
+        else:
+            # Amounts are buffered (or this is not a plain +1): add in turn
+            # with them, so the float sum rounds as Rust's additions do.
+            self.inc_by(amount, exemplar)
 
-    def inc_by(self, amount: Number) -> None:
+    def inc_by(self, amount: Number, exemplar: ExemplarArg = None) -> None:
         """Add ``amount`` (finite and >= 0); :class:`InvalidValueError` otherwise.
 
-        Lock-free and thread-safe (an int counter takes ints >= 0).
+        ``exemplar`` (``{label: value}``, at most 128 characters in all)
+        becomes the latest exemplar, with ``amount`` as its value; a bad one
+        raises :class:`InvalidLabelsError` and nothing is added. Lock-free
+        and thread-safe (an int counter takes ints >= 0).
         """
         cls = amount.__class__
         if cls is float:
@@ -156,13 +146,18 @@ class CounterCell(_Count):
                 amount = self._increment(amount)  # raises
         elif cls is not int or not 0 <= amount < EXACT_INT:
             amount = self._increment(amount)  # raises, or converts
+        ex = None if exemplar is None else make_exemplar(exemplar, amount)
         pending = self._value
         if pending.__class__ is not _Pending:
             made = self._pending_list()
             if made is None:  # the stripe is held by this very thread
+                # (a signal handler during a scrape): the amount is kept,
+                # an exemplar is not, until the next call.
                 DEFERRED.append((self, amount))
                 return
             pending = made
+        if ex is not None:
+            pending.exemplar = ex  # one attribute store: atomic
         pending.append(amount)
         if len(pending) > FOLD_AT:
             fold_free(self, pending)
@@ -183,6 +178,7 @@ class CounterCell(_Count):
             mine = _deferred_of(self)
             pending = _Pending([value + base])
             pending.base = base
+            pending.exemplar = None
             pending.extend(amount for _, amount in mine)
             self._value = pending
             # From here reads use the list only; move what nested calls
@@ -300,15 +296,18 @@ class IntCounterCell(CounterCell):
         self._value = 0
         self._reads = None
 
-    _increment = staticmethod(_int_increment)
+    _increment = staticmethod(int_increment)
 
-    def inc(self) -> None:
-        """Add 1. Lock-free (integer sums are exact in any order)."""
-        next(self)
+    def inc(self, amount: Number = 1, exemplar: ExemplarArg = None) -> None:
+        """Add ``amount`` (default 1). Lock-free (integer sums are exact in any order)."""
+        if amount is _ONE and exemplar is None:
+            next(self)
+        else:
+            self.inc_by(amount, exemplar)
 
-    def inc_by(self, amount: float) -> None:
+    def inc_by(self, amount: Number, exemplar: ExemplarArg = None) -> None:
         """Add an integer >= 0; :class:`InvalidValueError` otherwise. Lock-free."""
-        CounterCell.inc_by(self, _int_increment(amount))
+        CounterCell.inc_by(self, int_increment(amount), exemplar)
 
 
 # A vec hands its children out, and a child exposes the metric API only: not
@@ -325,12 +324,12 @@ class CounterVecCell(CounterCell):
     __next__ = hidden("__next__")
     __iter__ = hidden("__iter__")
 
-    def inc(self) -> None:
-        """Add 1. Lock-free and thread-safe."""
-        if self._value.__class__ is _Pending:
-            self.inc_by(1.0)  # in turn with the buffered amounts (see CounterCell.inc)
-        else:
+    def inc(self, amount: Number = 1, exemplar: ExemplarArg = None) -> None:
+        """Add ``amount`` (default 1); ``exemplar`` as for ``inc_by``. Lock-free."""
+        if amount is _ONE and exemplar is None and self._value.__class__ is not _Pending:
             _count_next(self)
+        else:
+            self.inc_by(amount, exemplar)  # in turn with buffered amounts (CounterCell.inc)
 
 
 class IntCounterVecCell(IntCounterCell):
@@ -340,49 +339,12 @@ class IntCounterVecCell(IntCounterCell):
     __next__ = hidden("__next__")
     __iter__ = hidden("__iter__")
 
-    def inc(self) -> None:
-        """Add 1. Lock-free (integer sums are exact in any order)."""
-        _count_next(self)
-
-
-class LockedCounterCell:
-    """The counter for free-threaded interpreters: every update takes a lock."""
-
-    __slots__ = ("_value", "_lock")
-    _value: Number
-    _zero: Number = 0.0
-    _increment = staticmethod(_float_increment)
-
-    def __init__(self, lock: threading.Lock) -> None:
-        # Its own lock, so threads updating different children never contend.
-        self._value = self._zero
-        self._lock = threading.Lock()
-
-    def inc(self) -> None:
-        """Add 1."""
-        with self._lock:
-            self._value += 1
-
-    def inc_by(self, amount: float) -> None:
-        """Add ``amount`` (finite and >= 0; an int >= 0 for int counters)."""
-        number = self._increment(amount)
-        with self._lock:
-            self._value += number
-
-    def get(self) -> Number:
-        """The current value (a single attribute read: atomic)."""
-        return self._value
-
-    _read_locked = get
-    _read_many = staticmethod(read_one_by_one)
-
-
-class LockedIntCounterCell(LockedCounterCell):
-    """The free-threaded integer counter."""
-
-    __slots__ = ()
-    _zero = 0
-    _increment = staticmethod(_int_increment)
+    def inc(self, amount: Number = 1, exemplar: ExemplarArg = None) -> None:
+        """Add ``amount`` (default 1). Lock-free (integer sums are exact in any order)."""
+        if amount is _ONE and exemplar is None:
+            _count_next(self)
+        else:
+            self.inc_by(amount, exemplar)
 
 
 #: What a counter child is on this interpreter (see :func:`counter_cell_class`).
@@ -408,22 +370,42 @@ def counter_cell_class(integer: bool, vec: bool = False) -> CellClass[CounterChi
     return cast("CellClass[CounterChild, Number]", cls)
 
 
+def counter_exemplar(cell: CounterChild) -> Optional[Exemplar]:
+    """The latest exemplar of a counter cell, or None."""
+    found: Optional[Exemplar] = getattr(cell._value, "exemplar", None)  # a _Pending list's
+    return found if found is not None else getattr(cell, "_exemplar", None)
+
+
+def with_counter_exemplar(samples: tuple[Sample, ...], cell: CounterChild) -> tuple[Sample, ...]:
+    """A counter child's samples, its value sample carrying the cell's latest exemplar."""
+    ex = counter_exemplar(cell)
+    if ex is None:
+        return samples
+    return (samples[0]._replace(exemplar=ex),) + samples[1:]
+
+
 class Counter(ScalarMetric[CounterChild]):
-    """A float counter: ``inc()``, ``inc_by(v)`` (finite, >= 0), ``get()``.
+    """A float counter: ``inc(amount=1)``, ``inc_by(v)`` (finite, >= 0), ``get()``.
 
     Negative, NaN or infinite increments raise :class:`InvalidValueError`.
-    Mirrors rust-prometheus' ``Counter``.
+    Both take an optional ``exemplar``. Mirrors rust-prometheus' ``Counter``
+    (``inc(amount)`` is prometheus_client's).
     """
 
     _type = COUNTER
     _cell_class = counter_cell_class(integer=False)
     _methods = ("inc", "inc_by", "get")
+    _with_exemplars = staticmethod(with_counter_exemplar)
 
-    def inc(self) -> None:
-        """Add 1."""
+    def inc(self, amount: float = 1, exemplar: ExemplarArg = None) -> None:
+        """Add ``amount`` (default 1); ``exemplar`` as for :meth:`inc_by`."""
 
-    def inc_by(self, amount: float) -> None:
-        """Add ``amount`` (finite, >= 0)."""
+    def inc_by(self, amount: float, exemplar: ExemplarArg = None) -> None:
+        """Add ``amount`` (finite, >= 0).
+
+        ``exemplar``: ``{label: value}`` kept as the latest exemplar, with
+        ``amount`` as its value (OpenMetrics only; at most 128 characters).
+        """
 
     def get(self) -> Number:
         """The current value."""
@@ -441,6 +423,7 @@ class CounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
 
     _type = COUNTER
     _cell_class = counter_cell_class(integer=False, vec=True)
+    _with_exemplars = staticmethod(with_counter_exemplar)
 
 
 class IntCounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
@@ -448,3 +431,4 @@ class IntCounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild])
 
     _type = COUNTER
     _cell_class = counter_cell_class(integer=True, vec=True)
+    _with_exemplars = staticmethod(with_counter_exemplar)

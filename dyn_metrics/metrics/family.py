@@ -170,16 +170,28 @@ class MetricFamily(Generic[_C, _V]):
 
     # -- collection -------------------------------------------------------
 
-    def _snapshot(self) -> list[tuple[Key, _V, Optional[float]]]:
-        """``[(key, value, created)]`` in exposition order."""
+    def _snapshot(self) -> list[tuple[Key, _V, Optional[float], _C]]:
+        """``[(key, value, created, cell)]`` in exposition order.
+
+        A cell class may read a child as None (a gauge whose function failed):
+        that child has no samples in this scrape.
+        """
         _, keys, cells = self._sorted_children()
         created = self._created_at or {}
         values = self._cell_class._read_many(cells)
-        return [(key, value, created.get(key)) for key, value in zip(keys, values)]
+        return [
+            (key, value, created.get(key), cell)
+            for key, value, cell in zip(keys, values, cells)
+            if value is not None
+        ]
 
     def _samples(self, pairs: Labels, value: _V) -> tuple[Sample, ...]:
         """The samples of one child; each kind of family says how."""
         raise NotImplementedError
+
+    def _with_exemplars(self, samples: tuple[Sample, ...], cell: _C) -> tuple[Sample, ...]:
+        """``samples`` with the exemplars ``cell`` keeps; counters and histograms have some."""
+        return samples
 
     def write_text(self, write: Write) -> None:
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
@@ -196,9 +208,9 @@ class MetricFamily(Generic[_C, _V]):
         """
         created = created and self.desc.type in _HAS_CREATED
         groups = []
-        for key, value, born in self._snapshot():
+        for key, value, born, cell in self._snapshot():
             pairs = self._label_pairs(key)
-            samples = self._samples(pairs, value)
+            samples = self._with_exemplars(self._samples(pairs, value), cell)
             if created and born is not None:
                 samples += (Sample(self.desc.name + "_created", pairs, born),)
             groups.append((pairs, samples))

@@ -22,15 +22,16 @@ import itertools
 import math
 import operator
 import threading
-from bisect import bisect_right
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
 from typing import Optional, cast
 
 from ..errors import InvalidBucketsError
 from ..exposition import text as expfmt
-from ..model import HISTOGRAM, Labels, Number, Sample
+from ..model import HISTOGRAM, Exemplar, Labels, Number, Sample
 from .cells import EXACT_INT, FOLD_AT, as_real, drop, drop_all, stripe, take, take_all
 from .desc import Desc, LabelsArg
+from .exemplars import make_exemplar
 from .family import MetricFamily, Write, expose_only_child
 from .timer import Timer
 from .vec import MetricVec, check_max_children
@@ -163,24 +164,32 @@ class HistogramCell:
 
     Bucket ``i`` counts observations in ``(bounds[i-1], bounds[i]]``, the
     last one those above every bound (and NaN, as rust-prometheus does).
+    ``_exemplars`` (made at the first exemplar) holds the latest exemplar of
+    each bucket, replaced by one item store.
     """
 
-    __slots__ = ("_items", "_bounds")
+    __slots__ = ("_items", "_bounds", "_exemplars")
 
     def __init__(self, lock: threading.Lock, bounds: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         self._bounds = bounds
         folded: _Folded = ((0,) * (len(bounds) + 1), 0.0)
         self._items: list[object] = [folded]
+        self._exemplars: Optional[list[Optional[Exemplar]]] = None
 
-    def observe(self, value: Number) -> None:
+    def observe(self, value: Number, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation (any real number; NaN and infinities too).
 
         Lock-free on the common path. Anything that is not a real number
-        raises :class:`InvalidValueError` and records nothing.
+        raises :class:`InvalidValueError` and records nothing. ``exemplar``
+        (``{label: value}``, at most 128 characters in all) becomes the
+        latest exemplar of the bucket ``value`` falls in; a bad one raises
+        :class:`InvalidLabelsError` and records nothing.
         """
         cls = value.__class__
         if cls is not float and (cls is not int or not -EXACT_INT < value < EXACT_INT):
             value = _observation(value)
+        if exemplar is not None:
+            self._keep_exemplar(make_exemplar(exemplar, value), value)
         items = self._items
         items.append(value)
         if len(items) > FOLD_AT:
@@ -190,6 +199,23 @@ class HistogramCell:
                     self._fold_locked()
                 finally:
                     drop(lock)
+
+    def _keep_exemplar(self, exemplar: Exemplar, value: float) -> None:
+        exemplars = self._exemplars
+        if exemplars is None:
+            # Made once under the stripe, so two first exemplars make one list.
+            lock = stripe(self)
+            if not take(lock):
+                return  # its own thread holds the stripe (a signal handler in a scrape)
+            try:
+                if self._exemplars is None:
+                    self._exemplars = [None] * (len(self._bounds) + 1)
+                exemplars = self._exemplars
+            finally:
+                drop(lock)
+        # The first bucket whose bound is >= value; NaN goes to +Inf.
+        bounds = self._bounds
+        exemplars[bisect_left(bounds, value) if value == value else len(bounds)] = exemplar
 
     def _fold_locked(self) -> _Folded:
         """Fold the pending observations; the cell's stripe is held."""
@@ -274,6 +300,19 @@ class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
         samples.append(Sample(name + "_count", pairs, count))
         return tuple(samples)
 
+    def _with_exemplars(
+        self, samples: tuple[Sample, ...], cell: HistogramCell
+    ) -> tuple[Sample, ...]:
+        exemplars = cell._exemplars
+        if exemplars is None:
+            return samples
+        # The bucket samples come first, one per bucket, in bucket order.
+        kept = list(samples)
+        for i, ex in enumerate(list(exemplars)):
+            if ex is not None:
+                kept[i] = kept[i]._replace(exemplar=ex)
+        return tuple(kept)
+
     def write_text(self, write: Write) -> None:
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
         snapshot = self._snapshot()
@@ -283,7 +322,7 @@ class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
         fmt = expfmt.format_value
         out = [self._header]
         bucket_open = name + "_bucket{"
-        for key, (cumulative, total, count), _ in snapshot:
+        for key, (cumulative, total, count), _, _ in snapshot:
             labels = expfmt.format_labels(self._label_pairs(key))
             inner = labels[1:-1] + "," if labels else ""
             out.extend(
@@ -317,8 +356,8 @@ class Histogram(HistogramFamily):
         super().__init__(HistogramDesc(name, help, const_labels, buckets=buckets, unit=unit))
         expose_only_child(self, self._methods)
 
-    def observe(self, value: float) -> None:
-        """Record one observation."""
+    def observe(self, value: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
+        """Record one observation; ``exemplar`` as for ``HistogramCell.observe``."""
 
     def time(self) -> Timer:
         """Context manager / decorator observing elapsed seconds."""

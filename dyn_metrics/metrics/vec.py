@@ -1,7 +1,8 @@
 """The base of metric vectors: families whose children are reached by label values.
 
 ``with_label_values(*values)`` takes the values in the declared order of the
-label names; ``with_labels(mapping)`` matches them by name. Both return the
+label names; ``with_labels(mapping)`` matches them by name; ``labels(*values,
+**by_name)`` is prometheus_client's spelling of either. Each returns the
 child (a value cell exposing the metric API only). The hit path is one
 unlocked ``dict.get`` on the tuple of values; a miss validates the values and
 creates the child with one atomic ``dict.setdefault`` (see ``family.py``), so
@@ -147,6 +148,26 @@ class MetricVec(MetricFamily[_C, _V]):
             return self._children[values]
         except (KeyError, TypeError):  # TypeError: an unhashable value, refused below
             return self._get_or_create_child(self._check_values(values))
+
+    def labels(self, *values: object, **by_name: object) -> _C:
+        """The child for label values given in order or by name, as prometheus_client's ``labels``.
+
+        As there, each value is turned into text with ``str()`` (``code=200``
+        is ``"200"``). Raises :class:`InvalidLabelsError` when both forms are
+        mixed or a name is missing or unknown, :class:`CardinalityError` for
+        a wrong number of values.
+        """
+        if by_name:
+            if values:
+                raise InvalidLabelsError(
+                    f"labels() takes label values in order or by name, not both: "
+                    f"{values!r} and {by_name!r} for {self.desc.name!r}"
+                )
+            values = self._values_from_mapping({k: str(v) for k, v in by_name.items()})
+        try:
+            return self._children[values]  # type: ignore[index]  # any values: str keys only hit
+        except (KeyError, TypeError):
+            return self.with_label_values(*map(str, values))
 
     def with_labels(self, labels: LabelsArg) -> _C:
         """The child for a ``{label name: value}`` mapping, matched by name.

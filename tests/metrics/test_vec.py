@@ -307,7 +307,7 @@ def _touch(child):
 def _counts(vec):
     """``{label values: how many updates}`` from a scrape of ``vec``."""
     out = {}
-    for key, value, _ in vec._snapshot():
+    for key, value, _, _ in vec._snapshot():
         out[key] = value[2] if isinstance(value, tuple) else value
     return out
 
