@@ -7,8 +7,10 @@ listed in ``__all__``.
 from typing import TYPE_CHECKING, Any
 
 from . import prometheus_names
+from .collectors import GCCollector, PlatformCollector, ProcessCollector
 from .dynamo.hierarchy import Component, Endpoint, Metrics, Namespace
 from .dynamo.runtime import DistributedRuntime
+from .dynamo.sources import generate_latest, write_to_textfile
 from .errors import (
     AlreadyRegisteredError,
     CardinalityError,
@@ -38,7 +40,7 @@ from .metrics import (
     linear_buckets,
 )
 from .model import Exemplar, Family, Sample
-from .registry import Registry
+from .registry import REGISTRY, Registry
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
     from .dynamo.system_server import start_http_server
@@ -76,8 +78,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlreadyRegisteredError",
-    "CheckResult",
     "CardinalityError",
+    "check",
+    "CheckResult",
     "Component",
     "ConfigError",
     "Counter",
@@ -87,9 +90,12 @@ __all__ = [
     "DistributedRuntime",
     "Endpoint",
     "Exemplar",
+    "exponential_buckets",
     "Family",
     "Gauge",
     "GaugeVec",
+    "GCCollector",
+    "generate_latest",
     "Histogram",
     "HistogramVec",
     "IntCounter",
@@ -100,18 +106,20 @@ __all__ = [
     "InvalidLabelsError",
     "InvalidNameError",
     "InvalidValueError",
+    "linear_buckets",
     "Metrics",
     "MetricsError",
     "Namespace",
-    "ParseError",
-    "Problem",
-    "Registry",
-    "RegistrationError",
-    "Sample",
-    "check",
-    "exponential_buckets",
-    "linear_buckets",
     "parse",
+    "ParseError",
+    "PlatformCollector",
+    "Problem",
+    "ProcessCollector",
     "prometheus_names",
+    "RegistrationError",
+    "Registry",
+    "REGISTRY",
+    "Sample",
     "start_http_server",
+    "write_to_textfile",
 ]

@@ -33,6 +33,8 @@ ALLOWED = {
     # live metrics write their own text on the fast path, hence exposition
     "metrics": {"errors", "model", "prometheus_names", "exposition"},
     "registry": {"errors", "model", "metrics", "exposition"},
+    # the default collectors: plain Family records from /proc, gc and platform
+    "collectors": {"errors", "model", "prometheus_names"},
     # the HTTP stack: a render callable in, responses out
     "server": {"errors", "exposition"},
     # Dynamo's hierarchy, runtime, configuration, health and the server glue
@@ -44,6 +46,7 @@ ALLOWED = {
         "registry",
         "exposition",
         "server",
+        "collectors",
     },
     # user-facing entry points
     "testing": ANYTHING,

@@ -39,6 +39,8 @@ _FIELDS: dict[str, object] = {
     "scrape_timeout": 10.0,
     "self_metrics": False,
     "max_children": None,
+    "created": False,
+    "process_metrics": False,
 }
 
 
@@ -70,6 +72,8 @@ class SystemConfig:
     scrape_timeout: float
     self_metrics: bool
     max_children: Optional[int]
+    created: bool
+    process_metrics: bool
 
     def __init__(
         self,
@@ -89,6 +93,8 @@ class SystemConfig:
         scrape_timeout: float = 10.0,
         self_metrics: bool = False,
         max_children: Optional[int] = None,
+        created: bool = False,
+        process_metrics: bool = False,
     ) -> None:
         if port is not None and (port.__class__ is not int or not 0 <= port <= 65535):
             raise ConfigError(f"port: expected None or an int in 0..65535, got {port!r}")
@@ -174,6 +180,8 @@ class SystemConfig:
             float(timeout),
             bool(self_metrics),
             limit,
+            bool(created),
+            bool(process_metrics),
         )
         for attr, stored in zip(_FIELDS, values):
             object.__setattr__(self, attr, stored)

@@ -29,7 +29,11 @@ server; :meth:`~dyn_metrics.dynamo.config.SystemConfig.from_env` calls
 * ``DYN_SYSTEM_SELF_METRICS``: boolean, default false; adds the server's own
   ``dyn_metrics_scrape_*`` metrics to the exposition;
 * ``DYN_METRICS_MAX_CHILDREN``: an integer >= 0, the default ``max_children`` of
-  every vec created through the hierarchy (unset: unlimited).
+  every vec created through the hierarchy (unset: unlimited);
+* ``DYN_METRICS_CREATED``: boolean, default false; the hierarchy's registries
+  remember creation times, written as OpenMetrics ``_created`` samples;
+* ``DYN_SYSTEM_PROCESS_METRICS``: boolean, default false; registers the process,
+  platform and GC collectors at the root of the runtime.
 
 Boolean words are ``1/true/on/yes`` and ``0/false/off/no`` in any case. An empty
 value counts as unset. Dynamo parses the port as a signed 16-bit integer, so
@@ -65,6 +69,8 @@ SCRAPE_TIMEOUT = "DYN_SYSTEM_SCRAPE_TIMEOUT"
 SELF_METRICS = "DYN_SYSTEM_SELF_METRICS"
 # The default max_children of every vec created through the hierarchy.
 MAX_CHILDREN = "DYN_METRICS_MAX_CHILDREN"
+CREATED = "DYN_METRICS_CREATED"
+PROCESS_METRICS = "DYN_SYSTEM_PROCESS_METRICS"
 
 _TRUE = frozenset(("1", "true", "on", "yes"))
 _FALSE = frozenset(("0", "false", "off", "no"))
@@ -93,6 +99,8 @@ class Parsed(TypedDict, total=False):
     scrape_timeout: float
     self_metrics: bool
     max_children: Optional[int]
+    created: bool
+    process_metrics: bool
 
 
 def _get(env: Mapping[str, str], name: str) -> Optional[str]:
@@ -180,6 +188,8 @@ def parse(env: Mapping[str, str]) -> Parsed:
     out["health_check_enabled"] = _parse_bool(env, HEALTH_CHECK_ENABLED)
     out["auth_exempt_probes"] = _parse_bool(env, AUTH_EXEMPT_PROBES)
     out["self_metrics"] = _parse_bool(env, SELF_METRICS)
+    out["created"] = _parse_bool(env, CREATED)
+    out["process_metrics"] = _parse_bool(env, PROCESS_METRICS)
     value = _get(env, MAX_CHILDREN)
     if value is not None:
         if not value.isascii() or not value.isdigit():

@@ -41,7 +41,7 @@ class _Node:
             raise InvalidNameError(f"{type(self).__name__} name must be a string, got {name!r}")
         self._name = name
         self._parent = parent
-        self._registry = Registry()
+        self._registry = Registry(created=self._tracks_created())
         self._metrics = Metrics(self._registry, self._auto_labels, self._max_children)
         if parent is not None:
             parent._registry.add_child_registry(self._registry)
@@ -58,6 +58,14 @@ class _Node:
             node = node._parent
         chain.reverse()
         return chain
+
+    def _tracks_created(self) -> bool:
+        """The runtime's ``created`` setting (``DYN_METRICS_CREATED``), which every node's
+        registry takes."""
+        node: _Node = self
+        while node._parent is not None:
+            node = node._parent
+        return bool(getattr(node, "_created", False))
 
     def metrics(self) -> Metrics:
         """The :class:`~dyn_metrics.dynamo.facade.Metrics` facade of this node."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Optional
 
+from ..collectors import GCCollector, PlatformCollector, ProcessCollector
 from ..errors import InvalidValueError
 from ..prometheus_names import distributed_runtime
 from .config import SystemConfig
@@ -29,6 +30,11 @@ class DistributedRuntime(_NamespaceParent):
 
     ``worker_id`` (a non-negative int, optional) becomes the ``worker_id``
     label, in lowercase hex, on every metric created through the hierarchy.
+    ``created=True`` (default: the config's, ``DYN_METRICS_CREATED``) makes
+    every registry of the hierarchy remember creation times, which
+    OpenMetrics scrapes write as ``_created`` samples. ``process_metrics=True``
+    (default: ``DYN_SYSTEM_PROCESS_METRICS``) registers the process, platform
+    and GC collectors (prometheus_client's names) at the root.
     ``config`` defaults to ``SystemConfig.from_env(strict=strict_config)``;
     with the environment's server enabled, a bind failure is logged and the
     runtime keeps working without a server (``system_server`` is None); with
@@ -41,15 +47,22 @@ class DistributedRuntime(_NamespaceParent):
         *,
         config: Optional[SystemConfig] = None,
         strict_config: bool = False,
+        created: Optional[bool] = None,
+        process_metrics: Optional[bool] = None,
     ) -> None:
         if worker_id is not None and (
             isinstance(worker_id, bool) or not isinstance(worker_id, int) or worker_id < 0
         ):
             raise InvalidValueError(f"worker_id must be a non-negative int, got {worker_id!r}")
         self._worker_id = worker_id
-        super().__init__("", None)
         self.config = SystemConfig.from_env(strict=strict_config) if config is None else config
+        # Read by every node's registry as it is made (hierarchy._Node._tracks_created).
+        self._created = self.config.created if created is None else bool(created)
+        super().__init__("", None)
         self.health = SystemHealth.from_config(self.config)
+        if self.config.process_metrics if process_metrics is None else process_metrics:
+            for collector in (ProcessCollector(), PlatformCollector(), GCCollector()):
+                self._registry.register(collector)
         self._started = time.monotonic()
         self._uptime = self.metrics().create_gauge(distributed_runtime.UPTIME_SECONDS, UPTIME_HELP)
         self._registry.add_update_callback(self._refresh_uptime)

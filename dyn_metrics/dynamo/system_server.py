@@ -1,7 +1,7 @@
 """Glue between a metrics source and the system status server (Dynamo's system_status_server.rs).
 
-:func:`resolve_source` turns any source into the two callables the server
-takes, ``render(fmt, names) -> str`` and ``health() -> (healthy, body)``:
+:func:`~dyn_metrics.dynamo.sources.resolve_source` turns any source into the two
+callables the server takes, ``render(fmt, names) -> str`` and ``health() -> (healthy, body)``:
 
 * a runtime (:class:`~dyn_metrics.DistributedRuntime`, or anything with
   ``render_exposition(fmt, names)``): its render, which refreshes the uptime
@@ -10,8 +10,7 @@ takes, ``render(fmt, names) -> str`` and ``health() -> (healthy, body)``:
   children; health is the runtime's at the root of its hierarchy;
 * a :class:`~dyn_metrics.dynamo.facade.Metrics` facade: its registry;
 * a :class:`~dyn_metrics.Registry`: itself;
-* None: the default registry ``dm.REGISTRY`` once it exists (issue 11; until
-  then None raises InvalidValueError saying so).
+* None: the default registry ``dm.REGISTRY``.
 
 A source without health answers always healthy: 200 with the body
 ``{"endpoints":{},"status":"ready"}``.
@@ -28,88 +27,22 @@ are exactly the source's.
 """
 
 import logging
-import sys
 import time
-from collections.abc import Mapping
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Union
 
-from ..errors import ConfigError, InvalidValueError
+from ..errors import ConfigError
 from ..metrics import Gauge, Histogram, IntCounter, IntCounterVec, overflow_children_total
 from ..registry import Registry
 from ..registry.stats import CALLBACK_ERROR_KINDS, stats
-from ..server.app import Health, MetricsServer, Render
+from ..server.app import MetricsServer, Render
 from .config import SystemConfig
+from .sources import Runtime, registry_render, resolve_source
+
+__all__ = ["Runtime", "SelfMetrics", "resolve_source", "start_from_config", "start_http_server"]
 
 _log = logging.getLogger(__name__)
 
 _OM_EOF = "# EOF\n"
-
-
-class _Health(Protocol):
-    def snapshot(self) -> tuple[bool, Mapping[str, Any]]: ...
-
-
-class Runtime(Protocol):
-    """What the server needs of a runtime (a :class:`~dyn_metrics.DistributedRuntime`)."""
-
-    @property
-    def health(self) -> _Health: ...
-
-    def render_exposition(self, fmt: str, names: Optional[frozenset[str]]) -> str: ...
-
-
-def _always_healthy() -> tuple[bool, Mapping[str, object]]:
-    return True, {"endpoints": {}, "status": "ready"}
-
-
-def _registry_render(registry: Registry) -> Render:
-    def render(fmt: str, names: Optional[frozenset[str]]) -> str:
-        if fmt == "openmetrics":
-            return registry.openmetrics_expfmt(names=names)
-        return registry.prometheus_expfmt(names=names)
-
-    return render
-
-
-def _health_of(obj: object) -> Optional[Health]:
-    snapshot = getattr(getattr(obj, "health", None), "snapshot", None)
-    return snapshot if callable(snapshot) else None
-
-
-def resolve_source(source: object) -> tuple[Render, Health]:
-    """``(render, health)`` for any kind of source (see the module docstring).
-
-    Raises InvalidValueError naming the source when it is none of them.
-    """
-    if source is None:
-        # dm.REGISTRY, looked up on the (necessarily imported) top package at
-        # call time: the layering keeps this module from importing it.
-        source = getattr(sys.modules[__name__.split(".")[0]], "REGISTRY", None)
-        if source is None:
-            raise InvalidValueError(
-                "source: None means the default registry dm.REGISTRY, which does not exist "
-                "yet; pass a DistributedRuntime, a hierarchy node, a Metrics facade or a Registry"
-            )
-    render_exposition = getattr(source, "render_exposition", None)
-    if callable(render_exposition):
-        return render_exposition, _health_of(source) or _always_healthy
-    if isinstance(source, Registry):
-        return _registry_render(source), _always_healthy
-    registry = getattr(source, "registry", None)
-    if isinstance(registry, Registry):  # a Metrics facade
-        return _registry_render(registry), _always_healthy
-    metrics = getattr(source, "metrics", None)
-    parents = getattr(source, "parent_hierarchies", None)
-    if callable(metrics) and callable(parents):  # a hierarchy node
-        facade = metrics()
-        if isinstance(getattr(facade, "registry", None), Registry):
-            chain = parents()
-            health = _health_of(chain[0]) if chain else None
-            return _registry_render(facade.registry), health or _always_healthy
-    raise InvalidValueError(
-        "source: expected a DistributedRuntime, a Namespace, Component or Endpoint, "
-        f"a Metrics facade, a Registry or None, got {source!r}"
-    )
 
 
 # -- self metrics -------------------------------------------------------------------------
@@ -195,7 +128,7 @@ class SelfMetrics:
 
     def wrap(self, render: Render) -> Render:
         """``render`` with these metrics appended (before OpenMetrics' ``# EOF``)."""
-        own = _registry_render(self.registry)
+        own = registry_render(self.registry)
 
         def combined(fmt: str, names: Optional[frozenset[str]]) -> str:
             text = render(fmt, names)

@@ -9,7 +9,7 @@ files inside may be cut as the types need.
 """
 
 from .counter import Counter, CounterVec, IntCounter, IntCounterVec
-from .desc import Desc, LabelsArg, const_label_pairs
+from .desc import Desc, LabelsArg, check_unit, const_label_pairs
 from .family import MetricFamily
 from .gauge import Gauge, GaugeVec, IntGauge, IntGaugeVec
 from .histogram import (
@@ -37,6 +37,7 @@ __all__ = [
     "LabelsArg",
     "MetricFamily",
     "OVERFLOW_VALUE",
+    "check_unit",
     "const_label_pairs",
     "exponential_buckets",
     "linear_buckets",

@@ -19,40 +19,37 @@ in the steps of Dynamo's ``prometheus_expfmt()``:
    dropped, logged once per (callback, reason) and counted
    (:mod:`.callbacks`), so the served exposition is always valid.
 
-:func:`stats` gives the process-wide counts of dropped families and failed
-callbacks, for self metrics.
-
-A scrape may ask for some families only (``name[]``, as prometheus_client's
-restricted registry): families are selected by name and type before they are
-gathered or encoded (:mod:`dyn_metrics.exposition.select`); only callback
-text, which arrives rendered, is cut by family block.
+Objects with ``collect()`` returning ``Family`` records register too
+(:mod:`.custom`). A scrape may ask for some families only (``name[]``):
+they are selected by name and type before they are read
+(:mod:`dyn_metrics.exposition.select`); callback text is cut by family block.
 
 Thread safety: registration and callback lists are guarded by a re-entrant
 lock; a scrape copies what it needs under it and runs callbacks and encoders
 outside, so a scrape from a signal handler in the middle of another scrape on
 the same thread does not deadlock.
 
-This module holds :class:`Registry` (registration, callbacks, the scrape);
-``merge.py`` the scrape plan: selecting and merging families;
-``callbacks.py`` the screening of callback text; ``stats.py`` the counts.
+Here: :class:`Registry` and :data:`REGISTRY`; ``merge.py`` the scrape plan;
+``callbacks.py`` the screening of callback text; ``custom.py`` custom
+collectors; ``stats.py`` the counts (:func:`stats`) for self metrics.
 """
 
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Optional, TypeVar
+from typing import Optional, TypeVar, cast
 
 from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError
 from ..exposition import select
 from ..exposition import text as expfmt
 from ..model import Family, Labels
 from . import callbacks
+from .custom import CustomCollector, add_custom_families, is_custom
 from .merge import (
     Collector,
     Plan,
     fold_created,
     join_texts,
-    local_groups,
     log_left_out,
     merge,
     merge_plan,
@@ -61,11 +58,11 @@ from .merge import (
 )
 from .stats import count_callback_error, count_dropped_families, stats
 
-__all__ = ["Collector", "Registry", "join_texts", "stats"]
+__all__ = ["REGISTRY", "Collector", "Registry", "join_texts", "stats"]
 
 _log = logging.getLogger(__name__)
 
-_C = TypeVar("_C", bound=Collector)
+_T = TypeVar("_T")
 
 
 class Registry:
@@ -86,21 +83,32 @@ class Registry:
         self._by_identity: dict[tuple[str, Labels], Collector] = {}  # (name, const labels)
         self._by_name: dict[str, list[Collector]] = {}
         self._children: list[Registry] = []
+        # Objects registered through the custom protocol (``custom.py``), and
+        # the family names their describe() reserves.
+        self._custom: list[CustomCollector] = []
+        self._described: set[str] = set()
         self._update_callbacks: list[Callable[[], object]] = []
         self._expfmt_callbacks: list[Callable[[], str]] = []
         self._screener = callbacks.Screener()
 
     # -- registration -----------------------------------------------------
 
-    def register(self, collector: _C) -> _C:
-        """Register a collector (any metric or vec).
+    def register(self, collector: _T) -> _T:
+        """Register a collector: any metric or vec, or any object with ``collect()``.
 
         Raises :class:`AlreadyRegisteredError` for the same collector or one
         with the same name and constant labels, :class:`DescriptorConflictError`
         for the same name with a different help, type or label-name set. A
-        failed call registers nothing.
+        failed call registers nothing. An object with ``collect()`` returning
+        :class:`~dyn_metrics.model.Family` records is a custom collector
+        (``custom.py``): the names its optional ``describe()`` gives are
+        reserved here, and refused when taken.
         """
-        descs = collector.describe()
+        if is_custom(collector):
+            self._register_custom(CustomCollector(collector))
+            return collector
+        native = cast(Collector, collector)
+        descs = native.describe()
         with self._lock:
             if any(c is collector for c in self._collectors):
                 raise AlreadyRegisteredError(
@@ -119,7 +127,9 @@ class Registry:
                             f"fully-qualified name as {desc!r} has different label "
                             f"names or a different help string (registered: {other.desc!r})"
                         )
-                existing = self._by_identity.get(desc.identity())
+                existing: object = self._by_identity.get(desc.identity())
+                if existing is None and desc.name in self._described:
+                    existing = next(c.target for c in self._custom if desc.name in c.names())
                 if existing is not None:
                     raise AlreadyRegisteredError(
                         "Duplicate metrics collector registration attempted: "
@@ -131,15 +141,35 @@ class Registry:
             track_created = getattr(collector, "track_created", None)
             if self._created and track_created is not None:
                 track_created()
-            self._collectors.append(collector)
+            self._collectors.append(native)
             for desc in descs:
-                self._by_identity[desc.identity()] = collector
-                self._by_name.setdefault(desc.name, []).append(collector)
+                self._by_identity[desc.identity()] = native
+                self._by_name.setdefault(desc.name, []).append(native)
         return collector
 
-    def unregister(self, collector: Collector) -> None:
+    def _register_custom(self, adapter: CustomCollector) -> None:
+        callbacks.load_parser()  # its families are screened (see add_expfmt_callback)
+        with self._lock:
+            target = adapter.target
+            clash = adapter.names() & (self._described | set(self._by_name))
+            if any(c.target is target for c in self._custom) or clash:
+                what = f"its family names {sorted(clash)!r} are taken" if clash else "it is here"
+                raise AlreadyRegisteredError(
+                    f"Duplicate metrics collector registration attempted: {target!r}: {what}",
+                    existing=target,
+                    new=target,
+                )
+            self._custom.append(adapter)
+            self._described |= adapter.names()
+
+    def unregister(self, collector: object) -> None:
         """Remove a registered collector; raises :class:`KeyError` if it is not here."""
         with self._lock:
+            for i, adapter in enumerate(self._custom):
+                if adapter.target is collector:
+                    del self._custom[i]
+                    self._described = {n for c in self._custom for n in c.names()}
+                    return
             for i, c in enumerate(self._collectors):
                 if c is collector:
                     del self._collectors[i]
@@ -212,36 +242,8 @@ class Registry:
     def _expfmt_texts(self) -> list[tuple[Callable[[], str], str]]:
         """``(callback, text)`` of this registry's exposition-text callbacks; failures logged."""
         with self._lock:
-            callbacks = list(self._expfmt_callbacks)
-        texts = []
-        for callback in callbacks:
-            try:
-                text: object = callback()
-            except Exception:
-                count_callback_error("expfmt")
-                _log.exception("Error executing exposition text callback: %r", callback)
-                continue
-            if not isinstance(text, str):
-                count_callback_error("expfmt")
-                _log.error(
-                    "expfmt callback must return a string, %r returned %r",
-                    callback,
-                    type(text).__name__,
-                )
-                continue
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                # It would break the whole scrape when the server encodes it.
-                count_callback_error("expfmt")
-                _log.error(
-                    "expfmt callback %r returned text that is not valid Unicode "
-                    "(it cannot be encoded as UTF-8); left out",
-                    callback,
-                )
-                continue
-            texts.append((callback, text))
-        return texts
+            texts = list(self._expfmt_callbacks)
+        return callbacks.run_texts(texts)
 
     def _screened_texts(
         self, registries: Sequence["Registry"], taken: Callable[[], set[str]]
@@ -280,19 +282,23 @@ class Registry:
         return order
 
     def _collectors_by_name(self) -> dict[str, list[Collector]]:
+        """``{name: collectors}`` of this registry, custom collectors' families included.
+
+        Runs the custom collectors (outside the lock); raises
+        :class:`DescriptorConflictError` when one returns a family whose
+        name another collector here has with a different help or type.
+        """
         with self._lock:
-            return {name: list(cs) for name, cs in self._by_name.items()}
+            local = {name: list(cs) for name, cs in self._by_name.items()}
+            custom = list(self._custom)
+        if custom:
+            add_custom_families(local, custom)
+        return local
 
     def gather(self) -> list[Family]:
         """The local families (rust-prometheus ``gather``), sorted by name."""
-        families = []
-        for name, collectors in sorted(self._collectors_by_name().items()):
-            groups = local_groups(collectors)
-            if groups:
-                desc = collectors[0].desc
-                samples = tuple(s for _, group in groups for s in group)
-                families.append(Family(name, desc.type, desc.help, samples, desc.unit))
-        return families
+        plan = {name: [cs] for name, cs in self._collectors_by_name().items()}
+        return merge_plan(plan, sorted(plan), created=False)
 
     def _plan(self, registries: Iterable["Registry"]) -> Plan:
         """``{name: [[collectors of one registry], ...]}`` over ``registries``, in order."""
@@ -424,9 +430,17 @@ class Registry:
         return text
 
     def __repr__(self) -> str:
-        return f"<Registry collectors={len(self._collectors)} children={len(self._children)}>"
+        count = len(self._collectors) + len(self._custom)
+        return f"<Registry collectors={count} children={len(self._children)}>"
 
 
 def _check_callable(callback: object) -> None:
     if not callable(callback):
         raise InvalidValueError(f"callback must be callable, got {callback!r}")
+
+
+#: The process-wide default registry (no prefix, no automatic labels): where
+#: ``start_http_server(None)``, ``generate_latest()`` and
+#: ``write_to_textfile()`` look when no source is given. Nothing registers
+#: itself here; register into it explicitly.
+REGISTRY = Registry()

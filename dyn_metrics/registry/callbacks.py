@@ -28,7 +28,7 @@ those families only.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple, Optional
 
 from ..errors import ParseError
@@ -206,3 +206,42 @@ def native_claims(names_and_types: Iterable[tuple[str, Iterable[str]]]) -> set[s
         for t in types:
             taken |= claims(name, t)
     return taken
+
+
+def run_texts(
+    expfmt_callbacks: Iterable[Callable[[], str]],
+) -> list[tuple[Callable[[], str], str]]:
+    """``(callback, text)`` of each exposition-text callback that gave usable text.
+
+    A callback that raises, returns something other than a ``str``, or text
+    that cannot be encoded as UTF-8 (it would break the whole scrape when the
+    server encodes it) is logged, counted and left out.
+    """
+    texts = []
+    for callback in expfmt_callbacks:
+        try:
+            text: object = callback()
+        except Exception:
+            stats.count_callback_error("expfmt")
+            _log.exception("Error executing exposition text callback: %r", callback)
+            continue
+        if not isinstance(text, str):
+            stats.count_callback_error("expfmt")
+            _log.error(
+                "expfmt callback must return a string, %r returned %r",
+                callback,
+                type(text).__name__,
+            )
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            stats.count_callback_error("expfmt")
+            _log.error(
+                "expfmt callback %r returned text that is not valid Unicode "
+                "(it cannot be encoded as UTF-8); left out",
+                callback,
+            )
+            continue
+        texts.append((callback, text))
+    return texts

@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import ssl
+import urllib.request
 
 import pytest
 
@@ -395,14 +396,21 @@ def test_start_http_server_rejects_other_sources(source, shown):
     assert str(info.value).endswith(f"got {shown}")
 
 
-def test_source_none_waits_for_the_default_registry():
-    # dm.REGISTRY is issue 11's; until it exists None says so.
-    if hasattr(dm, "REGISTRY"):
+def test_source_none_serves_the_default_registry():
+    gauge = dm.REGISTRY.register(dm.Gauge("source_none_probe", "Served from dm.REGISTRY"))
+    try:
+        gauge.set(7)
         render, health = resolve_source(None)
         assert health() == (True, ALWAYS_HEALTHY)
-    else:
-        with pytest.raises(InvalidValueError, match="^source: None means the default registry"):
-            start_http_server(None, port=0, host="127.0.0.1")
+        assert "source_none_probe 7\n" in render("text", None)
+        server = start_http_server(None, port=0, host="127.0.0.1")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as r:
+                assert b"source_none_probe 7\n" in r.read()
+        finally:
+            server.stop()
+    finally:
+        dm.REGISTRY.unregister(gauge)
 
 
 # -- self metrics ---------------------------------------------------------------------------

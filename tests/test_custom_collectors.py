@@ -1,0 +1,208 @@
+"""Custom collectors (registry/custom.py): objects whose ``collect()`` returns Family records."""
+
+import logging
+
+import pytest
+
+import dyn_metrics as dm
+from dyn_metrics.model import Exemplar, Family, Sample
+from dyn_metrics.registry import stats
+
+
+class Fixed:
+    """A collector returning whatever families it was given."""
+
+    def __init__(self, *families, describe=None):
+        self.families = list(families)
+        if describe is not None:
+            self.describe = lambda: describe
+
+    def collect(self):
+        return list(self.families)
+
+
+def counter(name="jobs_total", value=3, labels=(("q", "a"),), help="Jobs", **extra):
+    return Family(name, "counter", help, (Sample(name, labels, value, **extra),))
+
+
+def _errors(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_custom_family_is_served_in_both_formats_sorted_with_natives():
+    reg = dm.Registry()
+    reg.register(dm.Gauge("zz", "Last")).set(1)
+    reg.register(Fixed(counter()))
+    assert reg.prometheus_expfmt() == (
+        '# HELP jobs_total Jobs\n# TYPE jobs_total counter\njobs_total{q="a"} 3\n'
+        "# HELP zz Last\n# TYPE zz gauge\nzz 1\n"
+    )
+    om = reg.openmetrics_expfmt()
+    assert '# TYPE jobs counter\n# HELP jobs Jobs\njobs_total{q="a"} 3\n' in om
+    assert dm.check(om, "openmetrics").errors == []
+
+
+def test_custom_family_merges_with_a_native_family_of_the_same_name_and_type():
+    reg = dm.Registry()
+    vec = reg.register(dm.CounterVec("jobs_total", "Jobs", ["q"]))
+    vec.with_label_values("b").inc()
+    reg.register(Fixed(counter()))
+    text = reg.prometheus_expfmt()
+    assert 'jobs_total{q="a"} 3\njobs_total{q="b"} 1\n' in text
+    assert dm.check(text, "text").errors == []
+
+
+def test_exemplars_and_created_samples_reach_openmetrics_only():
+    created = Sample("jobs_created", (("q", "a"),), 1700000000.0)
+    ex = Exemplar((("trace_id", "abc"),), 1.0, 1700000001.0)
+    family = Family(
+        "jobs_total", "counter", "Jobs", (Sample("jobs_total", (("q", "a"),), 3, None, ex), created)
+    )
+    reg = dm.Registry()
+    reg.register(Fixed(family))
+    text = reg.prometheus_expfmt()
+    assert "created" not in text and "trace_id" not in text
+    om = reg.openmetrics_expfmt()
+    assert 'jobs_total{q="a"} 3 # {trace_id="abc"} 1.0 1700000001.0\n' in om
+    assert 'jobs_created{q="a"} 1700000000.0\n' in om
+    assert dm.check(om, "openmetrics").errors == []
+
+
+BAD_FAMILIES = [
+    # (what, family) -> dropped, counted, logged once; the rest is served
+    ("not a Family", "garbage"),
+    ("a plain tuple", ("x", "gauge", "h", ())),
+    ("unknown type", Family("x", "weird", "h", (Sample("x", (), 1),))),
+    ("bad metric name", Family("1x", "gauge", "h", (Sample("1x", (), 1),))),
+    ("bad label name", Family("x", "gauge", "h", (Sample("x", (("a-b", "1"),), 1),))),
+    ("label value not str", Family("x", "gauge", "h", (Sample("x", (("a", 1),), 1),))),
+    ("labels not pairs", Family("x", "gauge", "h", (Sample("x", ("ab",), 1),))),
+    ("value a string", Family("x", "gauge", "h", (Sample("x", (), "1"),))),
+    ("value complex", Family("x", "gauge", "h", (Sample("x", (), 1j),))),
+    ("value None", Family("x", "gauge", "h", (Sample("x", (), None),))),
+    ("sample not a Sample", Family("x", "gauge", "h", (("x", (), 1),))),
+    ("sample name of another family", Family("x", "gauge", "h", (Sample("y", (), 1),))),
+    ("duplicate series", Family("x", "gauge", "h", (Sample("x", (), 1), Sample("x", (), 2)))),
+    (
+        "histogram without +Inf",
+        Family("h", "histogram", "h", (Sample("h_bucket", (("le", "1"),), 1),)),
+    ),
+    ("help with a carriage return", Family("x", "gauge", "a\rb", (Sample("x", (), 1),))),
+    ("timestamp a string", Family("x", "gauge", "h", (Sample("x", (), 1, "now"),))),
+    ("bad exemplar", Family("x", "counter", "h", (Sample("x", (), 1, None, "ex"),))),
+    (
+        "exemplar too long",
+        Family("x", "counter", "h", (Sample("x", (), 1, None, Exemplar((("a", "b" * 200),), 1)),)),
+    ),
+    ("unit not a suffix", Family("x", "gauge", "h", (Sample("x", (), 1),), "bytes")),
+    ("lone surrogate", Family("x", "gauge", "h", (Sample("x", (("a", "\ud800"),), 1),))),
+]
+
+
+@pytest.mark.parametrize("what, family", BAD_FAMILIES, ids=[w for w, _ in BAD_FAMILIES])
+def test_a_bad_family_is_dropped_counted_and_logged_once(caplog, what, family):
+    reg = dm.Registry()
+    reg.register(Fixed(family, counter()))
+    before = stats()["dropped_families"]
+    with caplog.at_level(logging.ERROR):
+        first = reg.prometheus_expfmt()
+        second = reg.prometheus_expfmt()
+    assert (
+        first
+        == second
+        == '# HELP jobs_total Jobs\n# TYPE jobs_total counter\njobs_total{q="a"} 3\n'
+    )
+    assert stats()["dropped_families"] - before == 2
+    errors = _errors(caplog)
+    assert len(errors) == 1 and "custom collector" in errors[0] and "dropped" in errors[0]
+    om = reg.openmetrics_expfmt()
+    assert dm.check(om, "openmetrics").errors == []
+
+
+def test_a_collect_that_raises_adds_nothing_and_is_counted(caplog):
+    class Broken:
+        def collect(self):
+            raise RuntimeError("boom")
+
+    reg = dm.Registry()
+    reg.register(Broken())
+    reg.register(dm.Gauge("g", "G")).set(2)
+    before = stats()["callback_errors"]["typed"]
+    with caplog.at_level(logging.ERROR):
+        assert reg.prometheus_expfmt() == "# HELP g G\n# TYPE g gauge\ng 2\n"
+    assert stats()["callback_errors"]["typed"] - before == 1
+    assert any("boom" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_describe_reserves_names_at_registration():
+    reg = dm.Registry()
+    first = Fixed(counter(), describe=[counter(value=0)])
+    reg.register(first)
+    with pytest.raises(dm.AlreadyRegisteredError, match="jobs_total"):
+        reg.register(dm.Counter("jobs_total", "Jobs"))
+    with pytest.raises(dm.AlreadyRegisteredError, match="jobs_total"):
+        reg.register(Fixed(counter(), describe=[counter()]))
+    with pytest.raises(dm.AlreadyRegisteredError):
+        reg.register(first)
+    # Nothing half-registered: one family, served once.
+    assert reg.prometheus_expfmt().count("# TYPE jobs_total counter") == 1
+    reg.unregister(first)
+    reg.register(dm.Counter("jobs_total", "Jobs"))  # the name is free again
+
+
+def test_a_native_name_blocks_a_described_custom_collector():
+    reg = dm.Registry()
+    reg.register(dm.Gauge("jobs_total", "Jobs"))
+    with pytest.raises(dm.AlreadyRegisteredError):
+        reg.register(Fixed(counter(), describe=[counter()]))
+    assert "counter" not in reg.prometheus_expfmt()
+
+
+def test_a_bad_describe_registers_nothing():
+    reg = dm.Registry()
+    with pytest.raises(dm.InvalidValueError, match="describe"):
+        reg.register(Fixed(counter(), describe=["nope"]))
+    assert reg.prometheus_expfmt() == ""
+
+
+def test_a_clash_found_at_scrape_is_a_descriptor_conflict():
+    reg = dm.Registry()
+    reg.register(dm.Gauge("jobs_total", "Jobs")).set(1)
+    reg.register(Fixed(counter()))  # no describe(): seen only at scrape
+    with pytest.raises(dm.DescriptorConflictError, match="jobs_total"):
+        reg.prometheus_expfmt()
+
+
+def test_custom_collector_in_a_child_registry_and_unregister():
+    parent, child = dm.Registry(), dm.Registry()
+    parent.add_child_registry(child)
+    collector = Fixed(counter())
+    child.register(collector)
+    assert "jobs_total" in parent.prometheus_expfmt()
+    assert [f.name for f in child.gather()] == ["jobs_total"]
+    child.unregister(collector)
+    assert parent.prometheus_expfmt() == ""
+    with pytest.raises(KeyError):
+        child.unregister(collector)
+
+
+def test_collect_runs_at_every_scrape_and_sees_fresh_values():
+    class Live:
+        n = 0
+
+        def collect(self):
+            self.n += 1
+            return [Family("calls", "gauge", "Calls", (Sample("calls", (), self.n),))]
+
+    reg = dm.Registry()
+    reg.register(Live())
+    assert reg.prometheus_expfmt().endswith("calls 1\n")
+    assert reg.prometheus_expfmt().endswith("calls 2\n")
+    assert "calls 3\n" in reg.openmetrics_expfmt()
+
+
+def test_name_selection_applies_to_custom_families():
+    reg = dm.Registry()
+    reg.register(Fixed(counter(), Family("other", "gauge", "O", (Sample("other", (), 1),))))
+    assert reg.prometheus_expfmt(names={"jobs_total"}).count("# TYPE") == 1
+    assert "other 1" in reg.prometheus_expfmt(names={"other"})
