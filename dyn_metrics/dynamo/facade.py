@@ -133,25 +133,31 @@ class Metrics:
             raise err from exc
         return metric
 
-    def create_counter(self, name: str, help: str, labels: Labels = ()) -> Counter:
+    def create_counter(
+        self, name: str, help: str, labels: Labels = (), *, unit: str = ""
+    ) -> Counter:
         """A :class:`Counter` registered on this node."""
         full_name, const = self._prepare(name, labels)
-        return self._register(Counter(full_name, help, const))
+        return self._register(Counter(full_name, help, const, unit=unit))
 
-    def create_intcounter(self, name: str, help: str, labels: Labels = ()) -> IntCounter:
+    def create_intcounter(
+        self, name: str, help: str, labels: Labels = (), *, unit: str = ""
+    ) -> IntCounter:
         """An :class:`IntCounter` registered on this node."""
         full_name, const = self._prepare(name, labels)
-        return self._register(IntCounter(full_name, help, const))
+        return self._register(IntCounter(full_name, help, const, unit=unit))
 
-    def create_gauge(self, name: str, help: str, labels: Labels = ()) -> Gauge:
+    def create_gauge(self, name: str, help: str, labels: Labels = (), *, unit: str = "") -> Gauge:
         """A :class:`Gauge` registered on this node."""
         full_name, const = self._prepare(name, labels)
-        return self._register(Gauge(full_name, help, const))
+        return self._register(Gauge(full_name, help, const, unit=unit))
 
-    def create_intgauge(self, name: str, help: str, labels: Labels = ()) -> IntGauge:
+    def create_intgauge(
+        self, name: str, help: str, labels: Labels = (), *, unit: str = ""
+    ) -> IntGauge:
         """An :class:`IntGauge` registered on this node."""
         full_name, const = self._prepare(name, labels)
-        return self._register(IntGauge(full_name, help, const))
+        return self._register(IntGauge(full_name, help, const, unit=unit))
 
     def create_histogram(
         self,
@@ -159,47 +165,79 @@ class Metrics:
         help: str,
         labels: Labels = (),
         buckets: Optional[Iterable[float]] = None,
+        *,
+        unit: str = "",
     ) -> Histogram:
         """A :class:`Histogram` registered on this node (default buckets if None)."""
         full_name, const = self._prepare(name, labels)
-        return self._register(Histogram(full_name, help, const, buckets=buckets))
+        return self._register(Histogram(full_name, help, const, buckets=buckets, unit=unit))
 
     def create_countervec(
-        self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: Labels = (),
+        *,
+        unit: str = "",
     ) -> CounterVec:
         """A :class:`CounterVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(CounterVec, name, label_names, const_labels)
         return self._register(
-            CounterVec(full_name, help, variable, const, max_children=self._max_children())
+            CounterVec(
+                full_name, help, variable, const, max_children=self._max_children(), unit=unit
+            )
         )
 
     def create_intcountervec(
-        self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: Labels = (),
+        *,
+        unit: str = "",
     ) -> IntCounterVec:
         """An :class:`IntCounterVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(
             IntCounterVec, name, label_names, const_labels
         )
         return self._register(
-            IntCounterVec(full_name, help, variable, const, max_children=self._max_children())
+            IntCounterVec(
+                full_name, help, variable, const, max_children=self._max_children(), unit=unit
+            )
         )
 
     def create_gaugevec(
-        self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: Labels = (),
+        *,
+        unit: str = "",
     ) -> GaugeVec:
         """A :class:`GaugeVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(GaugeVec, name, label_names, const_labels)
         return self._register(
-            GaugeVec(full_name, help, variable, const, max_children=self._max_children())
+            GaugeVec(full_name, help, variable, const, max_children=self._max_children(), unit=unit)
         )
 
     def create_intgaugevec(
-        self, name: str, help: str, label_names: Iterable[str], const_labels: Labels = ()
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: Labels = (),
+        *,
+        unit: str = "",
     ) -> IntGaugeVec:
         """An :class:`IntGaugeVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(IntGaugeVec, name, label_names, const_labels)
         return self._register(
-            IntGaugeVec(full_name, help, variable, const, max_children=self._max_children())
+            IntGaugeVec(
+                full_name, help, variable, const, max_children=self._max_children(), unit=unit
+            )
         )
 
     def create_histogramvec(
@@ -209,6 +247,8 @@ class Metrics:
         label_names: Iterable[str],
         const_labels: Labels = (),
         buckets: Optional[Iterable[float]] = None,
+        *,
+        unit: str = "",
     ) -> HistogramVec:
         """A :class:`HistogramVec` with variable ``label_names``."""
         full_name, variable, const = self._prepare_vec(
@@ -222,6 +262,7 @@ class Metrics:
                 const,
                 buckets=buckets,
                 max_children=self._max_children(),
+                unit=unit,
             )
         )
 

@@ -2,7 +2,9 @@
 
 One small object serves as context manager, decorator and manual timer; it
 feeds the elapsed seconds (``time.perf_counter``, never negative) to one
-observe function, so it holds no lock and knows nothing of histograms.
+observe function, so it holds no lock and knows nothing of histograms (a
+gauge's ``time()`` feeds its ``set``). A decorated ``async def`` function
+stays one and is timed until its coroutine finishes.
 """
 
 import functools
@@ -10,6 +12,8 @@ from collections.abc import Callable
 from time import perf_counter as _perf_counter
 from types import TracebackType
 from typing import Any, Literal, Optional, TypeVar, cast
+
+from .instrument import check_decorated, is_async_function
 
 # Any callable: the wrapper keeps its signature (typing.ParamSpec is 3.10+).
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -58,7 +62,19 @@ class Timer:
 
     def __call__(self, func: _F) -> _F:
         """Decorate ``func``: every call of it observes its duration, even when it raises."""
+        check_decorated(func, "time()")
         observe = self._observe
+        if is_async_function(func):
+
+            @functools.wraps(func)
+            async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+                start = _perf_counter()
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    observe(max(_perf_counter() - start, 0.0))
+
+            return cast(_F, wrapped_async)
 
         @functools.wraps(func)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
