@@ -33,7 +33,11 @@ from ..metrics import (
     IntCounterVec,
     IntGauge,
     IntGaugeVec,
+    Info,
+    InfoVec,
     LabelsArg,
+    StateSet,
+    StateSetVec,
     const_label_pairs,
 )
 from ..registry import Collector, Registry
@@ -261,6 +265,57 @@ class Metrics:
                 variable,
                 const,
                 buckets=buckets,
+                max_children=self._max_children(),
+                unit=unit,
+            )
+        )
+
+    def create_info(self, name: str, help: str, labels: Labels = (), *, unit: str = "") -> Info:
+        """An :class:`Info` registered on this node (family ``<prefixed name>_info``)."""
+        full_name, const = self._prepare(name, labels)
+        return self._register(Info(full_name, help, const, unit=unit))
+
+    def create_infovec(
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: Labels = (),
+        *,
+        unit: str = "",
+    ) -> InfoVec:
+        """An :class:`InfoVec` with variable ``label_names``."""
+        full_name, variable, const = self._prepare_vec(InfoVec, name, label_names, const_labels)
+        return self._register(
+            InfoVec(full_name, help, variable, const, max_children=self._max_children(), unit=unit)
+        )
+
+    def create_stateset(
+        self, name: str, help: str, states: Iterable[str], labels: Labels = (), *, unit: str = ""
+    ) -> StateSet:
+        """A :class:`StateSet` registered on this node; its state label is the prefixed name."""
+        full_name, const = self._prepare(name, labels)
+        return self._register(StateSet(full_name, help, states, const, unit=unit))
+
+    def create_statesetvec(
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        states: Iterable[str],
+        const_labels: Labels = (),
+        *,
+        unit: str = "",
+    ) -> StateSetVec:
+        """A :class:`StateSetVec` with variable ``label_names``."""
+        full_name, variable, const = self._prepare_vec(StateSetVec, name, label_names, const_labels)
+        return self._register(
+            StateSetVec(
+                full_name,
+                help,
+                variable,
+                states,
+                const,
                 max_children=self._max_children(),
                 unit=unit,
             )
