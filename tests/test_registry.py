@@ -661,3 +661,14 @@ def test_names_run_update_callbacks_as_every_scrape_does():
     reg.add_update_callback(lambda: g.set(next(ticks)))
     assert reg.prometheus_expfmt(names=["nope"]) == ""
     assert reg.prometheus_expfmt(names=["g"]).endswith("g 2\n")
+
+
+def test_a_failing_gauge_function_is_counted_as_a_function_callback_error():
+    from dyn_metrics.registry import stats
+
+    reg = dm.Registry()
+    gauge = reg.register(dm.Gauge("fn_gauge", "Reads a function"))
+    gauge.set_function(lambda: 1 / 0)
+    before = stats()["callback_errors"]["function"]
+    assert reg.prometheus_expfmt() == ""  # the only sample is left out
+    assert stats()["callback_errors"]["function"] == before + 1

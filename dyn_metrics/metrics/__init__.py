@@ -2,21 +2,19 @@
 
 ``counter.py``, ``gauge.py``, ``histogram.py``, ``summary.py``, ``info.py`` and
 ``stateset.py`` hold a metric type each (``quantiles.py`` the summary's
-streaming quantiles);
-beside them sit the shared pieces: ``cells.py`` (the stripe locks, folding,
-number checks), ``desc.py`` (validated metadata), ``family.py`` (the child
-map and both renderings), ``vec.py`` (access by label values) and
-``timer.py``, ``instrument.py`` (the instrumentation helpers), ``exemplars.py``
-and ``locked.py`` (the counter cells of free-threaded interpreters). Everything outside this package imports from here, so the
-files inside may be cut as the types need.
+streaming quantiles). Beside them sit the shared pieces: ``cells.py`` (the
+stripe locks, folding, number checks), ``desc.py`` (validated metadata),
+``family.py`` (the child map and both renderings), ``vec.py`` (access by
+label values), ``timer.py`` and ``instrument.py`` (the instrumentation
+helpers), ``exemplars.py``, and ``locked.py`` (the counter cells of
+free-threaded interpreters). Everything outside this package imports from
+here, so the files inside may be cut as the types need.
 """
 
 from .counter import Counter, CounterVec, IntCounter, IntCounterVec
 from .desc import Desc, LabelsArg, check_unit, const_label_pairs
 from .family import MetricFamily
 from .gauge import Gauge, GaugeVec, IntGauge, IntGaugeVec
-from .info import Info, InfoVec
-from .stateset import Enum, StateSet, StateSetVec
 from .histogram import (
     DEFAULT_BUCKETS,
     Histogram,
@@ -24,6 +22,8 @@ from .histogram import (
     exponential_buckets,
     linear_buckets,
 )
+from .info import Info, InfoVec
+from .stateset import Enum, StateSet, StateSetVec
 from .vec import OVERFLOW_VALUE, overflow_children_total
 
 __all__ = [

@@ -61,6 +61,7 @@ from .cells import (
 )
 from .exemplars import make_exemplar
 from .family import CellClass, ScalarFamily, ScalarMetric
+from .instrument import ExceptionCounter, ExceptionTypes
 from .locked import LockedCounterCell, LockedIntCounterCell
 from .vec import MetricVec
 
@@ -191,6 +192,14 @@ class CounterCell(_Count):
             return pending
         finally:
             drop(lock)
+
+    def count_exceptions(self, exception: ExceptionTypes = Exception) -> ExceptionCounter:
+        """Context manager and decorator: +1 per ``exception`` raised through it (re-raised).
+
+        ``exception``: an exception class or a tuple of them, as ``except``
+        takes; anything else -> :class:`InvalidValueError`.
+        """
+        return ExceptionCounter(self.inc, exception)
 
     def get(self) -> Number:
         """The current value."""
@@ -394,7 +403,7 @@ class Counter(ScalarMetric[CounterChild]):
 
     _type = COUNTER
     _cell_class = counter_cell_class(integer=False)
-    _methods = ("inc", "inc_by", "get")
+    _methods = ("inc", "inc_by", "get", "count_exceptions")
     _with_exemplars = staticmethod(with_counter_exemplar)
 
     def inc(self, amount: float = 1, exemplar: ExemplarArg = None) -> None:
@@ -406,6 +415,10 @@ class Counter(ScalarMetric[CounterChild]):
         ``exemplar``: ``{label: value}`` kept as the latest exemplar, with
         ``amount`` as its value (OpenMetrics only; at most 128 characters).
         """
+
+    def count_exceptions(self, exception: ExceptionTypes = Exception) -> ExceptionCounter:
+        """Context manager and decorator counting ``exception`` raised through it."""
+        raise NotImplementedError  # shadowed by the child's method (see ScalarMetric)
 
     def get(self) -> Number:
         """The current value."""

@@ -42,7 +42,13 @@ _HAS_CREATED = (COUNTER, HISTOGRAM, SUMMARY)
 
 
 class CellClass(Protocol[_C, _V]):
-    """What a family needs of its cell class: make a cell, and read many at once."""
+    """What a family needs of its cell class: make a cell, and read many at once.
+
+    ``_read_many`` returns a ``list`` of values, one per cell; a read that
+    leaves some child out of this scrape (a gauge whose function failed)
+    returns a list *subclass* with None for that child, so the steady path
+    tests one class instead of scanning for None.
+    """
 
     def __call__(self, lock: threading.Lock, /) -> _C: ...
 
@@ -245,9 +251,13 @@ class ScalarFamily(MetricFamily[_C, Number]):
         if text is None or text[0] != version:
             text = self._text = (version, [self._line_prefix(key) for key in keys])
         values = self._cell_class._read_many(cells)
+        prefixes = text[1]
+        if values.__class__ is not list:  # None for a sample left out (a failed gauge function)
+            prefixes = [p for p, v in zip(prefixes, values) if v is not None]
+            values = [v for v in values if v is not None]
         if values:
             write(self._header)
-            write("\n".join(map(operator.add, text[1], expfmt.format_values(values))))
+            write("\n".join(map(operator.add, prefixes, expfmt.format_values(values))))
             write("\n")
 
     def _line_prefix(self, key: Key) -> str:

@@ -169,7 +169,6 @@ class GaugeCell:
 
     __slots__ = ("_value",)
     _kind: ClassVar[type] = float  # the type set() and add() take without converting
-    _one: ClassVar[Number] = 1.0
 
     def __init__(self, lock: Optional[threading.Lock] = None) -> None:
         self._value: list[Number] = [0.0]
@@ -213,7 +212,12 @@ class GaugeCell:
 
     def dec(self, amount: Number = 1.0) -> None:
         """Subtract ``amount`` (default 1), as prometheus_client's ``dec``."""
-        self.add(-amount if amount.__class__ is self._kind else -self._number(amount))
+        try:
+            self.add(-amount)
+        except (TypeError, InvalidValueError):
+            # Not a number, or refused (nothing changed): again, so that the
+            # error names the value given, not its negation.
+            self.add(-self._number(amount))
 
     # Dynamo's older Python binding spells add/sub this way.
     inc_by = add
@@ -317,7 +321,6 @@ class IntGaugeCell(GaugeCell):
 
     __slots__ = ()
     _kind = int
-    _one = 1
 
     def __init__(self, lock: Optional[threading.Lock] = None) -> None:
         self._value = [0]
@@ -333,7 +336,10 @@ class IntGaugeCell(GaugeCell):
 
     def dec(self, amount: Number = 1) -> None:
         """Subtract ``amount`` (default 1)."""
-        self.add(-amount if amount.__class__ is self._kind else -self._number(amount))
+        try:
+            self.add(-amount)
+        except (TypeError, InvalidValueError):
+            self.add(-self._number(amount))  # raises naming the value given (see above)
 
     @staticmethod
     def _function_result(value: object) -> int:

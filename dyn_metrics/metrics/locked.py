@@ -17,6 +17,7 @@ from typing import Optional
 from ..model import Exemplar, Number
 from .cells import float_increment, int_increment, read_one_by_one
 from .exemplars import make_exemplar
+from .instrument import ExceptionCounter, ExceptionTypes
 
 
 class LockedCounterCell:
@@ -49,6 +50,10 @@ class LockedCounterCell:
             self._value += number
             if ex is not None:
                 self._exemplar = ex
+
+    def count_exceptions(self, exception: ExceptionTypes = Exception) -> ExceptionCounter:
+        """Context manager and decorator: +1 per ``exception`` raised through it (re-raised)."""
+        return ExceptionCounter(self.inc, exception)
 
     def get(self) -> Number:
         """The current value (a single attribute read: atomic)."""

@@ -17,12 +17,14 @@ signal between them loses an increment.
 
 import itertools
 
+from ..metrics.gauge import function_errors_total
+
 __all__ = ["CALLBACK_ERROR_KINDS", "count_callback_error", "count_dropped_families", "stats"]
 
 #: The ``kind`` label values of ``dyn_metrics_callback_errors_total``: update
-#: and exposition-text callbacks (counted here), typed callbacks and gauge
-#: ``set_function`` (not counted yet: their areas will call
-#: :func:`count_callback_error`).
+#: and exposition-text callbacks and custom collectors (``typed``), counted
+#: here, and gauge ``set_function`` failures, counted by the gauges
+#: (``metrics.gauge.function_errors_total``).
 CALLBACK_ERROR_KINDS = ("update", "expfmt", "typed", "function")
 
 
@@ -67,5 +69,8 @@ def stats() -> dict[str, object]:
     """
     return {
         "dropped_families": _dropped_families.value,
-        "callback_errors": {kind: c.value for kind, c in _callback_errors.items()},
+        "callback_errors": {
+            kind: c.value + (function_errors_total() if kind == "function" else 0)
+            for kind, c in _callback_errors.items()
+        },
     }

@@ -517,3 +517,76 @@ def test_hierarchy_vecs_take_the_runtimes_max_children(limit, created, served):
         lines = [x for x in text.splitlines() if x.startswith(f"dynamo_component_{name}{{")]
         assert len(lines) == served, (name, lines)
     assert ('k="__overflow__"' in text) is (limit is not None)
+
+
+# -- the second release's create_*: unit=, info, stateset -----------------------------------
+
+UNIT_ROWS = [
+    # (create call, unit) -> OpenMetrics # UNIT line of the prefixed family
+    (lambda m, u: m.create_counter("io_seconds_total", "h", unit=u), "seconds"),
+    (lambda m, u: m.create_intcounter("rx_bytes_total", "h", unit=u), "bytes"),
+    (lambda m, u: m.create_gauge("temp_celsius", "h", unit=u), "celsius"),
+    (lambda m, u: m.create_intgauge("mem_bytes", "h", unit=u), "bytes"),
+    (lambda m, u: m.create_histogram("lat_seconds", "h", unit=u), "seconds"),
+    (lambda m, u: m.create_countervec("tx_bytes_total", "h", ["k"], unit=u), "bytes"),
+    (lambda m, u: m.create_intcountervec("ev_items_total", "h", ["k"], unit=u), "items"),
+    (lambda m, u: m.create_gaugevec("q_items", "h", ["k"], unit=u), "items"),
+    (lambda m, u: m.create_intgaugevec("slots_items", "h", ["k"], unit=u), "items"),
+    (lambda m, u: m.create_histogramvec("size_bytes", "h", ["k"], unit=u), "bytes"),
+]
+
+
+@pytest.mark.parametrize("create, unit", UNIT_ROWS)
+def test_create_takes_a_unit_and_refuses_one_the_name_does_not_end_in(create, unit):
+    m = _metrics()
+    metric = create(m, unit)
+    assert metric.desc.unit == unit
+    assert metric.desc.name.startswith("dynamo_component_")
+    m2 = _metrics()
+    with pytest.raises(InvalidNameError, match="must end in '_parsecs'"):
+        create(m2, "parsecs")
+    assert m2.registry.collect() == [] and m2.registry._collectors == []
+
+
+def test_create_info_and_stateset_prefix_and_label_them():
+    m = dm.DistributedRuntime(config=SystemConfig()).namespace("ns").component("c").metrics()
+    m.create_info("build", "Build", [("region", "eu")]).info({"version": "1.2"})
+    m.create_stateset("worker_state", "State", ["starting", "ready"]).state("ready")
+    m.create_infovec("model", "Model", ["name"]).with_label_values("llama").info({"rev": "3"})
+    m.create_statesetvec("phase", "Phase", ["gpu"], ["idle", "busy"]).with_label_values("0")
+    text = m.prometheus_expfmt()
+    auto = 'dynamo_component="c",dynamo_namespace="ns"'
+    # Every label sorted by name, the state label (named after the metric) included.
+    assert f'dynamo_component_build_info{{{auto},region="eu",version="1.2"}} 1\n' in text
+    assert (
+        'dynamo_component_worker_state{dynamo_component="c",'
+        'dynamo_component_worker_state="ready",dynamo_namespace="ns"} 1\n'
+    ) in text
+    assert f'dynamo_component_model_info{{{auto},name="llama",rev="3"}} 1\n' in text
+    assert (
+        'dynamo_component_phase{dynamo_component="c",dynamo_component_phase="idle",'
+        'dynamo_namespace="ns",gpu="0"} 1\n'
+    ) in text
+    assert dm.check(text, "text").errors == []
+    om = m.registry.openmetrics_expfmt()
+    assert "# TYPE dynamo_component_build info\n" in om
+    assert "# TYPE dynamo_component_worker_state stateset\n" in om
+    assert dm.check(om, "openmetrics").errors == []
+
+
+@pytest.mark.parametrize(
+    "call, exc",
+    [
+        (lambda m: m.create_info("build", "h", unit="x"), InvalidNameError),
+        (lambda m: m.create_stateset("s", "h", []), InvalidValueError),
+        (lambda m: m.create_stateset("s", "h", ["a", "a"]), InvalidValueError),
+        (lambda m: m.create_info("build", "h", [("dynamo_namespace", "x")]), InvalidLabelsError),
+        (lambda m: m.create_infovec("i", "h", []), InvalidLabelsError),
+        (lambda m: m.create_statesetvec("s", "h", [], ["a"]), InvalidLabelsError),
+    ],
+)
+def test_create_info_and_stateset_refuse_and_register_nothing(call, exc):
+    m = _metrics()
+    with pytest.raises(exc):
+        call(m)
+    assert m.registry._collectors == []

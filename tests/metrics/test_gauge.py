@@ -98,7 +98,8 @@ def test_gauge_refuses_what_is_not_real_and_keeps_its_value(bad):
     for metric in (g, child):
         metric.set(1.5)
         metric.add(1.0)
-        for op in (metric.set, metric.add, metric.sub, metric.inc_by, metric.dec_by):
+        ops = (metric.set, metric.add, metric.sub, metric.inc_by, metric.dec_by)
+        for op in ops + (metric.inc, metric.dec):
             with pytest.raises(InvalidValueError) as info:
                 op(bad)
             assert str(info.value) == f"gauge value must be a real number, got {bad!r}"
@@ -137,7 +138,7 @@ def test_int_metrics_take_operator_index(value, expected):
     g.set(2)
     c.inc_by(2)
     if expected is InvalidValueError:
-        for op in (g.set, g.add, g.sub, c.inc_by):
+        for op in (g.set, g.add, g.sub, g.inc, g.dec, c.inc_by):
             with pytest.raises(InvalidValueError, match=r"must be an integer, got "):
                 op(value)
         assert g.get() == 2 and c.get() == 2
@@ -183,6 +184,40 @@ def test_intgauge_operations_and_rejects_floats():
             op(1.5)
     assert g.get() == -60
     assert scrape(g).endswith("\ng -60\n")
+
+
+INC_DEC_ROWS = [
+    # (id, metric maker, calls from 10, value after)
+    ("Gauge inc(2.5)", lambda: dm.Gauge("g", "g"), [("inc", 2.5)], 12.5),
+    ("Gauge dec(0.5)", lambda: dm.Gauge("g", "g"), [("dec", 0.5)], 9.5),
+    ("Gauge dec(int)", lambda: dm.Gauge("g", "g"), [("dec", 3)], 7.0),
+    ("Gauge defaults", lambda: dm.Gauge("g", "g"), [("inc",), ("inc",), ("dec",)], 11.0),
+    ("IntGauge inc(5)", lambda: dm.IntGauge("g", "g"), [("inc", 5)], 15),
+    ("IntGauge dec(True)", lambda: dm.IntGauge("g", "g"), [("dec", True)], 9),
+    ("IntGauge defaults", lambda: dm.IntGauge("g", "g"), [("inc",), ("dec",), ("dec",)], 9),
+    ("child dec(-2)", lambda: dm.GaugeVec("g", "g", ["a"]).labels("x"), [("dec", -2)], 12.0),
+    ("int child inc(2)", lambda: dm.IntGaugeVec("g", "g", ["a"]).labels("x"), [("inc", 2)], 12),
+]
+
+
+@pytest.mark.parametrize(
+    "make, calls, value", [r[1:] for r in INC_DEC_ROWS], ids=[r[0] for r in INC_DEC_ROWS]
+)
+def test_inc_and_dec_take_an_amount_as_prometheus_client(make, calls, value):
+    g = make()
+    g.set(10)
+    for name, *args in calls:
+        getattr(g, name)(*args)
+    assert g.get() == value and type(g.get()) is type(value)
+
+
+def test_dec_error_names_the_value_given_not_its_negation():
+    g = dm.IntGauge("g", "g")
+    g.set(3)
+    with pytest.raises(InvalidValueError) as info:
+        g.dec(1.5)
+    assert str(info.value) == "int gauge value must be an integer, got 1.5"
+    assert g.get() == 3
 
 
 # -- GaugeVec and IntGaugeVec children ---------------------------------------------------
@@ -391,6 +426,8 @@ def test_function_may_update_and_read_metrics_during_a_scrape():
 
     def fn():
         other.inc()
+        # A scrape of another registry, from inside the function.
+        assert scrape(other) == f"# HELP o o\n# TYPE o gauge\no {other.get():g}\n"
         return vec.labels("x").get() + other.get() + _read(other)
 
     vec.labels("y").set_function(fn)

@@ -231,15 +231,41 @@ def test_vec_refuses_a_label_value_that_is_not_valid_unicode():
 
 CHILD_API_ROWS = [
     # (vec factory, the public names of its children)
-    (lambda: dm.CounterVec("a_total", "a", ["k"]), ["get", "inc", "inc_by"]),
-    (lambda: dm.IntCounterVec("b_total", "b", ["k"]), ["get", "inc", "inc_by"]),
+    (lambda: dm.CounterVec("a_total", "a", ["k"]), ["count_exceptions", "get", "inc", "inc_by"]),
+    (lambda: dm.IntCounterVec("b_total", "b", ["k"]), ["count_exceptions", "get", "inc", "inc_by"]),
     (
         lambda: dm.GaugeVec("c", "c", ["k"]),
-        ["add", "dec", "dec_by", "get", "inc", "inc_by", "set", "sub"],
+        [
+            "add",
+            "dec",
+            "dec_by",
+            "get",
+            "inc",
+            "inc_by",
+            "set",
+            "set_function",
+            "set_to_current_time",
+            "sub",
+            "time",
+            "track_inprogress",
+        ],
     ),
     (
         lambda: dm.IntGaugeVec("d", "d", ["k"]),
-        ["add", "dec", "dec_by", "get", "inc", "inc_by", "set", "sub"],
+        [
+            "add",
+            "dec",
+            "dec_by",
+            "get",
+            "inc",
+            "inc_by",
+            "set",
+            "set_function",
+            "set_to_current_time",
+            "sub",
+            "time",
+            "track_inprogress",
+        ],
     ),
     (
         lambda: dm.HistogramVec("e", "e", ["k"]),
