@@ -672,3 +672,16 @@ def test_a_failing_gauge_function_is_counted_as_a_function_callback_error():
     before = stats()["callback_errors"]["function"]
     assert reg.prometheus_expfmt() == ""  # the only sample is left out
     assert stats()["callback_errors"]["function"] == before + 1
+
+
+def test_a_failing_gauge_function_logs_once_and_counts_every_time(caplog):
+    from dyn_metrics.registry import stats
+
+    reg = dm.Registry()
+    reg.register(dm.Gauge("fn_twice", "Reads a function")).set_function(lambda: [][0])
+    before = stats()["callback_errors"]["function"]
+    with caplog.at_level(logging.ERROR):
+        reg.prometheus_expfmt()
+        reg.openmetrics_expfmt()
+    assert stats()["callback_errors"]["function"] == before + 2
+    assert len([r for r in caplog.records if "gauge function" in r.getMessage()]) == 1

@@ -139,14 +139,18 @@ class PartialValues(list):  # type: ignore[type-arg]  # list[Optional[Number]]
     __slots__ = ()
 
 
+#: ``(id(function), exception type)`` already logged (dict.setdefault: atomic, no lock).
+_logged: dict[tuple[int, str], object] = {}
+
+
 def _call_functions(cells: list["GaugeCell"], values: list[Number]) -> list[Number]:
     """``values`` with each function's result in its place, None where it failed.
 
     Called once the read has released the stripes: only a read nested in
     another on the same thread (a signal handler during a scrape) runs the
     functions while the outer read holds them, and then nothing the functions
-    call waits for a stripe (``cells.take``). A failure logs one line and
-    counts in :func:`function_errors_total`.
+    call waits for a stripe (``cells.take``). A failure counts in
+    :func:`function_errors_total` and logs one line the first time.
     """
     if _Function not in set(map(type, values)):
         return values
@@ -158,7 +162,16 @@ def _call_functions(cells: list["GaugeCell"], values: list[Number]) -> list[Numb
                 out[i] = _call(head, cells[i]._function_result)
             except Exception as exc:  # anything a user function raises
                 next(_function_errors)
-                _log.error("gauge function %r failed, sample left out: %r", head.fn, exc)
+                # Logged once per (function, exception type), as callbacks are:
+                # a scrape every few seconds must not flood the log.
+                token = object()
+                if _logged.setdefault((id(head.fn), type(exc).__name__), token) is token:
+                    _log.error(
+                        "gauge function %r failed, sample left out (logged once per function "
+                        "and error type; counted in dyn_metrics_callback_errors_total): %r",
+                        head.fn,
+                        exc,
+                    )
                 out[i] = None
                 omitted = True
     return out if omitted else list(out)
