@@ -41,6 +41,8 @@ from .metrics import (
     IntGaugeVec,
     StateSet,
     StateSetVec,
+    Summary,
+    SummaryVec,
     exponential_buckets,
     linear_buckets,
 )
@@ -130,6 +132,8 @@ __all__ = [
     "Sample",
     "StateSet",
     "StateSetVec",
+    "Summary",
+    "SummaryVec",
     "start_http_server",
     "write_to_textfile",
 ]

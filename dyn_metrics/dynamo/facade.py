@@ -17,7 +17,7 @@ A failed ``create_*`` raises and registers nothing. The returned metric is the
 object that is scraped: keep it and update it.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Optional, TypeVar
 
 from .. import prometheus_names as names
@@ -38,6 +38,8 @@ from ..metrics import (
     LabelsArg,
     StateSet,
     StateSetVec,
+    Summary,
+    SummaryVec,
     const_label_pairs,
 )
 from ..registry import Collector, Registry
@@ -265,6 +267,50 @@ class Metrics:
                 variable,
                 const,
                 buckets=buckets,
+                max_children=self._max_children(),
+                unit=unit,
+            )
+        )
+
+    def create_summary(
+        self,
+        name: str,
+        help: str,
+        labels: Labels = (),
+        objectives: Optional[Mapping[float, float]] = None,
+        max_age: float = 600.0,
+        age_buckets: int = 5,
+        *,
+        unit: str = "",
+    ) -> Summary:
+        """A :class:`Summary` registered on this node (no quantiles unless ``objectives``)."""
+        full_name, const = self._prepare(name, labels)
+        return self._register(
+            Summary(full_name, help, const, objectives, max_age, age_buckets, unit=unit)
+        )
+
+    def create_summaryvec(
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: Labels = (),
+        objectives: Optional[Mapping[float, float]] = None,
+        max_age: float = 600.0,
+        age_buckets: int = 5,
+        unit: str = "",
+    ) -> SummaryVec:
+        """A :class:`SummaryVec` with variable ``label_names`` (api.md's signature)."""
+        full_name, variable, const = self._prepare_vec(SummaryVec, name, label_names, const_labels)
+        return self._register(
+            SummaryVec(
+                full_name,
+                help,
+                variable,
+                const,
+                objectives,
+                max_age,
+                age_buckets,
                 max_children=self._max_children(),
                 unit=unit,
             )

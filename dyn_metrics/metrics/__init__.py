@@ -24,6 +24,7 @@ from .histogram import (
 )
 from .info import Info, InfoVec
 from .stateset import Enum, StateSet, StateSetVec
+from .summary import Summary, SummaryVec
 from .vec import OVERFLOW_VALUE, overflow_children_total
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "InfoVec",
     "StateSet",
     "StateSetVec",
+    "Summary",
+    "SummaryVec",
     "CounterVec",
     "Desc",
     "Gauge",

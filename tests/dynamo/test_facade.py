@@ -590,3 +590,40 @@ def test_create_info_and_stateset_refuse_and_register_nothing(call, exc):
     with pytest.raises(exc):
         call(m)
     assert m.registry._collectors == []
+
+
+def test_create_summary_and_summaryvec_prefix_label_and_take_their_options():
+    m = _metrics()
+    s = m.create_summary(
+        "rpc_seconds", "RPC", [("api", "v1")], {0.5: 0.05}, 60.0, 3, unit="seconds"
+    )
+    for i in range(1, 101):
+        s.observe(i / 100)
+    v = m.create_summaryvec("size_bytes", "Sizes", ["k"], objectives={0.9: 0.01}, unit="bytes")
+    v.labels("a").observe(10)
+    text = m.prometheus_expfmt()
+    assert 'dynamo_component_rpc_seconds_count{api="v1",dynamo_namespace="ns"} 100\n' in text
+    assert 'dynamo_component_size_bytes{dynamo_namespace="ns",k="a",quantile="0.9"} 10\n' in text
+    q = next(x for x in text.splitlines() if 'quantile="0.5"' in x)
+    assert abs(float(q.split()[-1]) - 0.5) <= 0.05 + 0.01
+    om = m.registry.openmetrics_expfmt()
+    assert "# UNIT dynamo_component_rpc_seconds seconds\n" in om
+    assert dm.check(text, "text").errors == [] and dm.check(om, "openmetrics").errors == []
+
+
+@pytest.mark.parametrize(
+    "call, exc",
+    [
+        (lambda m: m.create_summary("s", "h", objectives={1.5: 0.1}), InvalidValueError),
+        (lambda m: m.create_summary("s", "h", objectives={0.5: 0.0}), InvalidValueError),
+        (lambda m: m.create_summary("s", "h", age_buckets=0), InvalidValueError),
+        (lambda m: m.create_summary("s", "h", [("quantile", "x")]), InvalidLabelsError),
+        (lambda m: m.create_summaryvec("s", "h", ["quantile"]), InvalidLabelsError),
+        (lambda m: m.create_summaryvec("s", "h", []), InvalidLabelsError),
+    ],
+)
+def test_create_summary_refuses_and_registers_nothing(call, exc):
+    m = _metrics()
+    with pytest.raises(exc):
+        call(m)
+    assert m.registry._collectors == []
