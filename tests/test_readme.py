@@ -36,9 +36,28 @@ def test_readme_registry_example_runs(capsys):
     assert 'lat_seconds_count{route="/v1/chat"} 1\n' in out
 
 
+def test_readme_more_types_example_runs(monkeypatch, capsys, tmp_path):
+    written = []
+    monkeypatch.setattr(dm, "write_to_textfile", lambda path, source=None: written.append(path))
+    before = (list(dm.REGISTRY._collectors), list(dm.REGISTRY._custom))
+    try:
+        exec(BLOCKS[2], {})
+        out = capsys.readouterr().out
+    finally:
+        for collector in dm.REGISTRY._collectors + [c.target for c in dm.REGISTRY._custom]:
+            if collector not in before[0] and all(c.target is not collector for c in before[1]):
+                dm.REGISTRY.unregister(collector)
+    assert 'rpc_seconds{quantile="0.5"} 0.2\n' in out
+    assert 'build_info{commit="abc",version="1.2"} 1\n' in out
+    assert 'worker_state{worker_state="ready"} 1\n' in out
+    assert "tokens_total 128\n" in out and "process_cpu_seconds_total " in out
+    assert dm.check(out, "text").ok
+    assert written == ["/var/lib/node_exporter/textfile/app.prom"]
+
+
 def test_readme_property_test_example_runs():
     namespace = {"render_my_metrics": _render}
-    exec(BLOCKS[2], namespace)
+    exec(BLOCKS[3], namespace)
     namespace["test_my_exporter_survives_any_model_name"]()
 
 
