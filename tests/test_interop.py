@@ -13,31 +13,16 @@ stored series: ``le="1"`` and ``dynamo_component_testcounter`` from text
 OpenMetrics.
 """
 
-import json
 import math
-import shutil
-import socket
 import subprocess
-import tempfile
-import time
-import urllib.parse
-import urllib.request
 
 import pytest
 
 import dyn_metrics as dm
 from dyn_metrics.exposition.check import check
+from tests.realtools import Prometheus, binary
 
-INSTALL_HINT = "install Debian's prometheus package (apt-get install prometheus)"
 AWKWARD = 'C:\\dir\\"x"\nline2\t✓ é'
-DEADLINE = 25.0
-POLL = 0.1
-
-
-def _binary(name):
-    path = shutil.which(name)
-    assert path, f"{name} not found: {INSTALL_HINT}"
-    return path
 
 
 def _every_type_registry():
@@ -75,7 +60,7 @@ def _every_type_registry():
 
 
 def test_interop_promtool_accepts_registry_text_with_every_type():
-    promtool = _binary("promtool")
+    promtool = binary("promtool")
     text = _every_type_registry().prometheus_expfmt()
     assert check(text, "text").errors == []
     proc = subprocess.run(
@@ -86,94 +71,6 @@ def test_interop_promtool_accepts_registry_text_with_every_type():
 
 
 # -- a real Prometheus ------------------------------------------------------------
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)
-
-
-def _poll(what, fn):
-    """Call ``fn`` until it returns something truthy; fail after DEADLINE seconds."""
-    deadline = time.monotonic() + DEADLINE
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except OSError as exc:  # Prometheus not listening yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(POLL)
-    pytest.fail(f"timed out waiting for {what}; last answer: {last!r}")
-
-
-class _Prometheus:
-    def __init__(self, target):
-        self.binary = _binary("prometheus")
-        self.dir = tempfile.mkdtemp(prefix="dyn-metrics-prom-")
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        config = (
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-            "scrape_configs:\n  - job_name: dyn\n    static_configs:\n"
-            f"      - targets: ['{target}']\n"
-        )
-        with open(f"{self.dir}/prometheus.yml", "w") as f:
-            f.write(config)
-        self.log = open(f"{self.dir}/prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={self.dir}/prometheus.yml",
-                f"--storage.tsdb.path={self.dir}/data",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def query(self, promql):
-        url = f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        answer = _get_json(url)
-        assert answer["status"] == "success", answer
-        return answer["data"]["result"]
-
-    def wait_for(self, promql):
-        def ready():
-            assert self.proc.poll() is None, f"prometheus exited: {self.tail()}"
-            return self.query(promql)
-
-        return _poll(promql, ready)
-
-    def target(self):
-        def scraped():
-            targets = _get_json(f"{self.base}/api/v1/targets")["data"]["activeTargets"]
-            return targets if targets and targets[0]["health"] != "unknown" else None
-
-        return _poll("the first scrape", scraped)[0]
-
-    def tail(self):
-        self.log.flush()
-        with open(f"{self.dir}/prometheus.log") as f:
-            return f.read()[-2000:]
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _value(result):
@@ -199,7 +96,7 @@ def test_interop_prometheus_scrapes_the_recorded_values(openmetrics):
     server = dm.start_http_server(drt, port=0, host="127.0.0.1", openmetrics=openmetrics)
     prom = None
     try:
-        prom = _Prometheus(f"127.0.0.1:{server.port}")
+        prom = Prometheus(f"127.0.0.1:{server.port}")
         prefix = "dynamo_component_"
         counter = prom.wait_for(f'{prefix}requests_total{{service="api"}}')
         target = prom.target()

@@ -69,6 +69,12 @@ _TIE_DEN_LIMIT = 1 << 26
 
 def _break_tie(r: str, num: int, den: int) -> str:
     """``r`` (repr of num/den), or the digits Rust picks when ``r`` sits on a tie."""
+    if "e" not in r:
+        # num/den with den = 2**k has exactly k decimal places; a tie sits half a
+        # unit past r's last place, so it needs k = (r's places) + 1. Most values
+        # (1.5, 0.25) fail that at once, without the big-int test below.
+        if den.bit_length() - 2 != len(r) - 1 - r.find("."):
+            return r
     mantissa, _, exponent = r.partition("e")
     sign = ""
     if mantissa[0] == "-":

@@ -41,8 +41,8 @@ import math
 import operator
 import sys
 import threading
-from collections.abc import Iterable
-from typing import NoReturn, Protocol, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import NoReturn, Optional, Protocol, TypeVar
 
 from ..errors import InvalidValueError
 from ..model import Number
@@ -77,6 +77,8 @@ class _Held(threading.local):
 
     def __init__(self) -> None:
         self.locks: list[threading.Lock] = []
+        # The stripes each take_all() of this thread took, innermost last.
+        self.groups: list[tuple[threading.Lock, ...]] = []
 
 
 _HELD = _Held()
@@ -114,41 +116,63 @@ def drop(lock: threading.Lock) -> None:
     _HELD.locks.pop()
 
 
-def take_all() -> bool:
-    """Acquire every stripe, in one fixed order; True if taken (then :func:`drop_all`).
+#: Below this many cells a family read takes only its cells' stripes, not all 64:
+#: a label-less metric's scrape then costs one lock, not 64.
+FEW_CELLS = 16
+
+
+def _stripes_of(cells: Sequence[object]) -> tuple[threading.Lock, ...]:
+    return tuple(STRIPES[i] for i in sorted({(id(cell) >> 4) & 63 for cell in cells}))
+
+
+def take_all(cells: Optional[Sequence[object]] = None) -> bool:
+    """Acquire the stripes of ``cells`` (every stripe for many cells or None), in one
+    fixed order; True if taken (then :func:`drop_all`).
 
     A family read takes them once for all its cells instead of one lock per
-    cell: four times faster per series. Waits unless this thread holds a
-    stripe already; then it only tries, all or nothing.
+    cell: four times faster per series. Stripes are always taken in
+    increasing index order, all of them or a subset, so two threads never
+    wait for each other in a cycle. Waits unless this thread holds a stripe
+    already; then it only tries, all or nothing.
     """
+    if cells is not None and len(cells) == 1:  # a label-less metric: one stripe, as take()
+        lock = stripe(cells[0])
+        if not take(lock):
+            return False
+        _HELD.groups.append((lock,))
+        return True
+    locks = STRIPES if cells is None or len(cells) >= FEW_CELLS else _stripes_of(cells)
     held = _HELD.locks
     wait = not (held and not _STRIPE_SET.isdisjoint(held))
-    held.extend(STRIPES)
+    held.extend(locks)
     taken = 0
     try:
-        for lock in STRIPES:
+        for lock in locks:
             if not lock.acquire(wait):
                 break
             taken += 1
     except BaseException:
         # An interrupt half way must not leave stripes held for good.
-        _release_first(taken)
+        _release_first(locks, taken)
         raise
-    if taken == len(STRIPES):
+    if taken == len(locks):
+        _HELD.groups.append(locks)
         return True
-    _release_first(taken)
+    _release_first(locks, taken)
     return False
 
 
-def _release_first(taken: int) -> None:
-    for lock in reversed(STRIPES[:taken]):
+def _release_first(locks: tuple[threading.Lock, ...], taken: int) -> None:
+    for lock in reversed(locks[:taken]):
         lock.release()
-    del _HELD.locks[-len(STRIPES) :]
+    if locks:
+        del _HELD.locks[-len(locks) :]
 
 
 def drop_all() -> None:
-    """Release every stripe taken by :func:`take_all`."""
-    _release_first(len(STRIPES))
+    """Release the stripes the last :func:`take_all` of this thread took."""
+    locks = _HELD.groups.pop()
+    _release_first(locks, len(locks))
 
 
 def hidden(name: str) -> property:

@@ -25,9 +25,8 @@ The first ``inc_by`` turns ``_value`` into the list under the cell's stripe
 :data:`DEFERRED` instead, counted by reads and moved into the list by the
 next ``inc_by``: nothing waits and nothing is lost.
 
-On a free-threaded interpreter (``sys._is_gil_enabled()`` is false) nothing
-guarantees that ``count.__next__`` is atomic, so :func:`counter_cell_class`
-returns :class:`LockedCounterCell`, which takes its own lock on every update.
+On a free-threaded interpreter nothing guarantees that ``count.__next__`` is
+atomic, so :func:`counter_cell_class` picks the cells of ``locked.py``.
 
 Counters never go down: negative, NaN or infinite increments raise
 :class:`InvalidValueError` and change nothing.
@@ -38,6 +37,7 @@ import itertools
 import operator
 import threading
 from collections.abc import Mapping
+from time import time as _now
 from typing import TYPE_CHECKING, NoReturn, Optional, Union, cast
 
 from ..model import COUNTER, Exemplar, Number, Sample
@@ -59,7 +59,7 @@ from .cells import (
     take,
     take_all,
 )
-from .exemplars import make_exemplar
+from .exemplars import RawExemplar, as_exemplar, exemplar_labels
 from .family import CellClass, ScalarFamily, ScalarMetric
 from .instrument import ExceptionCounter, ExceptionTypes
 from .locked import LockedCounterCell, LockedIntCounterCell
@@ -91,7 +91,7 @@ class _Pending(list):  # type: ignore[type-arg]  # list[Number], with slots
 
     __slots__ = ("base", "exemplar")
     base: int
-    exemplar: Optional[Exemplar]
+    exemplar: Optional[RawExemplar]
 
 
 #: ``(cell, amount)`` of first ``inc_by`` calls made while the cell's stripe was
@@ -147,7 +147,8 @@ class CounterCell(_Count):
                 amount = self._increment(amount)  # raises
         elif cls is not int or not 0 <= amount < EXACT_INT:
             amount = self._increment(amount)  # raises, or converts
-        ex = None if exemplar is None else make_exemplar(exemplar, amount)
+        # make_exemplar, inlined: an exemplar is checked and stamped on the hot path.
+        ex = None if exemplar is None else (exemplar_labels(exemplar), amount, _now())
         pending = self._value
         if pending.__class__ is not _Pending:
             made = self._pending_list()
@@ -222,7 +223,7 @@ class CounterCell(_Count):
         values = list(map(_get_value, cells))
         if not DEFERRED and _Pending not in set(map(type, values)):
             return list(map(operator.add, _ticks_many(cells), values))
-        if take_all():
+        if take_all(cells):
             try:
                 totals = list(map(_sum_of, cells, values))
             finally:
@@ -381,8 +382,10 @@ def counter_cell_class(integer: bool, vec: bool = False) -> CellClass[CounterChi
 
 def counter_exemplar(cell: CounterChild) -> Optional[Exemplar]:
     """The latest exemplar of a counter cell, or None."""
-    found: Optional[Exemplar] = getattr(cell._value, "exemplar", None)  # a _Pending list's
-    return found if found is not None else getattr(cell, "_exemplar", None)
+    found: Optional[RawExemplar] = getattr(cell._value, "exemplar", None)  # a _Pending list's
+    if found is None:
+        found = getattr(cell, "_exemplar", None)
+    return None if found is None else as_exemplar(found)
 
 
 def with_counter_exemplar(samples: tuple[Sample, ...], cell: CounterChild) -> tuple[Sample, ...]:

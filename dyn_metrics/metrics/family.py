@@ -256,9 +256,8 @@ class ScalarFamily(MetricFamily[_C, Number]):
             prefixes = [p for p, v in zip(prefixes, values) if v is not None]
             values = [v for v in values if v is not None]
         if values:
-            write(self._header)
-            write("\n".join(map(operator.add, prefixes, expfmt.format_values(values))))
-            write("\n")
+            lines = "\n".join(map(operator.add, prefixes, expfmt.format_values(values)))
+            write(self._header + lines + "\n")
 
     def _line_prefix(self, key: Key) -> str:
         return self.desc.name + expfmt.format_labels(self._label_pairs(key)) + " "
@@ -292,3 +291,13 @@ class ScalarMetric(ScalarFamily[_C]):
     ) -> None:
         super().__init__(Desc(name, help, self._type, const_labels, unit=unit))
         expose_only_child(self, self._methods)
+        # The one child never goes away: its cell list and whole line prefix are
+        # fixed, so a scrape of a label-less metric reads and formats one value.
+        self._only = [self._children[()]]
+        self._only_prefix = self._header + self._line_prefix(())
+
+    def write_text(self, write: Write) -> None:
+        """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
+        value = self._cell_class._read_many(self._only)[0]
+        if value is not None:  # None: a gauge function that failed
+            write(self._only_prefix + expfmt.format_values((value,))[0] + "\n")

@@ -13,34 +13,31 @@ an atomic copy of the list instead (``cells.peek_sum``).
 List operations are atomic on free-threaded builds too (the list locks
 itself there), so gauges need no fallback.
 
-A function gauge (``set_function(fn)``) stores a one-item list ``[_Function]``
+A function gauge (``set_function(fn)``) stores a one-item list ``[Function]``
 in the same way: ``set`` replaces it (removing the function) at no extra cost,
-and deltas appended meanwhile fold into the :class:`_Function` and vanish, so
+and deltas appended meanwhile fold into the :class:`Function` and vanish, so
 ``inc``/``dec``/``add``/``sub`` change nothing while a function gives the value
-(prometheus_client makes them no-ops too). The reads find the ``_Function``
+(prometheus_client makes them no-ops too). The reads find the ``Function``
 where a value would be and call ``fn`` after releasing the stripes: a user
 function may be slow, update metrics or scrape a registry itself. At a scrape
 a failing ``fn`` (it raises, or returns what is not a real number, or not an
 integer for an int gauge) logs one line and leaves its sample out: the cells'
 ``_read_many`` gives None for it, in a :class:`PartialValues` list (a list
 subclass, so family reads test the class and never scan values that are all
-there). :func:`function_errors_total` counts those failures.
+there). ``gauge_functions.py`` holds that machinery.
 """
 
-import itertools
-import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import ClassVar, Optional, cast
 
 from ..errors import InvalidValueError
 from ..model import GAUGE, Number
 from .cells import (
+    FEW_CELLS,
     FOLD_AT,
     as_int,
     as_real,
-    count_of,
     drop,
     drop_all,
     fold_free,
@@ -51,130 +48,20 @@ from .cells import (
     take_all,
 )
 from .family import ScalarFamily, ScalarMetric
+from .gauge_functions import (
+    Function,
+    GaugeFunction,
+    call_function,
+    call_functions,
+    name_of,
+)
 from .instrument import InProgress
 from .timer import Timer
 from .vec import MetricVec
 
-_log = logging.getLogger(__name__)
-
-#: What ``set_function`` takes: called with no arguments, it gives the value.
-GaugeFunction = Callable[[], object]
-
-# Ticked once per failed function call at a scrape; read by its repr (changes nothing).
-_function_errors = itertools.count()
-
-
-def function_errors_total() -> int:
-    """How many gauge function calls have failed at scrapes in this process so far.
-
-    One per sample left out: the function raised, returned what is not a real
-    number (an integer, for int gauges), or was called again from within itself
-    (it scraped its own gauge). Read by the ``dyn_metrics_callback_errors_total``
-    self metric (``kind="function"``).
-    """
-    return count_of(_function_errors)
-
-
-class _Function:
-    """What a function gauge's list holds in place of a value (see the module docstring).
-
-    Adding anything to it gives it back, so folding absorbs the deltas
-    appended while the function is set. ``saved`` is the cell's list from
-    before ``set_function``: ``set_function(None)`` puts it back.
-    """
-
-    __slots__ = ("fn", "saved")
-
-    def __init__(self, fn: GaugeFunction, saved: list[Number]) -> None:
-        self.fn = fn
-        self.saved = saved
-
-    def __add__(self, other: object) -> "_Function":
-        return self
-
-    def __repr__(self) -> str:
-        return f"<gauge function {_name_of(self.fn)}>"
-
-
-def _name_of(fn: GaugeFunction) -> str:
-    """A function's qualified name, never its repr (a bound ``cell.get`` would recurse)."""
-    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
-
-
-class _Running(threading.local):
-    """The gauge functions this thread is calling (to refuse a call nested in itself)."""
-
-    def __init__(self) -> None:
-        self.calls: list[_Function] = []
-
-
-_RUNNING = _Running()
-
 # True once any gauge of the process has had a function: until then a family
 # read never looks for functions among its values.
 _functions_used = False
-
-
-def _call(head: _Function, convert: Callable[[object], Number]) -> Number:
-    """The value ``head.fn()`` gives, through ``convert``; raises what either raises.
-
-    A call nested in the same function on the same thread (``fn`` scraped a
-    registry holding its own gauge) raises :class:`InvalidValueError` instead
-    of recursing.
-    """
-    calls = _RUNNING.calls
-    if head in calls:
-        raise InvalidValueError(f"gauge function {head.fn!r} was called from within itself")
-    calls.append(head)
-    try:
-        result = head.fn()
-    finally:
-        calls.pop()  # nested calls (signal handlers too) end first
-    return convert(result)
-
-
-class PartialValues(list):  # type: ignore[type-arg]  # list[Optional[Number]]
-    """A family read's values where some are None: samples left out of this scrape."""
-
-    __slots__ = ()
-
-
-#: ``(id(function), exception type)`` already logged (dict.setdefault: atomic, no lock).
-_logged: dict[tuple[int, str], object] = {}
-
-
-def _call_functions(cells: list["GaugeCell"], values: list[Number]) -> list[Number]:
-    """``values`` with each function's result in its place, None where it failed.
-
-    Called once the read has released the stripes: only a read nested in
-    another on the same thread (a signal handler during a scrape) runs the
-    functions while the outer read holds them, and then nothing the functions
-    call waits for a stripe (``cells.take``). A failure counts in
-    :func:`function_errors_total` and logs one line the first time.
-    """
-    if _Function not in set(map(type, values)):
-        return values
-    out = PartialValues(values)
-    omitted = False
-    for i, head in enumerate(out):
-        if head.__class__ is _Function:
-            try:
-                out[i] = _call(head, cells[i]._function_result)
-            except Exception as exc:  # anything a user function raises
-                next(_function_errors)
-                # Logged once per (function, exception type), as callbacks are:
-                # a scrape every few seconds must not flood the log.
-                token = object()
-                if _logged.setdefault((id(head.fn), type(exc).__name__), token) is token:
-                    _log.error(
-                        "gauge function %r failed, sample left out (logged once per function "
-                        "and error type; counted in dyn_metrics_callback_errors_total): %r",
-                        head.fn,
-                        exc,
-                    )
-                out[i] = None
-                omitted = True
-    return out if omitted else list(out)
 
 
 class GaugeCell:
@@ -256,14 +143,14 @@ class GaugeCell:
         current = self._value
         head: object = current[0]
         if fn is None:
-            if head.__class__ is _Function:
+            if head.__class__ is Function:
                 self._value = head.saved
             return
-        saved = head.saved if head.__class__ is _Function else current
+        saved = head.saved if head.__class__ is Function else current
         _functions_used = True
-        # The list holds a _Function where reads expect a number; every read
+        # The list holds a Function where reads expect a number; every read
         # looks for it before the value leaves the cell.
-        self._value = cast("list[Number]", [_Function(fn, saved)])
+        self._value = cast("list[Number]", [Function(fn, saved)])
 
     def set_to_current_time(self) -> None:
         """Set the value to the current Unix time in seconds (int gauges: whole seconds)."""
@@ -297,8 +184,8 @@ class GaugeCell:
             finally:
                 drop(lock)
         head: object = value
-        if head.__class__ is _Function:
-            return _call(head, self._function_result)
+        if head.__class__ is Function:
+            return call_function(head, self._function_result)
         return value
 
     _read_locked = get
@@ -310,22 +197,32 @@ class GaugeCell:
         Gauge functions are called once the stripes are released; a failed
         one reads as None, in a :class:`PartialValues` list.
         """
-        if not take_all():
-            values = [peek_sum(cell._value) for cell in cells]
+        # A few cells are read from atomic copies, without a lock: their lists
+        # are short (updates fold every 256), and a lock would cost more.
+        if len(cells) == 1:  # a label-less gauge: the common case, kept short
+            items = cells[0]._value
+            value: object = items[0] if len(items) == 1 else peek_sum(items)
+            if value.__class__ is Function:
+                return call_functions(cells, [cast(Number, value)])
+            return [cast(Number, value)]
+        if len(cells) < FEW_CELLS or not take_all(cells):
+            # A list of one item is its value (a list held here only grows at its end).
+            lists = [cell._value for cell in cells]
+            values = [v[0] if len(v) == 1 else peek_sum(v) for v in lists]
         else:
             try:
                 values = [fold_sum(cell._value) for cell in cells]
             finally:
                 drop_all()
         if _functions_used:
-            return _call_functions(cells, values)
+            return call_functions(cells, values)
         return values
 
     def __repr__(self) -> str:
         head: object = self._value[0]
-        if head.__class__ is _Function:
+        if head.__class__ is Function:
             # Never calls the function, nor takes its repr.
-            return f"<{type(self).__name__} function={_name_of(head.fn)}>"
+            return f"<{type(self).__name__} function={name_of(head.fn)}>"
         return f"<{type(self).__name__} value={self.get()!r}>"
 
 

@@ -28,10 +28,10 @@ from typing import Optional, cast
 
 from ..errors import InvalidBucketsError
 from ..exposition import text as expfmt
-from ..model import HISTOGRAM, Exemplar, Labels, Number, Sample
+from ..model import HISTOGRAM, Labels, Number, Sample
 from .cells import EXACT_INT, FOLD_AT, as_real, drop, drop_all, stripe, take, take_all
 from .desc import Desc, LabelsArg
-from .exemplars import make_exemplar
+from .exemplars import RawExemplar, as_exemplar, make_exemplar
 from .family import MetricFamily, Write, expose_only_child
 from .timer import Timer
 from .vec import MetricVec, check_max_children
@@ -174,7 +174,7 @@ class HistogramCell:
         self._bounds = bounds
         folded: _Folded = ((0,) * (len(bounds) + 1), 0.0)
         self._items: list[object] = [folded]
-        self._exemplars: Optional[list[Optional[Exemplar]]] = None
+        self._exemplars: Optional[list[Optional[RawExemplar]]] = None
 
     def observe(self, value: Number, exemplar: Optional[Mapping[str, str]] = None) -> None:
         """Record one observation (any real number; NaN and infinities too).
@@ -200,7 +200,7 @@ class HistogramCell:
                 finally:
                     drop(lock)
 
-    def _keep_exemplar(self, exemplar: Exemplar, value: float) -> None:
+    def _keep_exemplar(self, exemplar: RawExemplar, value: float) -> None:
         exemplars = self._exemplars
         if exemplars is None:
             # Made once under the stripe, so two first exemplars make one list.
@@ -248,7 +248,7 @@ class HistogramCell:
     @staticmethod
     def _read_many(cells: list["HistogramCell"]) -> list[HistogramSnapshot]:
         """The snapshots of many cells at once (what a family read uses)."""
-        if not take_all():
+        if not take_all(cells):
             return [cell._snapshot(folding=False) for cell in cells]
         try:
             return [cell._snapshot(folding=True) for cell in cells]
@@ -310,7 +310,7 @@ class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
         kept = list(samples)
         for i, ex in enumerate(list(exemplars)):
             if ex is not None:
-                kept[i] = kept[i]._replace(exemplar=ex)
+                kept[i] = kept[i]._replace(exemplar=as_exemplar(ex))
         return tuple(kept)
 
     def write_text(self, write: Write) -> None:

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Mapping
 from typing import Optional
 
-from ..model import Exemplar, Number
+from ..model import Number
 from .cells import float_increment, int_increment, read_one_by_one
-from .exemplars import make_exemplar
+from .exemplars import RawExemplar, make_exemplar
 from .instrument import ExceptionCounter, ExceptionTypes
 
 
@@ -25,7 +25,7 @@ class LockedCounterCell:
 
     __slots__ = ("_value", "_lock", "_exemplar")
     _value: Number
-    _exemplar: Optional[Exemplar]
+    _exemplar: Optional[RawExemplar]
     _zero: Number = 0.0
     _increment = staticmethod(float_increment)
 

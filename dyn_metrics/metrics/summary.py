@@ -257,7 +257,7 @@ class SummaryCell:
     def _read_many(cells: list["SummaryCell"]) -> list[SummarySnapshot]:
         """The snapshots of many cells at once (what a family read uses)."""
         nows = [cell._now() for cell in cells]
-        if not take_all():
+        if not take_all(cells):
             return [cell._snapshot(False, now) for cell, now in zip(cells, nows)]
         try:
             return [cell._snapshot(True, now) for cell, now in zip(cells, nows)]

@@ -17,14 +17,14 @@ signal between them loses an increment.
 
 import itertools
 
-from ..metrics.gauge import function_errors_total
+from ..metrics.gauge_functions import function_errors_total
 
 __all__ = ["CALLBACK_ERROR_KINDS", "count_callback_error", "count_dropped_families", "stats"]
 
 #: The ``kind`` label values of ``dyn_metrics_callback_errors_total``: update
 #: and exposition-text callbacks and custom collectors (``typed``), counted
 #: here, and gauge ``set_function`` failures, counted by the gauges
-#: (``metrics.gauge.function_errors_total``).
+#: (``metrics.gauge_functions.function_errors_total``).
 CALLBACK_ERROR_KINDS = ("update", "expfmt", "typed", "function")
 
 

@@ -8,9 +8,7 @@ started on 127.0.0.1 ports of their own. The strict lints stay available by
 code.
 """
 
-import subprocess
 import urllib.parse
-import urllib.request
 
 import pytest
 from prometheus_client import (
@@ -27,7 +25,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 import dyn_metrics as dm
-from tests.test_interop import _binary, _free_port, _poll, _Prometheus
+from tests.realtools import NodeExporter, Prometheus, get
 
 
 def _prometheus_client_registry(negative_buckets=False):
@@ -97,36 +95,18 @@ def test_real_outputs_prometheus_client_negative_buckets_break_openmetrics():
     assert (text.errors, text.warnings) == ([], [])
 
 
-def _get(url):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
-
-
 @pytest.fixture(scope="module")
 def node_exporter():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [_binary("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    exporter = NodeExporter()
     try:
-        url = f"http://127.0.0.1:{port}/metrics"
-
-        def ready():
-            assert proc.poll() is None, "node_exporter exited"
-            return _get(url)
-
-        _poll("node_exporter", ready)
-        yield f"127.0.0.1:{port}"
+        yield exporter.address
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        exporter.stop()
 
 
 @pytest.fixture(scope="module")
 def prometheus(node_exporter):
-    prom = _Prometheus(node_exporter)
+    prom = Prometheus(node_exporter)
     try:
         prom.wait_for("node_exporter_build_info")
         yield prom
@@ -135,7 +115,7 @@ def prometheus(node_exporter):
 
 
 def test_real_outputs_node_exporter_is_silent(node_exporter):
-    data = _get(f"http://{node_exporter}/metrics")
+    data = get(f"http://{node_exporter}/metrics")
     assert b"node_cpu_seconds_total" in data
     result = dm.check(data, "text")
     assert (result.errors, result.warnings) == ([], [])
@@ -144,10 +124,10 @@ def test_real_outputs_node_exporter_is_silent(node_exporter):
 
 
 def test_real_outputs_prometheus_metrics_and_federate_are_silent(prometheus):
-    own = _get(f"{prometheus.base}/metrics")
+    own = get(f"{prometheus.base}/metrics")
     assert b"prometheus_build_info" in own
     query = urllib.parse.urlencode({"match[]": '{__name__=~".+"}'})
-    federated = _get(f"{prometheus.base}/federate?{query}")
+    federated = get(f"{prometheus.base}/federate?{query}")
     assert b"node_exporter_build_info{" in federated
     for data in (own, federated):
         result = dm.check(data, "text")

@@ -10,7 +10,7 @@ import pytest
 
 import dyn_metrics as dm
 from dyn_metrics.errors import InvalidValueError
-from dyn_metrics.metrics import cells, gauge
+from dyn_metrics.metrics import cells, gauge, gauge_functions
 from tests.metrics.support import NOT_REAL_ROWS, REAL_VALUE_ROWS, cell_id, new_cell, scrape
 
 GAUGE_CELLS = [gauge.GaugeCell, gauge.IntGaugeCell]
@@ -246,7 +246,7 @@ def _family_leaves_out_none():
 
         @staticmethod
         def _read_many(cells):
-            return gauge.PartialValues([None] * len(cells))
+            return gauge_functions.PartialValues([None] * len(cells))
 
     class OmittingVec(dm.GaugeVec):
         _cell_class = Omitting
@@ -306,17 +306,17 @@ def test_set_function_result_rows(make, result, read):
     vec_type = dm.IntGaugeVec if make is dm.IntGauge else dm.GaugeVec
     for metric in (make("g", "g"), vec_type("v", "v", ["a"]).labels("x")):
         metric.set_function(lambda: result)
-        errors = gauge.function_errors_total()
+        errors = gauge_functions.function_errors_total()
         got = _read(metric)
         if read is None:
             assert got is None
-            assert gauge.function_errors_total() == errors + 1
+            assert gauge_functions.function_errors_total() == errors + 1
             with pytest.raises(InvalidValueError, match=r"gauge function result must be an? "):
                 metric.get()
         else:
             assert got == read and type(got) is type(read)
             assert metric.get() == read and type(metric.get()) is type(read)
-            assert gauge.function_errors_total() == errors
+            assert gauge_functions.function_errors_total() == errors
 
 
 def test_function_that_raises_is_left_out_logged_and_counted(caplog):
@@ -325,17 +325,17 @@ def test_function_that_raises_is_left_out_logged_and_counted(caplog):
     vec.labels("bad").set_function(_raise(ZeroDivisionError("division by zero")))
     vec.labels("fn").set_function(lambda: 5)
     cells = [vec.labels(k) for k in ("bad", "fn", "ok")]
-    errors = gauge.function_errors_total()
+    errors = gauge_functions.function_errors_total()
     with caplog.at_level("ERROR", logger="dyn_metrics.metrics.gauge"):
         values = gauge.GaugeCell._read_many(cells)
-    assert values == [None, 5.0, 1.0] and isinstance(values, gauge.PartialValues)
-    assert gauge.function_errors_total() == errors + 1
+    assert values == [None, 5.0, 1.0] and isinstance(values, gauge_functions.PartialValues)
+    assert gauge_functions.function_errors_total() == errors + 1
     [record] = caplog.records
     assert "ZeroDivisionError('division by zero')" in record.getMessage()
     assert "\n" not in record.getMessage()
     with pytest.raises(ZeroDivisionError):  # get() gives the caller the function's error
         cells[0].get()
-    assert gauge.function_errors_total() == errors + 1
+    assert gauge_functions.function_errors_total() == errors + 1
 
 
 def test_reads_with_every_value_present_are_plain_lists():
@@ -437,9 +437,9 @@ def test_function_may_update_and_read_metrics_during_a_scrape():
 def test_function_reading_its_own_gauge_is_left_out_not_recursing():
     g = dm.Gauge("g", "g")
     g.set_function(lambda: _read(g) or 0.0)  # the nested read leaves the sample out
-    errors = gauge.function_errors_total()
+    errors = gauge_functions.function_errors_total()
     assert _read(g) == 0.0
-    assert gauge.function_errors_total() == errors + 1
+    assert gauge_functions.function_errors_total() == errors + 1
     g.set_function(g.get)
     with pytest.raises(InvalidValueError, match="was called from within itself"):
         g.get()
@@ -482,17 +482,17 @@ def test_function_gauges_through_both_encoders():
     vec.labels("float").set_function(lambda: 2.5)  # not an integer: left out too
     vec.labels("ok").set_function(lambda: 3)
     vec.labels("plain").set(4)
-    errors = gauge.function_errors_total()
+    errors = gauge_functions.function_errors_total()
     assert reg.prometheus_expfmt() == (
         "# HELP g plain\n# TYPE g gauge\ng 1.5\n"
         '# HELP v vec\n# TYPE v gauge\nv{a="ok"} 3\nv{a="plain"} 4\n'
     )
-    assert gauge.function_errors_total() == errors + 2
+    assert gauge_functions.function_errors_total() == errors + 2
     assert reg.openmetrics_expfmt() == (
         "# TYPE g gauge\n# HELP g plain\ng 1.5\n"
         '# TYPE v gauge\n# HELP v vec\nv{a="ok"} 3\nv{a="plain"} 4\n# EOF\n'
     )
-    assert gauge.function_errors_total() == errors + 4
+    assert gauge_functions.function_errors_total() == errors + 4
 
 
 @needs_family

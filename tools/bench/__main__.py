@@ -14,7 +14,15 @@ import time
 import types
 from typing import Callable, Optional
 
-from . import cases_hot, cases_http, cases_import, cases_memory, cases_scrape, cases_threads
+from . import (
+    cases_hot,
+    cases_http,
+    cases_import,
+    cases_memory,
+    cases_scrape,
+    cases_threads,
+    cases_types,
+)
 from .harness import ROOT, Bench
 from .report import loadavg, noise_warning, render_table
 from .sides import DynMetricsSide, PrometheusClientSide, Side
@@ -23,6 +31,7 @@ from .sides import DynMetricsSide, PrometheusClientSide, Side
 PHASES: dict[str, Callable[[Bench], None]] = {
     "import": cases_import.run,
     "hot": cases_hot.run,
+    "types": cases_types.run,
     "threads": cases_threads.run,
     "memory": cases_memory.run,
     "scrape": cases_scrape.run,
