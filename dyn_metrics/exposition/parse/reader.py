@@ -72,14 +72,25 @@ AUTO = "auto"
 FORMATS = (TEXT, OPENMETRICS, AUTO)
 
 
-def parse(text: str, format: str = TEXT) -> list[Family]:
+def parse(text: Union[str, bytes, bytearray], format: str = TEXT) -> list[Family]:
     """Parse an exposition strictly into a list of :class:`Family` records.
 
+    ``text`` is a ``str``, or ``bytes`` that must be UTF-8 (as served).
     ``format`` is ``"text"`` (0.0.4), ``"openmetrics"`` (1.0) or ``"auto"``
     (OpenMetrics when the last line is ``# EOF``). Raises :class:`ParseError`
-    for the first problem, and ``ValueError`` for an unknown ``format``.
+    for the first problem (bytes that are not UTF-8 included), ``ValueError``
+    for an unknown ``format`` and ``TypeError`` for anything but text or bytes.
     Thread-safe (no shared state).
     """
+    if isinstance(text, (bytes, bytearray)):
+        data = bytes(text)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ParseError(line, f"invalid UTF-8 at byte {exc.start}") from None
+    elif not isinstance(text, str):
+        raise TypeError(f"parse() takes an exposition as str or bytes, got {text!r}")
     result = analyse(text, format, warnings=False)
     if result.errors:
         line, _, msg = min(result.errors, key=lambda p: p[0])

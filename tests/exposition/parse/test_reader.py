@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import dyn_metrics as dm
 from dyn_metrics import ParseError
 from dyn_metrics.exposition.check import check
 from dyn_metrics.exposition.parse.reader import analyse, detect_format, parse
@@ -239,3 +240,23 @@ def test_parse_never_raises_anything_but_parse_error(text, fmt):
     else:
         assert isinstance(families, list)
         assert check(text, fmt).ok
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (b"a 1\n", [("a", 1)]),
+        (bytearray(b"# TYPE b gauge\nb 2\n"), [("b", 2)]),
+        ("c 3\n", [("c", 3)]),
+    ],
+)
+def test_parse_takes_text_or_utf8_bytes(given, expected):
+    got = [(f.name, f.samples[0].value) for f in dm.parse(given)]
+    assert got == expected
+
+
+def test_parse_refuses_bytes_that_are_not_utf8_and_non_text():
+    with pytest.raises(dm.ParseError, match="line 2: invalid UTF-8"):
+        dm.parse(b"a 1\n\xff 2\n")
+    with pytest.raises(TypeError, match="str or bytes, got 5"):
+        dm.parse(5)
