@@ -10,7 +10,6 @@ from . import prometheus_names
 from .collectors import GCCollector, PlatformCollector, ProcessCollector
 from .dynamo.hierarchy import Component, Endpoint, Metrics, Namespace
 from .dynamo.runtime import DistributedRuntime
-from .dynamo.sources import generate_latest, write_to_textfile
 from .errors import (
     AlreadyRegisteredError,
     CardinalityError,
@@ -48,6 +47,7 @@ from .metrics import (
 )
 from .model import Exemplar, Family, Sample
 from .registry import REGISTRY, Registry
+from .registry.sources import generate_latest, write_to_textfile
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
     from .dynamo.system_server import start_http_server

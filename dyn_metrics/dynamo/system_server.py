@@ -1,6 +1,6 @@
 """Glue between a metrics source and the system status server (Dynamo's system_status_server.rs).
 
-:func:`~dyn_metrics.dynamo.sources.resolve_source` turns any source into the two
+:func:`~dyn_metrics.registry.sources.resolve_source` turns any source into the two
 callables the server takes, ``render(fmt, names) -> str`` and ``health() -> (healthy, body)``:
 
 * a runtime (:class:`~dyn_metrics.DistributedRuntime`, or anything with
@@ -33,10 +33,10 @@ from typing import Any, Callable, Optional, Union
 from ..errors import ConfigError
 from ..metrics import Gauge, Histogram, IntCounter, IntCounterVec, overflow_children_total
 from ..registry import Registry
+from ..registry.sources import Runtime, registry_render, resolve_source
 from ..registry.stats import CALLBACK_ERROR_KINDS, stats
 from ..server.app import MetricsServer, Render
 from .config import SystemConfig
-from .sources import Runtime, registry_render, resolve_source
 
 __all__ = ["Runtime", "SelfMetrics", "resolve_source", "start_from_config", "start_http_server"]
 

@@ -1,5 +1,9 @@
 """Sources: whatever holds metrics, turned into a render callable; the default registry's outputs.
 
+Sources are recognised by what they do, not by their class, so this module
+knows nothing of the hierarchy above it (the HTTP glue, the WSGI/ASGI apps
+and the exporters all resolve sources here).
+
 A *source* is a :class:`~dyn_metrics.DistributedRuntime`, a hierarchy node
 (Namespace, Component, Endpoint), a :class:`~dyn_metrics.dynamo.facade.Metrics`
 facade, a :class:`~dyn_metrics.Registry`, or None for
@@ -28,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Protocol, Union
 
 from ..errors import InvalidValueError
-from ..registry import REGISTRY, Registry
+from . import REGISTRY, Registry
 
 #: ``render(fmt, names) -> str``: ``fmt`` is ``"text"`` or ``"openmetrics"``,
 #: ``names`` the ``name[]`` selection or None.

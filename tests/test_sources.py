@@ -1,4 +1,4 @@
-"""dm.REGISTRY, generate_latest and write_to_textfile (dynamo/sources.py), and the runtime's
+"""dm.REGISTRY, generate_latest and write_to_textfile (registry/sources.py), and the runtime's
 ``created`` / ``process_metrics`` switches."""
 
 import os
