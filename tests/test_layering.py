@@ -35,6 +35,10 @@ ALLOWED = {
     "registry": {"errors", "model", "metrics", "exposition"},
     # the default collectors: plain Family records from /proc, gc and platform
     "collectors": {"errors", "model", "prometheus_names"},
+    # multiprocess files (ours and prometheus_client's) read into Family records
+    "multiprocess": {"errors", "model", "prometheus_names", "exposition"},
+    # pushing and exporting: sources resolved and rendered by the registry layer
+    "export": {"errors", "model", "prometheus_names", "exposition", "metrics", "registry"},
     # the HTTP stack: a render callable in, responses out
     "server": {"errors", "exposition"},
     # Dynamo's hierarchy, runtime, configuration, health and the server glue
@@ -47,6 +51,8 @@ ALLOWED = {
         "exposition",
         "server",
         "collectors",
+        "multiprocess",
+        "export",
     },
     # user-facing entry points
     "testing": ANYTHING,
