@@ -1,6 +1,7 @@
 """Custom collectors (registry/custom.py): objects whose ``collect()`` returns Family records."""
 
 import logging
+import math
 
 import pytest
 
@@ -93,6 +94,33 @@ BAD_FAMILIES = [
     (
         "exemplar too long",
         Family("x", "counter", "h", (Sample("x", (), 1, None, Exemplar((("a", "b" * 200),), 1)),)),
+    ),
+    ("reserved label name", Family("d", "gauge", "h", (Sample("d", (("__name__", "x"),), 1),))),
+    (
+        "exemplar on a gauge",
+        Family("g", "gauge", "h", (Sample("g", (), 1, None, Exemplar((("a", "b"),), 1.0)),)),
+    ),
+    (
+        "exemplar on a histogram count",
+        Family(
+            "hh",
+            "histogram",
+            "h",
+            (
+                Sample("hh_bucket", (("le", "+Inf"),), 1),
+                Sample("hh_count", (), 1, None, Exemplar((("a", "b"),), 1.0)),
+                Sample("hh_sum", (), 1.0),
+            ),
+        ),
+    ),
+    ("info value 2", Family("b_info", "info", "h", (Sample("b_info", (("v", "1"),), 2),))),
+    ("stateset value 5", Family("st", "stateset", "h", (Sample("st", (("st", "a"),), 5),))),
+    ("stateset without its label", Family("st", "stateset", "h", (Sample("st", (), 1),))),
+    (
+        "exemplar timestamp NaN",
+        Family(
+            "c", "counter", "h", (Sample("c", (), 1, None, Exemplar((("a", "b"),), 1.0, math.nan)),)
+        ),
     ),
     ("unit not a suffix", Family("x", "gauge", "h", (Sample("x", (), 1),), "bytes")),
     ("lone surrogate", Family("x", "gauge", "h", (Sample("x", (("a", "\ud800"),), 1),))),
@@ -206,3 +234,44 @@ def test_name_selection_applies_to_custom_families():
     reg.register(Fixed(counter(), Family("other", "gauge", "O", (Sample("other", (), 1),))))
     assert reg.prometheus_expfmt(names={"jobs_total"}).count("# TYPE") == 1
     assert "other 1" in reg.prometheus_expfmt(names={"other"})
+
+
+def test_a_custom_family_writing_a_native_sample_name_is_a_descriptor_conflict():
+    reg = dm.Registry()
+    reg.register(dm.Counter("x_total", "X")).inc()
+    reg.register(Fixed(Family("x", "counter", "X", (Sample("x_total", (), 1),))))
+    with pytest.raises(dm.DescriptorConflictError, match="'x_total'"):
+        reg.prometheus_expfmt()
+    with pytest.raises(dm.DescriptorConflictError):
+        reg.openmetrics_expfmt()
+
+
+def test_a_failing_collector_logs_once_per_error_type_and_counts_every_failure(caplog):
+    class Flaky:
+        def __init__(self):
+            self.errors = [KeyError("a"), KeyError("b"), ValueError("c")]
+
+        def collect(self):
+            raise self.errors.pop(0)
+
+    reg = dm.Registry()
+    reg.register(Flaky())
+    before = stats()["callback_errors"]["typed"]
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            assert reg.prometheus_expfmt() == ""
+    assert stats()["callback_errors"]["typed"] - before == 3
+    assert len(_errors(caplog)) == 2  # KeyError once, ValueError once
+
+
+def test_a_collector_scraping_its_own_registry_gets_nothing_from_itself():
+    reg = dm.Registry()
+
+    class SelfScraping:
+        def collect(self):
+            inner = reg.prometheus_expfmt()  # nested: this collector adds nothing to it
+            value = 1 if "selfish" not in inner else 2
+            return [Family("selfish", "gauge", "h", (Sample("selfish", (), value),))]
+
+    reg.register(SelfScraping())
+    assert reg.prometheus_expfmt().endswith("selfish 1\n")

@@ -42,6 +42,7 @@ from .cells import EXACT_INT, as_real, drop, drop_all, stripe, take, take_all
 from .desc import Desc, LabelsArg
 from .family import MetricFamily, Write, expose_only_child
 from .quantiles import AgeWindow, targets_of
+from .summary_options import check_age_buckets, check_max_age, check_objectives, check_window
 from .timer import Timer
 from .vec import MetricVec, check_max_children
 
@@ -55,57 +56,6 @@ SummarySnapshot = tuple[tuple[float, ...], float, int]
 #: ``(window or None, count, sum)`` folded so far.
 _Folded = tuple[Optional[AgeWindow], int, float]
 Clock = Callable[[], float]
-
-
-def _number(value: object, what: str) -> float:
-    if value.__class__ is bool or not isinstance(value, (int, float)):
-        raise InvalidValueError(f"{what} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except OverflowError:
-        raise InvalidValueError(f"{what} must fit in a float, got {value!r}") from None
-
-
-def check_objectives(objectives: object) -> dict[float, float]:
-    """``objectives`` as ``{quantile: epsilon}`` floats, both in (0, 1); None means none.
-
-    Raises :class:`InvalidValueError` naming the offending value.
-    """
-    if objectives is None:
-        return {}
-    if not isinstance(objectives, Mapping):
-        raise InvalidValueError(
-            f"objectives must be a mapping of quantile to epsilon, got {objectives!r}"
-        )
-    checked: dict[float, float] = {}
-    for q, eps in objectives.items():
-        quantile = _number(q, "an objective's quantile")
-        if not 0.0 < quantile < 1.0:
-            raise InvalidValueError(f"objective quantile must be in (0, 1), got {q!r}")
-        epsilon = _number(eps, f"the epsilon of quantile {q!r}")
-        if not 0.0 < epsilon < 1.0:
-            raise InvalidValueError(
-                f"objective epsilon must be in (0, 1), got {eps!r} for quantile {q!r}"
-            )
-        if quantile in checked:
-            raise InvalidValueError(f"objective quantile {q!r} is given twice")
-        checked[quantile] = epsilon
-    return checked
-
-
-def check_max_age(max_age: object) -> float:
-    """``max_age`` as a float if it is a finite number of seconds > 0."""
-    seconds = _number(max_age, "max_age")
-    if not 0.0 < seconds < math.inf:
-        raise InvalidValueError(f"max_age must be a finite number of seconds > 0, got {max_age!r}")
-    return seconds
-
-
-def check_age_buckets(age_buckets: object) -> int:
-    """``age_buckets`` if it is an int >= 1."""
-    if age_buckets.__class__ is bool or not isinstance(age_buckets, int) or age_buckets < 1:
-        raise InvalidValueError(f"age_buckets must be an integer >= 1, got {age_buckets!r}")
-    return int(age_buckets)
 
 
 class SummaryDesc(Desc):
@@ -317,6 +267,7 @@ class SummaryFamily(MetricFamily[SummaryCell, SummarySnapshot]):
         checked = check_objectives(objectives)
         seconds = check_max_age(max_age)
         buckets = check_age_buckets(age_buckets)
+        check_window(seconds, buckets)
         if not callable(clock):
             raise InvalidValueError(f"clock must be a callable returning seconds, got {clock!r}")
         # Explicit base: SummaryVec puts MetricVec next in the MRO.

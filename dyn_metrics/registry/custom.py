@@ -30,6 +30,7 @@ native families are.
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -38,7 +39,9 @@ from ..exposition import text as expfmt
 from ..metrics import Desc, check_unit
 from ..model import (
     COUNTER,
+    GAUGEHISTOGRAM,
     HISTOGRAM,
+    INFO,
     LABEL_NAME_RE,
     OPENMETRICS_TYPES,
     STATESET,
@@ -94,6 +97,8 @@ def _labels_problem(labels: object, what: str) -> Optional[str]:
             return f"{what} label {pair!r} must be a pair of strings"
         if LABEL_NAME_RE.fullmatch(name) is None:
             return f"{what} label name {name!r} is not valid"
+        if name.startswith("__"):
+            return f"{what} label name {name!r} is reserved (names starting with '__')"
         if not _encodable(value):
             return f"{what} label {name!r} has a value that is not valid Unicode: {value!r}"
     return None
@@ -116,10 +121,33 @@ def _exemplar_problem(exemplar: object) -> Optional[str]:
         return problem
     if sum(len(k) + len(v) for k, v in exemplar.labels) > _MAX_EXEMPLAR_CHARS:
         return f"exemplar labels {exemplar.labels!r} exceed {_MAX_EXEMPLAR_CHARS} characters"
-    if not _is_number(exemplar.value) or not (
-        exemplar.timestamp is None or _is_number(exemplar.timestamp)
-    ):
-        return f"exemplar {exemplar!r} needs a number value and timestamp"
+    ts = exemplar.timestamp
+    if not _is_number(exemplar.value) or not (ts is None or (_is_number(ts) and math.isfinite(ts))):
+        return f"exemplar {exemplar!r} needs a number value and a finite timestamp"
+    return None
+
+
+def _openmetrics_problem(family: Family) -> Optional[str]:
+    """What OpenMetrics refuses in a family whose text 0.0.4 form is fine.
+
+    Exemplars only on counter values and histogram buckets; info values are
+    1; stateset values 0 or 1, each sample carrying the state label.
+    """
+    t = family.type
+    bucket = family.name + "_bucket"
+    for s in family.samples:
+        if s.exemplar is not None:
+            on_counter = t == COUNTER and not _created_sample(family, s)
+            on_bucket = t in (HISTOGRAM, GAUGEHISTOGRAM) and s.name == bucket
+            if not (on_counter or on_bucket):
+                return f"sample {s.name!r} of a {t} cannot carry an exemplar"
+        if t == INFO and s.value != 1:
+            return f"info sample {s.name!r} must have the value 1, got {s.value!r}"
+        if t == STATESET:
+            if s.value not in (0, 1):
+                return f"stateset sample {s.name!r} must be 0 or 1, got {s.value!r}"
+            if family.name not in dict(s.labels):
+                return f"stateset sample {s.name!r} lacks its state label {family.name!r}"
     return None
 
 
@@ -164,7 +192,7 @@ def shape_problem(family: object) -> Optional[str]:
             problem = _exemplar_problem(sample.exemplar)
             if problem:
                 return problem
-    return None
+    return _openmetrics_problem(family)
 
 
 def _created_sample(family: Family, sample: Sample) -> bool:
@@ -210,6 +238,16 @@ class FamilySource:
         expfmt.write_families(write, (text_family(self.family),))
 
 
+class _Running(threading.local):
+    """The custom collectors this thread is collecting (a nested call gets nothing)."""
+
+    def __init__(self) -> None:
+        self.adapters: list[CustomCollector] = []
+
+
+_RUNNING = _Running()
+
+
 class CustomCollector:
     """The registry's view of one object registered with ``collect()`` (module docstring)."""
 
@@ -218,7 +256,7 @@ class CustomCollector:
     def __init__(self, target: object) -> None:
         self.target = target
         self._screener = callbacks.Screener()
-        self._logged: dict[str, object] = {}
+        self._logged: dict[str, object] = {}  # what was logged (dict.setdefault: atomic)
         self.described: tuple[Family, ...] = ()
         describe = getattr(target, "describe", None)
         if callable(describe):
@@ -230,15 +268,31 @@ class CustomCollector:
             self.described = families
 
     def families(self) -> list[Family]:
-        """What ``collect()`` returns now, checked; failures logged and counted, never raised."""
+        """What ``collect()`` returns now, checked; failures logged and counted, never raised.
+
+        A failure is counted every time and logged once per exception type; a
+        ``collect()`` that scrapes its own registry gets nothing from itself
+        (a nested call on the same thread adds no families) instead of recursing.
+        """
+        running = _RUNNING.adapters
+        if self in running:
+            return []
         collect: Callable[[], object] = getattr(self.target, "collect")  # noqa: B009
+        running.append(self)
         try:
             given = collect()
             got: Sequence[object] = list(given)  # type: ignore[call-overload]  # any iterable
-        except Exception:
+        except Exception as exc:
             count_callback_error("typed")
-            _log.exception("custom collector %r failed; it adds nothing here", self.target)
+            if self._logged.setdefault(f"raised:{type(exc).__name__}", exc) is exc:
+                _log.exception(
+                    "custom collector %r failed; it adds nothing to the scrape (logged once "
+                    "per error type, counted in dyn_metrics_callback_errors_total)",
+                    self.target,
+                )
             return []
+        finally:
+            running.pop()
         kept: list[Family] = []
         for family in got:
             problem = shape_problem(family)
@@ -291,11 +345,26 @@ def add_custom_families(local: dict[str, list[Any]], adapters: Sequence[CustomCo
     """Add the families ``adapters`` collect now to one registry's ``{name: collectors}``.
 
     Raises :class:`DescriptorConflictError` for a family whose name is there
-    already with a different help or type (registration could not see it
-    coming without ``describe()``).
+    already with a different help or type, or whose text 0.0.4 names (its
+    own and its samples') another family of the registry writes: two
+    families would write the same series or TYPE line (registration could
+    not see it coming without ``describe()``).
     """
+    taken: dict[str, str] = {}  # a name written -> the family writing it
+    for name, collectors in local.items():
+        for claimed in callbacks.claims(name, collectors[0].desc.type):
+            taken.setdefault(claimed, name)
     for adapter in adapters:
         for family in adapter.families():
+            writes = callbacks.claims(family.name, family.type) | {s.name for s in family.samples}
+            clash = sorted(n for n in writes if taken.get(n, family.name) != family.name)
+            if clash:
+                raise DescriptorConflictError(
+                    f"custom collector {adapter.target!r} returned family {family.name!r}, "
+                    f"which writes {clash[0]!r} as family {taken[clash[0]]!r} does"
+                )
+            for n in writes:
+                taken.setdefault(n, family.name)
             same = local.setdefault(family.name, [])
             if same:
                 desc = same[0].desc
