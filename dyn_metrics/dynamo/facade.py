@@ -1,4 +1,4 @@
-"""The ``create_*`` facade that every hierarchy node returns from ``.metrics()``.
+"""The ``create_*`` facade of every hierarchy node: ``node.metrics`` (or ``node.metrics()``).
 
 A :class:`Metrics` object creates metrics the way Dynamo's ``MetricsHierarchy``
 does and registers them in its node's registry only. Dynamo checks, in this
@@ -78,6 +78,15 @@ class Metrics:
         self._auto_labels = auto_labels
         # Asked at each create_*vec: the runtime's DYN_METRICS_MAX_CHILDREN default.
         self._max_children = max_children
+
+    def __call__(self) -> "Metrics":
+        """This facade itself.
+
+        Nodes expose the facade as a property (Dynamo's binding spelling,
+        ``endpoint.metrics.create_counter(...)``); calling it keeps the call
+        spelling working too: ``endpoint.metrics().create_counter(...)``.
+        """
+        return self
 
     @property
     def registry(self) -> Registry:

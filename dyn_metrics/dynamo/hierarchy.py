@@ -4,8 +4,10 @@ Dynamo's objects form a tree: DistributedRuntime (:mod:`.runtime`) ->
 Namespace (nestable) -> Component -> Endpoint. Each node owns one
 :class:`Registry`, linked as a child of its parent's, so a metric is
 registered only where it is created and every ancestor sees it at scrape time.
-``.metrics()`` returns the node's :class:`~dyn_metrics.dynamo.facade.Metrics`
-facade, which creates metrics with the node's auto labels:
+``.metrics`` (a property, also callable: ``.metrics()``, see
+:meth:`~dyn_metrics.dynamo.facade.Metrics.__call__`) is the node's
+:class:`~dyn_metrics.dynamo.facade.Metrics` facade, which creates metrics with
+the node's auto labels:
 
 * positions in the hierarchy, not object kinds, pick the labels: the names at
   depth 1, 2 and 3 become ``dynamo_namespace``, ``dynamo_component`` and
@@ -67,8 +69,13 @@ class _Node:
             node = node._parent
         return bool(getattr(node, "_created", False))
 
+    @property
     def metrics(self) -> Metrics:
-        """The :class:`~dyn_metrics.dynamo.facade.Metrics` facade of this node."""
+        """The :class:`~dyn_metrics.dynamo.facade.Metrics` facade of this node.
+
+        A property, as in Dynamo's Python binding (``node.metrics.create_counter(...)``);
+        the facade returns itself when called, so ``node.metrics()`` is the same object.
+        """
         return self._metrics
 
     def connection_id(self) -> Optional[int]:

@@ -6,7 +6,8 @@ streaming quantiles). Beside them sit the shared pieces: ``cells.py`` (the
 stripe locks, folding, number checks), ``desc.py`` (validated metadata),
 ``family.py`` (the child map and both renderings), ``vec.py`` (access by
 label values), ``timer.py`` and ``instrument.py`` (the instrumentation
-helpers), ``exemplars.py``, and ``locked.py`` (the counter cells of
+helpers), ``exemplars.py``, ``shortcuts.py`` (Dynamo's dict-taking vec
+updates), and ``locked.py`` (the counter cells of
 free-threaded interpreters). Everything outside this package imports from
 here, so the files inside may be cut as the types need.
 """

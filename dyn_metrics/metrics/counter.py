@@ -63,7 +63,7 @@ from .exemplars import RawExemplar, as_exemplar, exemplar_labels
 from .family import CellClass, ScalarFamily, ScalarMetric
 from .instrument import ExceptionCounter, ExceptionTypes
 from .locked import LockedCounterCell, LockedIntCounterCell
-from .vec import MetricVec
+from .shortcuts import CounterVecShortcuts
 
 if TYPE_CHECKING:
     _Count = itertools.count[int]
@@ -434,7 +434,7 @@ class IntCounter(Counter):
     _cell_class = counter_cell_class(integer=True)
 
 
-class CounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
+class CounterVec(CounterVecShortcuts[CounterChild], ScalarFamily[CounterChild]):
     """Float counters by label values (rust-prometheus ``CounterVec``)."""
 
     _type = COUNTER
@@ -442,7 +442,7 @@ class CounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
     _with_exemplars = staticmethod(with_counter_exemplar)
 
 
-class IntCounterVec(MetricVec[CounterChild, Number], ScalarFamily[CounterChild]):
+class IntCounterVec(CounterVecShortcuts[CounterChild], ScalarFamily[CounterChild]):
     """Integer counters by label values (``IntCounterVec``)."""
 
     _type = COUNTER

@@ -234,6 +234,24 @@ class MetricFamily(Generic[_C, _V]):
         """The descriptors of this collector (one)."""
         return [self.desc]
 
+    # -- Dynamo's Python binding spellings (read from the Desc, as there) --
+
+    def name(self) -> str:
+        """The full metric name, e.g. ``dynamo_component_requests_total``."""
+        return self.desc.name
+
+    def const_labels(self) -> dict[str, str]:
+        """A new ``{name: value}`` dict of the constant labels (auto labels included).
+
+        In name order, the order of rust-prometheus' ``Desc`` (Dynamo's
+        binding returns them in a dict too).
+        """
+        return dict(self.desc.const_labels)
+
+    def variable_labels(self) -> list[str]:
+        """A new list of the variable label names in declared order (``[]`` if none)."""
+        return list(self.desc.label_names)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.desc.name!r} children={len(self._children)}>"
 

@@ -56,8 +56,8 @@ from .gauge_functions import (
     name_of,
 )
 from .instrument import InProgress
+from .shortcuts import GaugeVecShortcuts
 from .timer import Timer
-from .vec import MetricVec
 
 # True once any gauge of the process has had a function: until then a family
 # read never looks for functions among its values.
@@ -328,14 +328,14 @@ class IntGauge(Gauge):
     _cell_class = IntGaugeCell
 
 
-class GaugeVec(MetricVec[GaugeCell, Number], ScalarFamily[GaugeCell]):
+class GaugeVec(GaugeVecShortcuts[GaugeCell], ScalarFamily[GaugeCell]):
     """Float gauges by label values (``GaugeVec``)."""
 
     _type = GAUGE
     _cell_class = GaugeCell
 
 
-class IntGaugeVec(MetricVec[GaugeCell, Number], ScalarFamily[GaugeCell]):
+class IntGaugeVec(GaugeVecShortcuts[GaugeCell], ScalarFamily[GaugeCell]):
     """Integer gauges by label values (``IntGaugeVec``)."""
 
     _type = GAUGE
