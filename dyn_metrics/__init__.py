@@ -51,6 +51,7 @@ from .registry.sources import generate_latest, write_to_textfile
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
     from .dynamo.system_server import start_http_server
+    from .dynamo.web_apps import make_asgi_app, make_wsgi_app
     from .exposition.check import CheckResult, Problem, check
     from .exposition.parse.reader import parse
 
@@ -63,6 +64,8 @@ _LAZY = {
     "CheckResult": ("exposition.check", "CheckResult"),
     "Problem": ("exposition.check", "Problem"),
     "parse": ("exposition.parse.reader", "parse"),
+    "make_asgi_app": ("dynamo.web_apps", "make_asgi_app"),
+    "make_wsgi_app": ("dynamo.web_apps", "make_wsgi_app"),
     "start_http_server": ("dynamo.system_server", "start_http_server"),
 }
 
@@ -117,6 +120,8 @@ __all__ = [
     "InvalidNameError",
     "InvalidValueError",
     "linear_buckets",
+    "make_asgi_app",
+    "make_wsgi_app",
     "Metrics",
     "MetricsError",
     "Namespace",

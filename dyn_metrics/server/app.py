@@ -19,6 +19,10 @@ Routes (GET, and HEAD with the same headers and no body):
 * anything else -- 404 ``Route not found``; other methods on a route -- 405
   with ``Allow: GET, HEAD``.
 
+The ``/metrics`` answer is :func:`metrics_response`, which the WSGI and ASGI
+apps (:mod:`~dyn_metrics.server.wsgi`, :mod:`~dyn_metrics.server.asgi`) call
+too, each with its own renderer, so all three answer alike.
+
 Connections, limits, timeouts and logging are the loop's job
 (:mod:`dyn_metrics.server.loop`), parsing the request and writing the
 response http.server's (:mod:`dyn_metrics.server.handler`); negotiation is
@@ -48,7 +52,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import InvalidValueError, MetricsError
@@ -63,8 +67,14 @@ __all__ = [
     "CONTENT_TYPES",
     "METRICS_PATH",
     "OPENMETRICS_CONTENT_TYPE",
+    "METHODS",
     "MetricsServer",
     "Render",
+    "Rendered",
+    "Renderer",
+    "metrics_response",
+    "method_not_allowed",
+    "sized",
     "Health",
     "OnScrape",
     "accepts_gzip",
@@ -74,6 +84,22 @@ __all__ = [
 Render = Callable[[str, Optional[frozenset[str]]], str]
 Health = Callable[[], tuple[bool, Mapping[str, object]]]
 OnScrape = Callable[[], Callable[[int], None]]
+
+
+class Rendered(Protocol):
+    """A finished render: the exposition as UTF-8 ``body``, and :meth:`gzipped` of it."""
+
+    body: bytes
+
+    def gzipped(self) -> bytes: ...
+
+
+#: ``renderer(fmt, names) -> Rendered``, e.g. :meth:`RenderFlights.get
+#: <dyn_metrics.server.flight.RenderFlights.get>`: raises RenderFailed (already
+#: logged), RenderTimeout or RenderHung as that does.
+Renderer = Callable[[str, Optional[frozenset[str]]], Rendered]
+
+METHODS = ("GET", "HEAD")
 
 _log = logging.getLogger(__name__)
 
@@ -146,7 +172,6 @@ class MetricsServer:
         )
         self._on_scrape = on_scrape
         self._probe_paths = frozenset((options.health_path, options.live_path))
-        self._timeout_text = f"Scrape timed out after {options.scrape_timeout:g} s"
         self._health = health
         self._host = options.host
         self._port = options.port
@@ -277,15 +302,15 @@ class MetricsServer:
             return plain(401, "Unauthorized", [("WWW-Authenticate", 'Basic realm="dyn_metrics"')])
         if path not in self._routes:
             return plain(404, "Route not found")
-        if request.method not in ("GET", "HEAD"):
-            return plain(405, "Method not allowed", [("Allow", "GET, HEAD")])
+        if request.method not in METHODS:
+            return method_not_allowed()
         if path == METRICS_PATH:
             if self._on_scrape is None:
-                return self._metrics(headers, query)
+                return self._metrics(request.method, headers, query)
             finish = self._on_scrape()
             response = plain(500, "Failed to get metrics")
             try:
-                response = self._metrics(headers, query)
+                response = self._metrics(request.method, headers, query)
             finally:
                 finish(response.status)
             return response
@@ -293,30 +318,15 @@ class MetricsServer:
             return self._health_reply()
         return Response(200, [("Content-Type", "text/html; charset=utf-8")], self._landing)
 
-    def _metrics(self, headers: Mapping[str, str], query: str) -> Response:
-        fmt = negotiate(headers.get("accept"), self._options.openmetrics)
-        names = None
-        if query:
-            values = parse_qs(query, keep_blank_values=True).get("name[]")
-            names = None if values is None else frozenset(values)
-        try:
-            flight = self._flights.get(fmt, names)
-        except RenderFailed:  # logged once by the render thread
-            return plain(500, "Failed to get metrics")
-        except RenderTimeout:
-            return plain(503, self._timeout_text, [("Retry-After", "1")])
-        except RenderHung:
-            return plain(
-                503,
-                "Scrape refused: an earlier render is still running past the scrape timeout",
-                [("Retry-After", "1")],
-            )
-        vary = "Accept, Accept-Encoding" if self._options.openmetrics else "Accept-Encoding"
-        reply = [("Content-Type", CONTENT_TYPES[fmt]), ("Vary", vary)]
-        if not accepts_gzip(headers.get("accept-encoding")):
-            return Response(200, reply, flight.body)
-        reply.append(("Content-Encoding", "gzip"))
-        return Response(200, reply, flight.gzipped())
+    def _metrics(self, method: str, headers: Mapping[str, str], query: str) -> Response:
+        return metrics_response(
+            method,
+            headers,
+            query,
+            self._flights.get,
+            openmetrics=self._options.openmetrics,
+            scrape_timeout=self._options.scrape_timeout,
+        )
 
     def _health_reply(self) -> Response:
         try:
@@ -327,6 +337,70 @@ class MetricsServer:
             return plain(500, "Failed to get health status")
         status = 200 if healthy else 503
         return Response(status, [("Content-Type", "application/json")], payload)
+
+
+# -- the /metrics response, shared by the server and the WSGI/ASGI apps -------------------
+
+
+def method_not_allowed() -> Response:
+    """The 405 every route answers to a method other than GET and HEAD."""
+    return plain(405, "Method not allowed", [("Allow", "GET, HEAD")])
+
+
+def metrics_response(
+    method: str,
+    headers: Mapping[str, str],
+    query: str,
+    renderer: Renderer,
+    *,
+    openmetrics: bool,
+    scrape_timeout: float,
+) -> Response:
+    """The answer to a ``/metrics`` request, GET's body included for HEAD too.
+
+    ``headers`` maps lowercase field names to values (only ``accept`` and
+    ``accept-encoding`` are read); ``query`` is the raw query string, whose
+    ``name[]`` values select the families. ``renderer`` gives the finished
+    render (the server passes its single-flight renderer, the apps theirs);
+    ``scrape_timeout`` is only named in the 503 text of a timed-out render.
+    A method other than GET and HEAD gets 405. Never raises for anything
+    the client sent.
+    """
+    if method not in METHODS:
+        return method_not_allowed()
+    fmt = negotiate(headers.get("accept"), openmetrics)
+    names = None
+    if query:
+        values = parse_qs(query, keep_blank_values=True).get("name[]")
+        names = None if values is None else frozenset(values)
+    try:
+        rendered = renderer(fmt, names)
+    except RenderFailed:  # logged once by the renderer
+        return plain(500, "Failed to get metrics")
+    except RenderTimeout:
+        return plain(503, f"Scrape timed out after {scrape_timeout:g} s", [("Retry-After", "1")])
+    except RenderHung:
+        return plain(
+            503,
+            "Scrape refused: an earlier render is still running past the scrape timeout",
+            [("Retry-After", "1")],
+        )
+    vary = "Accept, Accept-Encoding" if openmetrics else "Accept-Encoding"
+    reply = [("Content-Type", CONTENT_TYPES[fmt]), ("Vary", vary)]
+    if not accepts_gzip(headers.get("accept-encoding")):
+        return Response(200, reply, rendered.body)
+    reply.append(("Content-Encoding", "gzip"))
+    return Response(200, reply, rendered.gzipped())
+
+
+def sized(method: str, response: Response) -> Response:
+    """``response`` as sent: ``Content-Length`` added, and no body for HEAD (GET's length kept).
+
+    What :class:`~dyn_metrics.server.handler.RequestHandler` does for the
+    server; the WSGI and ASGI apps call this.
+    """
+    headers = [*response.headers, ("Content-Length", str(len(response.body)))]
+    return Response(response.status, headers, b"" if method == "HEAD" else response.body)
 
 
 def _is_light(head: bytes, probes: frozenset[bytes] = frozenset((b"/health", b"/live"))) -> bool:

@@ -22,6 +22,7 @@ from . import (
     cases_scrape,
     cases_threads,
     cases_types,
+    cases_web,
 )
 from .harness import ROOT, Bench
 from .report import loadavg, noise_warning, render_table
@@ -36,6 +37,7 @@ PHASES: dict[str, Callable[[Bench], None]] = {
     "memory": cases_memory.run,
     "scrape": cases_scrape.run,
     "http": cases_http.run,
+    "web": cases_web.run,
 }
 
 
