@@ -275,3 +275,50 @@ def test_a_collector_scraping_its_own_registry_gets_nothing_from_itself():
 
     reg.register(SelfScraping())
     assert reg.prometheus_expfmt().endswith("selfish 1\n")
+
+
+def _hist(b1, b2, count):
+    labels = (("k", "a"),)
+    return Family(
+        "lat",
+        "histogram",
+        "Latency",
+        (
+            Sample("lat_bucket", labels + (("le", "1"),), b1),
+            Sample("lat_bucket", labels + (("le", "+Inf"),), b2),
+            Sample("lat_sum", labels, 1.5),
+            Sample("lat_count", labels, count),
+        ),
+    )
+
+
+VALUE_ROWS = [
+    # (values that break a structure judged good before) -> dropped, the next good one served
+    ("non-cumulative buckets", _hist(3, 2, 2)),
+    ("count differs from +Inf", _hist(1, 2, 3)),
+    ("negative bucket", _hist(-1, 2, 2)),
+    ("fractional bucket", _hist(0.5, 2, 2)),
+    ("value a string", _hist("1", 2, 2)),
+    ("info value 2", Family("b_info", "info", "h", (Sample("b_info", (("v", "1"),), 2),))),
+]
+
+
+@pytest.mark.parametrize("what, bad", VALUE_ROWS, ids=[w for w, _ in VALUE_ROWS])
+def test_values_are_checked_at_every_scrape_of_a_known_structure(what, bad):
+    good = (
+        _hist(1, 2, 2)
+        if bad.type == "histogram"
+        else Family("b_info", "info", "h", (Sample("b_info", (("v", "1"),), 1),))
+    )
+    collector = Fixed(good)
+    reg = dm.Registry()
+    reg.register(collector)
+    first = reg.prometheus_expfmt()
+    assert first.count("# TYPE") == 1
+    collector.families = [bad]
+    before = stats()["dropped_families"]
+    assert reg.prometheus_expfmt() == ""
+    assert stats()["dropped_families"] == before + 1
+    collector.families = [good]
+    assert reg.prometheus_expfmt() == first
+    assert dm.check(reg.openmetrics_expfmt(), "openmetrics").errors == []

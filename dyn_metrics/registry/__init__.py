@@ -29,22 +29,21 @@ lock; a scrape copies what it needs under it and runs callbacks and encoders
 outside, so a scrape from a signal handler in the middle of another scrape on
 the same thread does not deadlock.
 
-Here: :class:`Registry` and :data:`REGISTRY`; ``merge.py`` the scrape plan;
-``callbacks.py`` the screening of callback text; ``custom.py`` custom
-collectors; ``stats.py`` the counts (:func:`stats`) for self metrics.
+Here: :class:`Registry`, :data:`REGISTRY`; ``merge.py`` the scrape plan;
+``callbacks.py`` callback text; ``custom.py`` custom collectors; ``stats.py``
+the counts (:func:`stats`) for self metrics; ``sources.py`` sources.
 """
 
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Optional, TypeVar, cast
 
 from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError
 from ..exposition import select
 from ..exposition import text as expfmt
 from ..model import Family, Labels
 from . import callbacks
-from .custom import CustomCollector, add_custom_families, is_custom
 from .merge import (
     Collector,
     Plan,
@@ -57,6 +56,9 @@ from .merge import (
     selected_names,
 )
 from .stats import count_callback_error, count_dropped_families, stats
+
+if TYPE_CHECKING:  # custom.py is imported with the first custom collector
+    from .custom import CustomCollector
 
 __all__ = ["REGISTRY", "Collector", "Registry", "join_texts", "stats"]
 
@@ -83,8 +85,7 @@ class Registry:
         self._by_identity: dict[tuple[str, Labels], Collector] = {}  # (name, const labels)
         self._by_name: dict[str, list[Collector]] = {}
         self._children: list[Registry] = []
-        # Objects registered through the custom protocol (``custom.py``), and
-        # the family names their describe() reserves.
+        # Custom collectors (``custom.py``) and the names their describe() reserves.
         self._custom: list[CustomCollector] = []
         self._described: set[str] = set()
         self._update_callbacks: list[Callable[[], object]] = []
@@ -104,7 +105,9 @@ class Registry:
         (``custom.py``): the names its optional ``describe()`` gives are
         reserved here, and refused when taken.
         """
-        if is_custom(collector):
+        if not hasattr(collector, "collect_groups"):  # custom (custom.py), or refused there
+            from .custom import CustomCollector
+
             self._register_custom(CustomCollector(collector))
             return collector
         native = cast(Collector, collector)
@@ -147,7 +150,7 @@ class Registry:
                 self._by_name.setdefault(desc.name, []).append(native)
         return collector
 
-    def _register_custom(self, adapter: CustomCollector) -> None:
+    def _register_custom(self, adapter: "CustomCollector") -> None:
         callbacks.load_parser()  # its families are screened (see add_expfmt_callback)
         with self._lock:
             target = adapter.target
@@ -292,6 +295,8 @@ class Registry:
             local = {name: list(cs) for name, cs in self._by_name.items()}
             custom = list(self._custom)
         if custom:
+            from .custom import add_custom_families
+
             add_custom_families(local, custom)
         return local
 
@@ -439,8 +444,6 @@ def _check_callable(callback: object) -> None:
         raise InvalidValueError(f"callback must be callable, got {callback!r}")
 
 
-#: The process-wide default registry (no prefix, no automatic labels): where
-#: ``start_http_server(None)``, ``generate_latest()`` and
-#: ``write_to_textfile()`` look when no source is given. Nothing registers
-#: itself here; register into it explicitly.
+#: The process-wide default registry (no prefix, no automatic labels), where a
+#: source of None points. Nothing registers itself here: register explicitly.
 REGISTRY = Registry()

@@ -29,30 +29,23 @@ native families are.
 """
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from ..errors import DescriptorConflictError, InvalidNameError, InvalidValueError
+from ..errors import DescriptorConflictError, InvalidValueError
 from ..exposition import text as expfmt
-from ..metrics import Desc, check_unit
+from ..metrics import Desc
 from ..model import (
-    COUNTER,
-    GAUGEHISTOGRAM,
     HISTOGRAM,
-    INFO,
-    LABEL_NAME_RE,
-    OPENMETRICS_TYPES,
     STATESET,
     SUMMARY,
-    TEXT_TYPES,
-    Exemplar,
     Family,
     Labels,
     Sample,
 )
 from . import callbacks
+from .family_checks import shape_problem, structure_of, text_family, value_problem
 from .stats import count_callback_error, count_dropped_families
 
 _log = logging.getLogger(__name__)
@@ -60,18 +53,8 @@ _log = logging.getLogger(__name__)
 #: One child's labels and samples, as a collector gives them.
 Group = tuple[Labels, tuple[Sample, ...]]
 
-_TYPES = OPENMETRICS_TYPES | TEXT_TYPES
-_CREATED = "_created"
 #: The label that tells a family's samples of one metric apart, per type.
 _INNER_LABEL = {HISTOGRAM: "le", SUMMARY: "quantile"}
-#: Exemplar labels: at most this many characters in names and values (OpenMetrics).
-_MAX_EXEMPLAR_CHARS = 128
-
-
-def is_custom(collector: object) -> bool:
-    """True for an object registered through the custom protocol (not a metric of this package)."""
-    native = hasattr(collector, "collect_groups")
-    return not native and callable(getattr(collector, "collect", None))
 
 
 def family_desc(family: Family) -> Desc:
@@ -80,136 +63,6 @@ def family_desc(family: Family) -> Desc:
     desc.name, desc.help, desc.type, desc.unit = family.name, family.help, family.type, family.unit
     desc.const_labels, desc.label_names, desc.buckets = (), (), None
     return desc
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, complex)
-
-
-def _labels_problem(labels: object, what: str) -> Optional[str]:
-    if not isinstance(labels, tuple):
-        return f"{what} labels must be a tuple of (name, value) pairs, got {labels!r}"
-    for pair in labels:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
-            return f"{what} label {pair!r} is not a (name, value) pair"
-        name, value = pair
-        if not isinstance(name, str) or not isinstance(value, str):
-            return f"{what} label {pair!r} must be a pair of strings"
-        if LABEL_NAME_RE.fullmatch(name) is None:
-            return f"{what} label name {name!r} is not valid"
-        if name.startswith("__"):
-            return f"{what} label name {name!r} is reserved (names starting with '__')"
-        if not _encodable(value):
-            return f"{what} label {name!r} has a value that is not valid Unicode: {value!r}"
-    return None
-
-
-def _encodable(text: str) -> bool:
-    """False for text with a lone surrogate: it would fail the whole scrape when encoded."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _exemplar_problem(exemplar: object) -> Optional[str]:
-    if not isinstance(exemplar, Exemplar):
-        return f"an exemplar must be a dyn_metrics.Exemplar, got {exemplar!r}"
-    problem = _labels_problem(exemplar.labels, "exemplar")
-    if problem:
-        return problem
-    if sum(len(k) + len(v) for k, v in exemplar.labels) > _MAX_EXEMPLAR_CHARS:
-        return f"exemplar labels {exemplar.labels!r} exceed {_MAX_EXEMPLAR_CHARS} characters"
-    ts = exemplar.timestamp
-    if not _is_number(exemplar.value) or not (ts is None or (_is_number(ts) and math.isfinite(ts))):
-        return f"exemplar {exemplar!r} needs a number value and a finite timestamp"
-    return None
-
-
-def _openmetrics_problem(family: Family) -> Optional[str]:
-    """What OpenMetrics refuses in a family whose text 0.0.4 form is fine.
-
-    Exemplars only on counter values and histogram buckets; info values are
-    1; stateset values 0 or 1, each sample carrying the state label.
-    """
-    t = family.type
-    bucket = family.name + "_bucket"
-    for s in family.samples:
-        if s.exemplar is not None:
-            on_counter = t == COUNTER and not _created_sample(family, s)
-            on_bucket = t in (HISTOGRAM, GAUGEHISTOGRAM) and s.name == bucket
-            if not (on_counter or on_bucket):
-                return f"sample {s.name!r} of a {t} cannot carry an exemplar"
-        if t == INFO and s.value != 1:
-            return f"info sample {s.name!r} must have the value 1, got {s.value!r}"
-        if t == STATESET:
-            if s.value not in (0, 1):
-                return f"stateset sample {s.name!r} must be 0 or 1, got {s.value!r}"
-            if family.name not in dict(s.labels):
-                return f"stateset sample {s.name!r} lacks its state label {family.name!r}"
-    return None
-
-
-def shape_problem(family: object) -> Optional[str]:
-    """Why ``family`` is not a well-formed :class:`Family` of :class:`Sample`; None if it is.
-
-    Only the record shapes and field types are checked here: the exposition
-    rules (names per type, histogram buckets, duplicates) are the parser's.
-    """
-    if not isinstance(family, Family):
-        return f"collect() must return dyn_metrics.Family records, got {family!r}"
-    for field in ("name", "type", "help", "unit"):
-        if not isinstance(getattr(family, field), str):
-            return f"family {field} must be a string, got {getattr(family, field)!r}"
-    if family.type not in _TYPES:
-        return f"unknown family type {family.type!r}"
-    if family.unit:
-        try:
-            check_unit(family.name, family.type, family.unit)
-        except InvalidNameError as exc:
-            return str(exc)
-    if not _encodable(family.help):
-        return f"help of {family.name!r} is not valid Unicode: {family.help!r}"
-    if "\r" in family.help:
-        # The text format has no escape for it, and parsers take it for a line end.
-        return f"help of {family.name!r} contains a carriage return: {family.help!r}"
-    samples: object = family.samples  # as given: any object
-    if not isinstance(samples, (tuple, list)):
-        return f"family samples must be a tuple of Sample, got {samples!r}"
-    for sample in samples:
-        if not isinstance(sample, Sample) or not isinstance(sample.name, str):
-            return f"a family's samples must be dyn_metrics.Sample records, got {sample!r}"
-        problem = _labels_problem(sample.labels, "sample")
-        if problem:
-            return problem
-        if not _is_number(sample.value):
-            return f"sample {sample.name!r} needs an int or float value, got {sample.value!r}"
-        ts = sample.timestamp
-        if ts is not None and not (_is_number(ts) and math.isfinite(ts)):
-            return f"sample {sample.name!r} has a timestamp that is not a number: {ts!r}"
-        if sample.exemplar is not None:
-            problem = _exemplar_problem(sample.exemplar)
-            if problem:
-                return problem
-    return _openmetrics_problem(family)
-
-
-def _created_sample(family: Family, sample: Sample) -> bool:
-    return (
-        family.type in (COUNTER, HISTOGRAM, SUMMARY)
-        and sample.name.endswith(_CREATED)
-        and sample.name != family.name
-    )
-
-
-def text_family(family: Family) -> Family:
-    """``family`` without what text 0.0.4 cannot write (``_created`` samples)."""
-    if any(_created_sample(family, s) for s in family.samples):
-        return family._replace(
-            samples=tuple(s for s in family.samples if not _created_sample(family, s))
-        )
-    return family
 
 
 class FamilySource:
@@ -238,6 +91,10 @@ class FamilySource:
         expfmt.write_families(write, (text_family(self.family),))
 
 
+#: Structures kept as known-good per collector before the set starts over.
+_KNOWN_LIMIT = 4096
+
+
 class _Running(threading.local):
     """The custom collectors this thread is collecting (a nested call gets nothing)."""
 
@@ -251,11 +108,19 @@ _RUNNING = _Running()
 class CustomCollector:
     """The registry's view of one object registered with ``collect()`` (module docstring)."""
 
-    __slots__ = ("target", "described", "_screener", "_logged")
+    __slots__ = ("target", "described", "_texts", "_logged", "_known")
 
     def __init__(self, target: object) -> None:
+        if not callable(getattr(target, "collect", None)):
+            raise InvalidValueError(
+                "a collector must be a metric of this package or have a collect() method "
+                f"returning dyn_metrics.Family records, got {target!r}"
+            )
         self.target = target
-        self._screener = callbacks.Screener()
+        # {family name: (its last text, the problem found in it)}: one parse per change.
+        self._texts: dict[str, tuple[str, Optional[str]]] = {}
+        # Structures judged good (see family_checks.py), a bounded set.
+        self._known: dict[object, bool] = {}
         self._logged: dict[str, object] = {}  # what was logged (dict.setdefault: atomic)
         self.described: tuple[Family, ...] = ()
         describe = getattr(target, "describe", None)
@@ -294,11 +159,21 @@ class CustomCollector:
         finally:
             running.pop()
         kept: list[Family] = []
+        known = self._known
         for family in got:
-            problem = shape_problem(family)
-            if problem is None:
-                assert isinstance(family, Family)
-                problem = self._text_problem(family)
+            key = structure_of(family) if isinstance(family, Family) else None
+            if key is not None and key in known:
+                # A structure judged before: only what its values can break.
+                problem = value_problem(family)  # type: ignore[arg-type]  # a Family: it has a key
+            else:
+                problem = shape_problem(family)
+                if problem is None:
+                    assert isinstance(family, Family)
+                    problem = self._text_problem(family)
+                if problem is None and key is not None:
+                    if len(known) >= _KNOWN_LIMIT:
+                        known.clear()  # bounded: a collector whose structures churn re-checks
+                    known[key] = True
             if problem is None:
                 assert isinstance(family, Family)
                 kept.append(family)
@@ -306,9 +181,9 @@ class CustomCollector:
             count_dropped_families()
             # Logged once per family name: dict.setdefault is atomic, no lock.
             name = getattr(family, "name", None)
-            key = name if isinstance(name, str) else type(family).__name__
+            logged = name if isinstance(name, str) else type(family).__name__
             token = object()
-            if self._logged.setdefault(key, token) is token:
+            if self._logged.setdefault(logged, token) is token:
                 _log.error(
                     "custom collector %r: a family is dropped from the scrape (%s); "
                     "logged once, counted in dyn_metrics_dropped_families_total",
@@ -325,13 +200,20 @@ class CustomCollector:
             text = expfmt.encode_to_string((family,))
         except (TypeError, ValueError, OverflowError) as exc:
             return f"family {family.name!r} cannot be written: {exc}"
-        screened = self._screener.screened(family.name, text)
-        for block in screened.blocks:
+        cached = self._texts.get(family.name)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        blocks = callbacks.screen(text).blocks
+        problem = None
+        for block in blocks:
             if block.families is None:
-                return f"family {family.name!r} is not valid exposition: {block.error}"
-        if len(screened.blocks) != 1:
-            return f"family {family.name!r} is not valid exposition: it writes several families"
-        return None
+                problem = f"family {family.name!r} is not valid exposition: {block.error}"
+                break
+        else:
+            if len(blocks) != 1:
+                problem = f"family {family.name!r} is not valid exposition: it writes several"
+        self._texts[family.name] = (text, problem)  # one store: a racing scrape re-parses
+        return problem
 
     def names(self) -> set[str]:
         """The family names ``describe()`` reserves (none without it)."""
