@@ -15,7 +15,11 @@ only knows the standard library can still catch them::
     ├── RegistrationError(MetricsError)
     │   ├── AlreadyRegisteredError                   .existing, .new
     │   └── DescriptorConflictError                  same name, different help/labels/type
-    └── ParseError(MetricsError, ValueError)         .line, .msg; str = "line N: msg"
+    ├── ParseError(MetricsError, ValueError)         .line, .msg; str = "line N: msg"
+    └── ExportError(MetricsError)                    a push failed; .url, .status (or None), .body
+        ├── ExportRejectedError                      permanent: 4xx (the receiver's text), 3xx
+        └── ExportUnavailableError                   5xx or connection errors after retries,
+                                                     or the deadline passed; .attempts, .last_status
 
 Messages start lowercase (except where they reproduce Dynamo's own text), show
 user values with ``!r`` and say what was expected against what was received.
@@ -86,3 +90,44 @@ class ParseError(MetricsError, ValueError):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.msg}"
+
+
+class ExportError(MetricsError):
+    """Pushing metrics out failed.
+
+    ``.url`` is the URL sent to, ``.status`` the last HTTP status (None when
+    no response came) and ``.body`` the last response body as text ("" when
+    none).
+    """
+
+    def __init__(
+        self, message: str, url: str, status: Optional[int] = None, body: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.body = body
+
+
+class ExportRejectedError(ExportError):
+    """Refused for good (4xx, 3xx, an untrusted TLS certificate): retrying cannot help."""
+
+
+class ExportUnavailableError(ExportError):
+    """The receiver could not be reached or kept failing (5xx) until retries or time ran out.
+
+    ``.attempts`` is the number of requests made; ``.last_status`` the status
+    of the last answer (None for a connection error), the same as ``.status``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        url: str,
+        status: Optional[int] = None,
+        body: str = "",
+        attempts: int = 0,
+    ) -> None:
+        super().__init__(message, url, status, body)
+        self.attempts = attempts
+        self.last_status = status
