@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn, Optional
 
 from ..errors import ConfigError
-from .environment import STATUSES, parse, path_problem
+from .environment import STATUSES, const_label_problem, parse, path_problem
 
 _log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ _FIELDS: dict[str, object] = {
     "max_children": None,
     "created": False,
     "process_metrics": False,
+    "const_labels": (),
 }
 
 
@@ -74,6 +75,7 @@ class SystemConfig:
     max_children: Optional[int]
     created: bool
     process_metrics: bool
+    const_labels: tuple[tuple[str, str], ...]
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class SystemConfig:
         max_children: Optional[int] = None,
         created: bool = False,
         process_metrics: bool = False,
+        const_labels: Sequence[tuple[str, str]] = (),
     ) -> None:
         if port is not None and (port.__class__ is not int or not 0 <= port <= 65535):
             raise ConfigError(f"port: expected None or an int in 0..65535, got {port!r}")
@@ -163,6 +166,21 @@ class SystemConfig:
         limit: object = max_children
         if limit is not None and (limit.__class__ is not int or limit < 0):
             raise ConfigError(f"max_children: expected None or an int >= 0, got {limit!r}")
+        given_labels: object = const_labels
+        labels = None if isinstance(given_labels, str) else tuple(const_labels)
+        problem = None if labels is not None else "expected (name, value) pairs"
+        pairs_given: tuple[object, ...] = labels or ()
+        for pair in pairs_given:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                problem = f"expected (name, value) pairs, got {pair!r}"
+            else:
+                problem = const_label_problem(*pair)
+            if problem is not None:
+                break
+        if problem is None and labels and len({n for n, _ in labels}) != len(labels):
+            problem = "label names must be distinct"
+        if problem is not None:
+            raise ConfigError(f"const_labels: {problem}; got {const_labels!r}")
         values: tuple[object, ...] = (
             port,
             host,
@@ -182,6 +200,7 @@ class SystemConfig:
             limit,
             bool(created),
             bool(process_metrics),
+            labels,
         )
         for attr, stored in zip(_FIELDS, values):
             object.__setattr__(self, attr, stored)

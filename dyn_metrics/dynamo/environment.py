@@ -33,7 +33,10 @@ server; :meth:`~dyn_metrics.dynamo.config.SystemConfig.from_env` calls
 * ``DYN_METRICS_CREATED``: boolean, default false; the hierarchy's registries
   remember creation times, written as OpenMetrics ``_created`` samples;
 * ``DYN_SYSTEM_PROCESS_METRICS``: boolean, default false; registers the process,
-  platform and GC collectors at the root of the runtime.
+  platform and GC collectors at the root of the runtime;
+* ``DYN_METRICS_CONST_LABELS``: deployment-wide labels ``k=v,k2=v2`` that
+  ``register_engine_metrics_callback`` adds to every engine sample (Dynamo's
+  format, :func:`parse_const_labels`).
 
 Boolean words are ``1/true/on/yes`` and ``0/false/off/no`` in any case. An empty
 value counts as unset. Dynamo parses the port as a signed 16-bit integer, so
@@ -48,6 +51,7 @@ from collections.abc import Mapping
 from typing import Literal, Optional, TypedDict
 
 from ..errors import ConfigError
+from ..model import LABEL_NAME_RE
 
 _log = logging.getLogger(__name__)
 
@@ -71,6 +75,12 @@ SELF_METRICS = "DYN_SYSTEM_SELF_METRICS"
 MAX_CHILDREN = "DYN_METRICS_MAX_CHILDREN"
 CREATED = "DYN_METRICS_CREATED"
 PROCESS_METRICS = "DYN_SYSTEM_PROCESS_METRICS"
+CONST_LABELS = "DYN_METRICS_CONST_LABELS"
+#: Label names a constant label may not take: the hierarchy's automatic labels
+#: (Dynamo's list) and the names histograms and summaries use for their buckets.
+RESERVED_CONST_LABELS = frozenset(
+    ("dynamo_namespace", "dynamo_component", "dynamo_endpoint", "worker_id", "le", "quantile")
+)
 
 _TRUE = frozenset(("1", "true", "on", "yes"))
 _FALSE = frozenset(("0", "false", "off", "no"))
@@ -101,6 +111,7 @@ class Parsed(TypedDict, total=False):
     max_children: Optional[int]
     created: bool
     process_metrics: bool
+    const_labels: tuple[tuple[str, str], ...]
 
 
 def _get(env: Mapping[str, str], name: str) -> Optional[str]:
@@ -204,11 +215,56 @@ def parse(env: Mapping[str, str]) -> Parsed:
         if not math.isfinite(seconds) or seconds <= 0:
             raise _bad(SCRAPE_TIMEOUT, value, "a positive finite number of seconds")
         out["scrape_timeout"] = seconds
+    value = _get(env, CONST_LABELS)
+    if value is not None:
+        try:
+            out["const_labels"] = parse_const_labels(value)
+        except ValueError as e:
+            raise ConfigError(f"{CONST_LABELS}={value!r}: {e}") from None
     _parse_tls(env, out)
     value = _get(env, BASIC_AUTH_FILE)
     if value is not None:
         out["users"] = _read_users(value)
     return out
+
+
+def const_label_problem(name: object, value: object) -> Optional[str]:
+    """Why ``name=value`` cannot be a constant label; None if it can."""
+    if not isinstance(name, str) or LABEL_NAME_RE.fullmatch(name) is None:
+        return f"label name {name!r} is not valid (expected [a-zA-Z_][a-zA-Z0-9_]*)"
+    if name.startswith("__"):
+        return f"label name {name!r} starts with '__', which Prometheus reserves"
+    if name in RESERVED_CONST_LABELS:
+        return f"label name {name!r} is reserved (one of {sorted(RESERVED_CONST_LABELS)!r})"
+    if not isinstance(value, str):
+        return f"label {name!r} must have a string value, got {value!r}"
+    return None
+
+
+def parse_const_labels(text: str) -> tuple[tuple[str, str], ...]:
+    """Dynamo's ``k=v,k2=v2`` constant labels as ``(name, value)`` pairs, in the given order.
+
+    Items and the key and value of each are stripped of whitespace; empty
+    items are skipped; only the first ``=`` splits (``k=a=b`` gives ``a=b``).
+    Raises :class:`ValueError` for an item without ``=``, an invalid,
+    reserved or repeated name.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"item {item!r} has no '=' (expected name=value)")
+        name, value = name.strip(), value.strip()
+        problem = const_label_problem(name, value)
+        if problem is not None:
+            raise ValueError(problem)
+        if any(name == seen for seen, _ in pairs):
+            raise ValueError(f"label name {name!r} is given twice")
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 def _parse_tls(env: Mapping[str, str], out: Parsed) -> None:

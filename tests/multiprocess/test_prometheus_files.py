@@ -1,0 +1,158 @@
+"""The reader of prometheus_client's multiprocess files, against prometheus_client itself."""
+
+import logging
+import math
+import shutil
+
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
+
+import dyn_metrics as dm
+from dyn_metrics.exposition import openmetrics, text
+from dyn_metrics.multiprocess import PrometheusFilesReader
+from dyn_metrics.multiprocess.prometheus_files import float_to_go_string, read_db_file
+from tests.multiprocess import write_client_dir
+
+
+@pytest.fixture(scope="module")
+def client_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("multiproc")
+    write_client_dir(path)
+    return path
+
+
+def client_view(path):
+    """prometheus_client's aggregate: {name: (type, help, {(sample, labels): value})}."""
+    out = {}
+    for metric in MultiProcessCollector(None, str(path)).collect():
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in metric.samples}
+        out[metric.name] = (metric.type, metric.documentation, samples)
+    return out
+
+
+def our_view(families):
+    out = {}
+    for f in families:
+        # prometheus_client names a counter family without its _total.
+        name = f.name[: -len("_total")] if f.type == "counter" else f.name
+        samples = {(s.name, tuple(sorted(s.labels))): s.value for s in f.samples}
+        assert len(samples) == len(f.samples), f"duplicate series in {f.name}"
+        out[name] = (f.type, f.help, samples)
+    return out
+
+
+def by_name(families):
+    return {f.name: f for f in families}
+
+
+def test_reader_aggregates_exactly_as_multiprocess_collector(client_dir):
+    ours = PrometheusFilesReader(client_dir).families()
+    assert our_view(ours) == client_view(client_dir)
+    assert [f.name for f in ours] == sorted(f.name for f in ours)
+    assert "vllm:request_success_total" in by_name(ours)
+
+
+# mode -> the served (labels, value) pairs; child 0 set 7, child 1 set 17
+GAUGE_MODES = [
+    ("min", [((("engine", "0"),), 7.0)]),
+    ("livemin", [((("engine", "0"),), 7.0)]),
+    ("max", [((("engine", "0"),), 17.0)]),
+    ("livemax", [((("engine", "0"),), 17.0)]),
+    ("sum", [((("engine", "0"),), 24.0)]),
+    ("livesum", [((("engine", "0"),), 24.0)]),
+    ("mostrecent", [((("engine", "0"),), 17.0)]),
+    ("livemostrecent", [((("engine", "0"),), 17.0)]),
+]
+
+
+@pytest.mark.parametrize(("mode", "expected"), GAUGE_MODES)
+def test_gauge_modes_fold_processes(client_dir, mode, expected):
+    family = by_name(PrometheusFilesReader(client_dir).families())["gauge_" + mode]
+    assert family.type == "gauge"
+    assert [(s.labels, s.value) for s in family.samples] == expected
+
+
+@pytest.mark.parametrize("mode", ["all", "liveall"])
+def test_gauge_all_modes_keep_one_series_per_pid(client_dir, mode):
+    family = by_name(PrometheusFilesReader(client_dir).families())["gauge_" + mode]
+    values = sorted(s.value for s in family.samples)
+    pids = {dict(s.labels)["pid"] for s in family.samples}
+    assert values == [7.0, 17.0]
+    assert len(pids) == 2 and all(p.isdigit() for p in pids)
+    assert all([k for k, _ in s.labels] == ["engine", "pid"] for s in family.samples)
+
+
+def test_histogram_buckets_are_summed_and_cumulative(client_dir):
+    family = by_name(PrometheusFilesReader(client_dir).families())[
+        "vllm:time_to_first_token_seconds"
+    ]
+    got = [(s.name.rsplit("_", 1)[1], dict(s.labels).get("le"), s.value) for s in family.samples]
+    # observations 0.05, 2.0 (child 0) and 0.1, 3.0 (child 1)
+    assert got[:-2] == [
+        ("bucket", "0.1", 2.0),
+        ("bucket", "1.0", 2.0),
+        ("bucket", "2.5", 3.0),
+        ("bucket", "1e+07", 4.0),
+        ("bucket", "+Inf", 4.0),
+    ]
+    assert got[-2][0] == "sum" and math.isclose(got[-2][2], 5.15)
+    assert got[-1] == ("count", None, 4.0)
+    assert family.samples[0].labels == (("model_name", "llama"), ("le", "0.1"))
+
+
+def test_families_encode_to_valid_text_and_openmetrics(client_dir):
+    families = PrometheusFilesReader(client_dir).families()
+    for body, fmt in (
+        (text.encode_to_string(families), "text"),
+        (openmetrics.encode_to_string(families), "openmetrics"),
+    ):
+        result = dm.check(body, format=fmt)
+        assert result.errors == [], (fmt, result.errors)
+
+
+@pytest.mark.parametrize(
+    "value", [0.1, 1.0, 2.5, 10.0, 1e6, 1e7, 12345678.9, 0.000001, 1e-300, math.inf, -math.inf]
+)
+def test_float_to_go_string_is_prometheus_clients(value):
+    assert float_to_go_string(value) == floatToGoString(value)
+
+
+def test_bad_files_are_skipped_with_one_log_line_each(client_dir, tmp_path, caplog):
+    bad_dir = tmp_path / "bad"
+    shutil.copytree(client_dir, bad_dir)
+    counter = sorted(bad_dir.glob("counter_*.db"))[0]
+    kept = counter.read_bytes()[:20]  # the header promises more than is left
+    counter.write_bytes(kept)
+    (bad_dir / "counter_999.db").write_bytes(b"\x40\x00\x00\x00garbage!" + b"\xff" * 56)
+    (bad_dir / "weird_1.db").write_bytes(b"")
+    gauge = sorted(bad_dir.glob("gauge_all_*.db"))[0]
+    gauge.write_bytes(gauge.read_bytes()[:6])
+    reader = PrometheusFilesReader(bad_dir)
+    with caplog.at_level(logging.ERROR, logger="dyn_metrics.multiprocess"):
+        first = reader.families()
+        second = reader.families()
+    assert first == second
+    logged = sorted(r.getMessage().split("'")[1].rsplit("/", 1)[1] for r in caplog.records)
+    assert logged == sorted([counter.name, "counter_999.db", "weird_1.db", gauge.name])
+    # What is left is what prometheus_client makes of the good files alone.
+    good = tmp_path / "good"
+    shutil.copytree(client_dir, good)
+    (good / counter.name).unlink()
+    (good / gauge.name).unlink()
+    assert our_view(first) == client_view(good)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"\x01\x00", "shorter than the 8-byte header"),
+        (b"\x00\x01\x00\x00" + b"\x00" * 12, "bytes in use"),
+        (b"\x18\x00\x00\x00\x00\x00\x00\x00\xff\x00\x00\x00" + b"\x00" * 12, "runs past"),
+    ],
+)
+def test_read_db_file_refuses_broken_files(tmp_path, data, problem):
+    path = tmp_path / "counter_1.db"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=problem):
+        read_db_file(str(path))
