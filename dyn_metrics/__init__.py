@@ -7,7 +7,6 @@ listed in ``__all__``.
 from typing import TYPE_CHECKING, Any
 
 from . import prometheus_names
-from .collectors import GCCollector, PlatformCollector, ProcessCollector
 from .dynamo.hierarchy import Component, Endpoint, Metrics, Namespace
 from .dynamo.runtime import DistributedRuntime
 from .errors import (
@@ -15,6 +14,9 @@ from .errors import (
     CardinalityError,
     ConfigError,
     DescriptorConflictError,
+    ExportError,
+    ExportRejectedError,
+    ExportUnavailableError,
     InvalidBucketsError,
     InvalidLabelsError,
     InvalidNameError,
@@ -50,8 +52,17 @@ from .registry import REGISTRY, Registry
 from .registry.sources import generate_latest, write_to_textfile
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
+    from . import multiprocess
+    from .collectors import GCCollector, PlatformCollector, ProcessCollector
+    from .dynamo.engine import register_engine_metrics_callback
     from .dynamo.system_server import start_http_server
     from .dynamo.web_apps import make_asgi_app, make_wsgi_app
+    from .export.pushgateway import (
+        delete_from_gateway,
+        instance_ip_grouping_key,
+        push_to_gateway,
+        pushadd_to_gateway,
+    )
     from .exposition.check import CheckResult, Problem, check
     from .exposition.parse.reader import parse
 
@@ -65,6 +76,15 @@ _LAZY = {
     "Problem": ("exposition.check", "Problem"),
     "parse": ("exposition.parse.reader", "parse"),
     "make_asgi_app": ("dynamo.web_apps", "make_asgi_app"),
+    "ProcessCollector": ("collectors", "ProcessCollector"),
+    "PlatformCollector": ("collectors", "PlatformCollector"),
+    "GCCollector": ("collectors", "GCCollector"),
+    "register_engine_metrics_callback": ("dynamo.engine", "register_engine_metrics_callback"),
+    "push_to_gateway": ("export.pushgateway", "push_to_gateway"),
+    "pushadd_to_gateway": ("export.pushgateway", "pushadd_to_gateway"),
+    "delete_from_gateway": ("export.pushgateway", "delete_from_gateway"),
+    "instance_ip_grouping_key": ("export.pushgateway", "instance_ip_grouping_key"),
+    "multiprocess": ("multiprocess", ""),
     "make_wsgi_app": ("dynamo.web_apps", "make_wsgi_app"),
     "start_http_server": ("dynamo.system_server", "start_http_server"),
 }
@@ -77,7 +97,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     import importlib
 
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    found = importlib.import_module(f"{__name__}.{module}")
+    value = getattr(found, attr) if attr else found  # "": the subpackage itself
     globals()[name] = value
     return value
 
@@ -87,6 +108,15 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "multiprocess",
+    "register_engine_metrics_callback",
+    "pushadd_to_gateway",
+    "push_to_gateway",
+    "instance_ip_grouping_key",
+    "delete_from_gateway",
+    "ExportUnavailableError",
+    "ExportRejectedError",
+    "ExportError",
     "AlreadyRegisteredError",
     "CardinalityError",
     "check",

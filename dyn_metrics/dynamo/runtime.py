@@ -12,7 +12,6 @@ import time
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Optional
 
-from ..collectors import GCCollector, PlatformCollector, ProcessCollector
 from ..errors import InvalidValueError
 from ..prometheus_names import distributed_runtime
 from .config import SystemConfig
@@ -61,6 +60,8 @@ class DistributedRuntime(_NamespaceParent):
         super().__init__("", None)
         self.health = SystemHealth.from_config(self.config)
         if self.config.process_metrics if process_metrics is None else process_metrics:
+            from ..collectors import GCCollector, PlatformCollector, ProcessCollector
+
             for collector in (ProcessCollector(), PlatformCollector(), GCCollector()):
                 self._registry.register(collector)
         self._started = time.monotonic()

@@ -15,6 +15,7 @@ import types
 from typing import Callable, Optional
 
 from . import (
+    cases_engine,
     cases_hot,
     cases_http,
     cases_import,
@@ -38,6 +39,7 @@ PHASES: dict[str, Callable[[Bench], None]] = {
     "scrape": cases_scrape.run,
     "http": cases_http.run,
     "web": cases_web.run,
+    "engine": cases_engine.run,
 }
 
 
