@@ -155,19 +155,23 @@ def shape_problem(family: object) -> Optional[str]:
     for sample in samples:
         if not isinstance(sample, Sample) or not isinstance(sample.name, str):
             return f"a family's samples must be dyn_metrics.Sample records, got {sample!r}"
-        problem = _labels_problem(sample.labels, "sample")
+        problem = _labels_problem(sample.labels, "sample") or _sample_value_problem(sample)
         if problem:
             return problem
-        if not _is_number(sample.value):
-            return f"sample {sample.name!r} needs an int or float value, got {sample.value!r}"
-        ts = sample.timestamp
-        if ts is not None and not (_is_number(ts) and math.isfinite(ts)):
-            return f"sample {sample.name!r} has a timestamp that is not a number: {ts!r}"
-        if sample.exemplar is not None:
-            problem = _exemplar_problem(sample.exemplar)
-            if problem:
-                return problem
     return _openmetrics_problem(family)
+
+
+def _sample_value_problem(sample: Sample) -> Optional[str]:
+    """What a sample's value, timestamp or exemplar breaks; None if nothing."""
+    value = sample.value
+    if value.__class__ is not float and value.__class__ is not int and not _is_number(value):
+        return f"sample {sample.name!r} needs an int or float value, got {value!r}"
+    ts = sample.timestamp
+    if ts is not None and not (_is_number(ts) and math.isfinite(ts)):
+        return f"sample {sample.name!r} has a timestamp that is not a number: {ts!r}"
+    if sample.exemplar is not None:
+        return _exemplar_problem(sample.exemplar)
+    return None
 
 
 def created_sample(family: Family, sample: Sample) -> bool:
@@ -196,16 +200,9 @@ def value_problem(family: Family) -> Optional[str]:
     ``_count`` equal to the ``+Inf`` bucket.
     """
     for sample in family.samples:
-        value = sample.value
-        if value.__class__ is not float and value.__class__ is not int and not _is_number(value):
-            return f"sample {sample.name!r} needs an int or float value, got {value!r}"
-        ts = sample.timestamp
-        if ts is not None and not (_is_number(ts) and math.isfinite(ts)):
-            return f"sample {sample.name!r} has a timestamp that is not a number: {ts!r}"
-        if sample.exemplar is not None:
-            problem = _exemplar_problem(sample.exemplar)
-            if problem:
-                return problem
+        problem = _sample_value_problem(sample)
+        if problem:
+            return problem
     if family.type in (HISTOGRAM, GAUGEHISTOGRAM):
         problem = _bucket_problem(family)
         if problem:
