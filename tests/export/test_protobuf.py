@@ -27,7 +27,8 @@ def test_double_field_is_protobufs(v):
 
 @given(st.text(), st.text())
 def test_strings_and_nested_messages_are_protobufs(k, v):
-    ours = pb.opt_string(1, k) + pb.bytes_field(2, pb.opt_string(1, v))
+    # key: a plain proto3 string (left out when empty); string_value: a oneof member (always)
+    ours = pb.opt_string(1, k) + pb.bytes_field(2, pb.string_field(1, v))
     assert ours == KeyValue(key=k, value=AnyValue(string_value=v)).SerializeToString()
 
 
