@@ -57,12 +57,14 @@ if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type check
     from .dynamo.engine import register_engine_metrics_callback
     from .dynamo.system_server import start_http_server
     from .dynamo.web_apps import make_asgi_app, make_wsgi_app
+    from .export.exporters import OTLPExporter, RemoteWriteExporter
     from .export.pushgateway import (
         delete_from_gateway,
         instance_ip_grouping_key,
         push_to_gateway,
         pushadd_to_gateway,
     )
+    from .export.result import ExportResult
     from .exposition.check import CheckResult, Problem, check
     from .exposition.parse.reader import parse
 
@@ -81,6 +83,9 @@ _LAZY = {
     "GCCollector": ("collectors", "GCCollector"),
     "register_engine_metrics_callback": ("dynamo.engine", "register_engine_metrics_callback"),
     "push_to_gateway": ("export.pushgateway", "push_to_gateway"),
+    "OTLPExporter": ("export.exporters", "OTLPExporter"),
+    "RemoteWriteExporter": ("export.exporters", "RemoteWriteExporter"),
+    "ExportResult": ("export.result", "ExportResult"),
     "pushadd_to_gateway": ("export.pushgateway", "pushadd_to_gateway"),
     "delete_from_gateway": ("export.pushgateway", "delete_from_gateway"),
     "instance_ip_grouping_key": ("export.pushgateway", "instance_ip_grouping_key"),
@@ -108,6 +113,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ExportResult",
+    "RemoteWriteExporter",
+    "OTLPExporter",
     "multiprocess",
     "register_engine_metrics_callback",
     "pushadd_to_gateway",

@@ -8,9 +8,10 @@ is set, serves ``/metrics``, ``/health`` and ``/live`` from a daemon thread
 created through the hierarchy is reachable from here.
 """
 
+import os
 import time
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import InvalidValueError
 from ..prometheus_names import distributed_runtime
@@ -20,6 +21,9 @@ from .hierarchy import _NamespaceParent
 
 if TYPE_CHECKING:  # the server stack is imported only when a server runs
     from ..server.app import MetricsServer
+
+#: The variables that make a runtime start an exporter (OTLP, remote write).
+_EXPORTER_SWITCHES = ("OTEL_METRICS_EXPORTER", "DYN_METRICS_REMOTE_WRITE_URL")
 
 UPTIME_HELP = "Total uptime of the DistributedRuntime in seconds"
 
@@ -34,6 +38,9 @@ class DistributedRuntime(_NamespaceParent):
     OpenMetrics scrapes write as ``_created`` samples. ``process_metrics=True``
     (default: ``DYN_SYSTEM_PROCESS_METRICS``) registers the process, platform
     and GC collectors (prometheus_client's names) at the root.
+    ``OTEL_METRICS_EXPORTER=otlp`` starts an OTLP exporter and
+    ``DYN_METRICS_REMOTE_WRITE_URL`` a remote-write exporter of the whole
+    runtime (``exporters``); ``shutdown()`` stops them after a final export.
     ``config`` defaults to ``SystemConfig.from_env(strict=strict_config)``;
     with the environment's server enabled, a bind failure is logged and the
     runtime keeps working without a server (``system_server`` is None); with
@@ -74,6 +81,12 @@ class DistributedRuntime(_NamespaceParent):
             from .system_server import start_from_config
 
             self.system_server = start_from_config(self, self.config, strict=strict_config)
+        self.exporters: list[Any] = []
+        if any(os.environ.get(var) for var in _EXPORTER_SWITCHES):
+            # Imported only when asked for: the exporters' transports cost import time.
+            from ..export.exporters import start_from_env
+
+            self.exporters = list(start_from_env(self, os.environ, strict_config))
 
     def connection_id(self) -> Optional[int]:
         """The worker id given at construction, or None."""
@@ -105,7 +118,13 @@ class DistributedRuntime(_NamespaceParent):
         raise InvalidValueError(f"format must be 'text' or 'openmetrics', got {fmt!r}")
 
     def shutdown(self) -> None:
-        """Stop the system server, if any. Metrics keep working."""
+        """Stop the exporters (each sends a final export) and the system server, if any.
+
+        Metrics keep working.
+        """
+        exporters, self.exporters = self.exporters, []
+        for exporter in exporters:
+            exporter.shutdown()
         server, self.system_server = self.system_server, None
         if server is not None:
             server.stop()

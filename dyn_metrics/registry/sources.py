@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Protocol, Union
 
 from ..errors import InvalidValueError
+from ..model import Family
 from . import REGISTRY, Registry
 
 #: ``render(fmt, names) -> str``: ``fmt`` is ``"text"`` or ``"openmetrics"``,
@@ -104,6 +105,39 @@ def resolve_source(source: object) -> tuple[Render, Health]:
         "source: expected a DistributedRuntime, a Namespace, Component or Endpoint, "
         f"a Metrics facade, a Registry or None, got {source!r}"
     )
+
+
+def registry_of(source: object) -> Registry:
+    """The registry at the top of ``source`` (a runtime's root registry, a node's, a
+    facade's, a registry itself; None: ``dm.REGISTRY``); InvalidValueError otherwise."""
+    if source is None:
+        return REGISTRY
+    if isinstance(source, Registry):
+        return source
+    for holder in (source, getattr(source, "metrics", None)):
+        found = getattr(holder, "registry", None)
+        if isinstance(found, Registry):
+            return found
+        found = getattr(holder, "_registry", None)
+        if isinstance(found, Registry):
+            return found
+    raise InvalidValueError(
+        "source: expected a DistributedRuntime, a Namespace, Component or Endpoint, "
+        f"a Metrics facade, a Registry or None, got {source!r}"
+    )
+
+
+def collect_families(source: object) -> list[Family]:
+    """The families of ``source`` as a scrape sees them, for exporters.
+
+    Runs the update callbacks of every registry of the tree first (as a scrape
+    does), then merges the families (custom collectors included); the text of
+    exposition-text callbacks, which exists only as text, is not included.
+    """
+    registry = registry_of(source)
+    for reg in registry.registries():
+        reg.execute_update_callbacks()
+    return registry.collect()
 
 
 def generate_latest(source: object = None, format: str = "text") -> bytes:
