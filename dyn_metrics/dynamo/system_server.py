@@ -31,6 +31,7 @@ import time
 from typing import Any, Callable, Optional, Union
 
 from ..errors import ConfigError
+from ..export.counts import export_counts
 from ..metrics import Gauge, Histogram, IntCounter, IntCounterVec, overflow_children_total
 from ..registry import Registry
 from ..registry.sources import Runtime, registry_render, resolve_source
@@ -90,6 +91,13 @@ class SelfMetrics:
                 "Overflow children made by vecs that reached their max_children",
             )
         )
+        self.exports = self.registry.register(
+            IntCounterVec(
+                "dyn_metrics_export_requests_total",
+                "Exports sent by this process's exporters, by exporter and result",
+                label_names=["exporter", "result"],
+            )
+        )
         self._seen: dict[str, int] = {}
         self.registry.add_update_callback(self._refresh)
 
@@ -113,6 +121,12 @@ class SelfMetrics:
             self._advance(kind, value, self.callback_errors)
         self._advance("dropped", now["dropped_families"], self.dropped_families)
         self._advance("overflow", overflow_children_total(), self.overflow_children)
+        for (exporter, result), value in export_counts().items():
+            key = f"{exporter}:{result}"
+            delta = value - self._seen.get(key, 0)
+            if delta > 0:
+                self._seen[key] = value
+                self.exports.with_label_values(exporter, result).inc_by(delta)
 
     def on_scrape(self) -> Callable[[int], None]:
         """Count a scrape in flight; the returned callable ends it with its status code."""

@@ -23,7 +23,6 @@ explicit exports alike.
 """
 
 import collections
-import itertools
 import math
 import threading
 import time
@@ -34,32 +33,23 @@ from typing import Any, Optional
 from ..errors import ExportUnavailableError, InvalidValueError
 from ..registry.sources import collect_families
 from . import grpc, otlp_model, protobuf, remote_write, snappy
+from .counts import count_export, export_counts
 from .otlp_config import OTLPConfig, RemoteWriteConfig
 from .periodic import PeriodicExporter
 from .pushgateway import Backoff
 from .result import ExportResult
+
+__all__ = ["OTLPExporter", "RemoteWriteExporter", "export_counts", "start_from_env"]
 
 _DEFAULT_ENDPOINTS = {
     "grpc": "http://localhost:4317",
     "http/protobuf": "http://localhost:4318/v1/metrics",
     "http/json": "http://localhost:4318/v1/metrics",
 }
-_counts: dict[tuple[str, str], "itertools.count[int]"] = {}
-_counts_lock = threading.Lock()
 
 
 def _count(exporter: str, result: ExportResult) -> None:
-    key = (exporter, "success" if result.success else "failure")
-    counter = _counts.get(key)
-    if counter is None:
-        with _counts_lock:
-            counter = _counts.setdefault(key, itertools.count())
-    next(counter)  # one C call: safe from any thread
-
-
-def export_counts() -> dict[tuple[str, str], int]:
-    """``{(exporter, "success" | "failure"): exports so far}`` in this process."""
-    return {k: int(repr(c)[6:-1]) for k, c in list(_counts.items())}
+    count_export(exporter, result.success)
 
 
 def _package_version() -> str:

@@ -212,3 +212,22 @@ def test_otlp_http_exports_reach_a_receiver(protocol):
         request = ExportMetricsServiceRequest.FromString(body)
     _, _, metrics = _metrics(request)
     assert metrics["jobs_total"].sum.data_points[0].as_double == 3
+
+
+def test_exports_are_counted_in_the_self_metrics(collector):
+    collector.calls.clear()
+    collector.mode = "ok"
+    reg = _registry()
+    server = dm.start_http_server(reg, port=0, host="127.0.0.1", self_metrics=True)
+    try:
+        OTLPExporter(reg, endpoint=f"http://{collector.target}").export_once()
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        server.stop()
+    series = 'dyn_metrics_export_requests_total{exporter="otlp",result="success"} '
+    line = next(x for x in text.splitlines() if x.startswith(series))
+    assert int(line.split()[-1]) >= 1
+    assert dm.check(text, "text").errors == []
