@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 from . import (
     cases_engine,
+    cases_export,
     cases_hot,
     cases_http,
     cases_import,
@@ -40,6 +41,7 @@ PHASES: dict[str, Callable[[Bench], None]] = {
     "http": cases_http.run,
     "web": cases_web.run,
     "engine": cases_engine.run,
+    "export": cases_export.run,
 }
 
 
