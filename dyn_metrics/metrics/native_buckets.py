@@ -52,7 +52,7 @@ def _exact_index(v: float, n: int) -> int:
     """The least ``i`` with ``2 ** i >= v ** n``, in integers."""
     m, d = v.as_integer_ratio()  # v = m / d, d a power of two
     q = d.bit_length() - 1
-    power = m**n  # v ** n = power / 2 ** (q * n)
+    power: int = m**n  # v ** n = power / 2 ** (q * n)
     # ceil(log2(power)) for an integer power >= 1 is (power - 1).bit_length().
     return (power - 1).bit_length() - q * n
 
