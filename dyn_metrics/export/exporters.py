@@ -36,8 +36,8 @@ from . import grpc, otlp_model, protobuf, remote_write, snappy
 from .counts import count_export, export_counts
 from .otlp_config import OTLPConfig, RemoteWriteConfig
 from .periodic import PeriodicExporter
-from .pushgateway import Backoff
 from .result import ExportResult
+from .transport import Backoff, package_version
 
 __all__ = ["OTLPExporter", "RemoteWriteExporter", "export_counts", "start_from_env"]
 
@@ -46,16 +46,6 @@ _DEFAULT_ENDPOINTS = {
     "http/protobuf": "http://localhost:4318/v1/metrics",
     "http/json": "http://localhost:4318/v1/metrics",
 }
-
-
-def _count(exporter: str, result: ExportResult) -> None:
-    count_export(exporter, result.success)
-
-
-def _package_version() -> str:
-    import sys
-
-    return str(getattr(sys.modules.get(__name__.split(".")[0]), "__version__", ""))
 
 
 def _failed(exc: BaseException) -> ExportResult:
@@ -149,7 +139,7 @@ class OTLPExporter(_Handle):
         points = sum(len(m.points) for m in otlp_model.otlp_metrics(families))
         args: dict[str, Any] = dict(
             resource_attributes=dict(self.config.resource),
-            scope_version=_package_version(),
+            scope_version=package_version(),
             start_time_unix_nano=self._start_ns,
             time_unix_nano=time.time_ns(),
         )
@@ -176,7 +166,7 @@ class OTLPExporter(_Handle):
                 backoff=self._backoff(),
                 data_points=points,
             )
-        _count("otlp", result)
+        count_export("otlp", result.success)
         return result
 
     def _grpc(self, request: bytes, points: int) -> ExportResult:
@@ -298,7 +288,7 @@ class RemoteWriteExporter(_Handle):
                     self._pending.popleft()  # sent, or refused for good
             if not result.success:
                 break
-        _count("remote_write", result)
+        count_export("remote_write", result.success)
         return result
 
     def _trim(self) -> None:

@@ -41,9 +41,8 @@ from typing import Optional, Union
 
 from ..errors import ExportError, ExportRejectedError, ExportUnavailableError, InvalidValueError
 from .protobuf import LENGTH_DELIMITED, VARINT, iter_fields
-from .pushgateway import Backoff
-from .remote_write import _NoRedirect, _user_agent, retry_after
 from .result import ExportResult
+from .transport import Backoff, failed_result, opener, read_body, retry_after, user_agent
 
 __all__ = [
     "CONTENT_TYPES",
@@ -188,7 +187,7 @@ def _status_message(body: bytes, content_type: Optional[str], protocol: str) -> 
 
 
 def _headers(headers: object, protocol: str, compression: Optional[str]) -> dict[str, str]:
-    out = {"Content-Type": CONTENT_TYPES[protocol], "User-Agent": _user_agent()}
+    out = {"Content-Type": CONTENT_TYPES[protocol], "User-Agent": user_agent()}
     if compression == "gzip":
         out["Content-Encoding"] = "gzip"
     if isinstance(headers, (str, bytes)):
@@ -256,13 +255,6 @@ def _check(
         raise InvalidValueError(f"data_points must be an int >= 0, got {data_points!r}")
 
 
-def _read(response: object, limit: int) -> bytes:
-    try:
-        return bytes(response.read(limit))  # type: ignore[attr-defined]
-    except (OSError, HTTPException, TypeError, AttributeError):  # no body, or a broken one
-        return b""
-
-
 def post_otlp(
     url: str,
     body: bytes,
@@ -309,13 +301,11 @@ def post_otlp(
             f"over the {MAX_BODY}-byte limit",
             url,
         )
-        return _failed(error, None, 0, data_points)
+        return failed_result(error, None, 0, data_points)
     data = bytes(body)
     if compression == "gzip":
         data = gzip.compress(data, mtime=0)  # mtime 0: equal requests give equal bytes
-    opener = urllib.request.build_opener(
-        _NoRedirect, urllib.request.HTTPSHandler(context=tls_context)
-    )
+    urls = opener(tls_context)
     deadline = policy.clock() + timeout
     attempts = 0
     status: Optional[int] = None
@@ -329,13 +319,13 @@ def post_otlp(
         wait: Optional[float] = None
         try:
             request = urllib.request.Request(url, data=data, method="POST", headers=fields)
-            with opener.open(request, timeout=remaining) as response:
-                answer = _read(response, _SUCCESS_BODY_LIMIT)
+            with urls.open(request, timeout=remaining) as response:
+                answer = read_body(response, _SUCCESS_BODY_LIMIT)
                 kind = response.headers.get("Content-Type")
                 return _succeeded(url, response.status, attempts, answer, protocol, kind)
         except urllib.error.HTTPError as exc:
             status = exc.code
-            raw = _read(exc, ERROR_BODY_LIMIT)
+            raw = read_body(exc, ERROR_BODY_LIMIT)
             text = raw.decode("utf-8", "replace")
             content_type = exc.headers.get("Content-Type") if exc.headers else None
             reason = _status_message(raw, content_type, protocol) or str(exc.reason)
@@ -343,14 +333,14 @@ def post_otlp(
                 error = ExportRejectedError(
                     f"otlp export to {url!r} refused with {status}: {reason}", url, status, text
                 )
-                return _failed(error, status, attempts, data_points)
+                return failed_result(error, status, attempts, data_points)
             wait = retry_after(exc.headers.get("Retry-After") if exc.headers else None, time.time())
             last = f"{status} {reason}".strip()
         except (OSError, HTTPException) as exc:
             status, text, cause = None, "", getattr(exc, "reason", exc)
             if isinstance(cause, ssl.CertificateError):  # a wrong certificate stays wrong
                 error = ExportRejectedError(f"tls with {url!r} failed: {cause}", url)
-                return _failed(error, None, attempts, data_points)
+                return failed_result(error, None, attempts, data_points)
             last = f"connection error: {cause!r}"
         if attempts >= policy.max_attempts:
             break
@@ -367,7 +357,7 @@ def post_otlp(
         text,
         attempts,
     )
-    return _failed(error, status, attempts, data_points)
+    return failed_result(error, status, attempts, data_points)
 
 
 def _succeeded(
@@ -391,7 +381,3 @@ def _succeeded(
             message or "(no message)",
         )
     return ExportResult(True, status, attempts, max(0, rejected), message)
-
-
-def _failed(error: ExportError, status: Optional[int], attempts: int, points: int) -> ExportResult:
-    return ExportResult(False, status, attempts, points, str(error), error)

@@ -24,17 +24,14 @@ connection errors are retried (:class:`Backoff`), then raise
 
 import base64
 import gzip
-import random
 import socket
 import ssl
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from contextlib import closing
-from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any, Callable, Optional
 
@@ -49,6 +46,7 @@ from ..errors import (
 from ..exposition.parse.reader import parse
 from ..model import LABEL_NAME_RE
 from ..registry.sources import resolve_source
+from .transport import Backoff, opener, read_body
 
 __all__ = [
     "CONTENT_TYPE",
@@ -72,31 +70,6 @@ BODY_LIMIT = 64 * 1024
 #: failure (``urllib.error.HTTPError`` for an HTTP status, any ``OSError``
 #: for the connection).
 Handler = Callable[..., Callable[[], Any]]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """How failed attempts are retried.
-
-    The wait before retry ``n`` (1-based) is ``base * factor ** (n - 1)``,
-    scaled by a random factor in ``1 ± jitter``; at most ``max_attempts``
-    requests are made, and none once the next wait would pass the call's
-    deadline. ``sleep``, ``clock`` (monotonic seconds) and ``random`` (in
-    [0, 1)) may be replaced, so tests wait for nothing.
-    """
-
-    base: float = 1.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    max_attempts: int = 6
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    random: Callable[[], float] = random.random
-
-    def wait(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
-        spread = self.jitter * (2.0 * self.random() - 1.0)
-        return float(self.base * self.factor ** (retry - 1) * (1.0 + spread))
 
 
 def _escape(name: str, value: str) -> str:
@@ -151,13 +124,6 @@ def gateway_url(gateway: str, job: str, grouping_key: Optional[Mapping[str, obje
     return f"{gateway.rstrip('/')}/metrics/{_escape('job', job)}{path}"
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Turns every 3xx into an HTTPError: a redirect means a wrong group URL."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def default_handler(
     url: str,
     method: str,
@@ -171,25 +137,16 @@ def default_handler(
     ``tls_context`` is used for https URLs (None: the default context).
     The environment's proxy settings apply, as in urllib.
     """
-    opener = urllib.request.build_opener(
-        _NoRedirect, urllib.request.HTTPSHandler(context=tls_context)
-    )
+    urls = opener(tls_context)
 
     def send() -> None:
         request = urllib.request.Request(url, data=data, method=method)
         for name, value in headers:
             request.add_header(name, value)
-        with opener.open(request, timeout=timeout) as response:
+        with urls.open(request, timeout=timeout) as response:
             response.read(BODY_LIMIT)
 
     return send
-
-
-def _read_body(exc: urllib.error.HTTPError) -> str:
-    try:
-        return bytes(exc.read(BODY_LIMIT)).decode("utf-8", "replace")
-    except (OSError, HTTPException, TypeError, AttributeError):  # no body, or a broken one
-        return ""
 
 
 def _refuse_labels(text: str, forbidden: frozenset[str], url: str) -> None:
@@ -312,7 +269,7 @@ def _send_with_retries(
                 )()
             return
         except urllib.error.HTTPError as exc:
-            status, body = exc.code, _read_body(exc)
+            status, body = exc.code, read_body(exc, BODY_LIMIT).decode("utf-8", "replace")
             if status < 500:
                 message = _rejection(method, url, status, body, exc)
                 raise ExportRejectedError(message, url, status, body) from exc

@@ -20,24 +20,22 @@ Field numbers are those of prometheus/prometheus ``prompb/remote.proto`` and
 """
 
 import base64
-import email.utils
 import math
 import ssl
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from http.client import HTTPException
-from typing import Any, Optional
+from typing import Optional
 
 from ..errors import ExportError, ExportRejectedError, ExportUnavailableError, InvalidValueError
 from ..exposition.text import text_metadata
 from ..model import LABEL_NAME_RE, Family
 from ..registry.family_checks import text_family
 from .protobuf import bytes_field, double_field, string_field, varint, varint_field
-from .pushgateway import Backoff
 from .result import ExportResult
+from .transport import Backoff, failed_result, opener, read_body, retry_after, user_agent
 
 __all__ = [
     "CONTENT_TYPE",
@@ -195,19 +193,6 @@ def encode_write_request(
     return b"".join(series) + b"".join(metadata)
 
 
-def _user_agent() -> str:
-    # The package root is imported before any of its modules; its version is read from there.
-    root = sys.modules.get(__name__.split(".")[0])
-    return f"dyn_metrics/{getattr(root, '__version__', 'unknown')}"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Every 3xx becomes an HTTPError: a remote-write URL that redirects is wrong."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def _headers(
     headers: Optional[Mapping[str, str]],
     basic_auth: Optional[tuple[str, str]],
@@ -217,7 +202,7 @@ def _headers(
         "Content-Encoding": "snappy",
         "Content-Type": CONTENT_TYPE,
         "X-Prometheus-Remote-Write-Version": PROTOCOL_VERSION,
-        "User-Agent": _user_agent(),
+        "User-Agent": user_agent(),
     }
     if headers is not None:
         if not isinstance(headers, Mapping):
@@ -249,32 +234,6 @@ def _headers(
             raise InvalidValueError(f"bearer_token must be a non-empty str, got {bearer_token!r}")
         out["Authorization"] = f"Bearer {bearer_token}"
     return out
-
-
-def retry_after(value: Optional[str], now: float) -> Optional[float]:
-    """Seconds a ``Retry-After`` value (delay seconds or an HTTP-date) asks for; None if unusable.
-
-    ``now`` is the wall-clock time (``time.time()``) an HTTP-date is measured from.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def _read_body(exc: urllib.error.HTTPError) -> str:
-    try:
-        return bytes(exc.read(BODY_LIMIT)).decode("utf-8", "replace")
-    except (OSError, HTTPException, TypeError, AttributeError):  # no body, or a broken one
-        return ""
 
 
 def _check(url: object, body: object, timeout: object, tls_context: object) -> None:
@@ -329,9 +288,7 @@ def send(
         raise InvalidValueError(f"backoff must be a Backoff, got {backoff!r}")
     fields = _headers(headers, basic_auth, bearer_token)
     data = bytes(body_snappy)
-    opener = urllib.request.build_opener(
-        _NoRedirect, urllib.request.HTTPSHandler(context=tls_context)
-    )
+    urls = opener(tls_context)
     deadline = policy.clock() + timeout
     attempts = 0
     status: Optional[int] = None
@@ -345,24 +302,24 @@ def send(
         wait: Optional[float] = None
         try:
             request = urllib.request.Request(url, data=data, method="POST", headers=fields)
-            with opener.open(request, timeout=remaining) as response:
+            with urls.open(request, timeout=remaining) as response:
                 response.read(BODY_LIMIT)
                 return ExportResult(True, response.status, attempts)
         except urllib.error.HTTPError as exc:
-            status, body = exc.code, _read_body(exc)
+            status, body = exc.code, read_body(exc, BODY_LIMIT).decode("utf-8", "replace")
             if status != 429 and status < 500:
                 text = body.strip() or str(exc.reason)
                 error: ExportError = ExportRejectedError(
                     f"remote write to {url!r} refused with {status}: {text}", url, status, body
                 )
-                return _failed(error, status, attempts, data_points)
+                return failed_result(error, status, attempts, data_points)
             wait = retry_after(exc.headers.get("Retry-After") if exc.headers else None, time.time())
             last = f"{status} {body.strip()}".strip()
         except (OSError, HTTPException) as exc:
             status, body, reason = None, "", getattr(exc, "reason", exc)
             if isinstance(reason, ssl.CertificateError):  # a wrong certificate stays wrong
                 error = ExportRejectedError(f"tls with {url!r} failed: {reason}", url)
-                return _failed(error, None, attempts, data_points)
+                return failed_result(error, None, attempts, data_points)
             last = f"connection error: {reason}"
         if attempts >= policy.max_attempts:
             break
@@ -379,8 +336,4 @@ def send(
         body,
         attempts,
     )
-    return _failed(error, status, attempts, data_points)
-
-
-def _failed(error: ExportError, status: Optional[int], attempts: int, points: int) -> ExportResult:
-    return ExportResult(False, status, attempts, points, str(error), error)
+    return failed_result(error, status, attempts, data_points)
