@@ -6,9 +6,10 @@ periodic :class:`~.exporters.OTLPExporter` and
 background driver), ``otlp_config`` (``OTEL_*``, ``DYN_METRICS_REMOTE_WRITE_*``
 read once), ``otlp_model`` / ``otlp_json`` (the OTLP encoders), ``grpc`` over
 ``http2`` and ``hpack``, ``otlp_http``, ``remote_write`` and ``snappy``, all
-over ``protobuf`` (the wire format) and ``transport`` (retry pacing, openers); ``counts`` keeps the export counts the
-self metrics read. Errors are :mod:`dyn_metrics.errors`' ``ExportError`` and
-below; results are :class:`~.result.ExportResult`.
+over ``protobuf`` (the wire format) and ``transport`` (retry pacing,
+openers); ``counts`` keeps the export counts the self metrics read. Errors
+are :mod:`dyn_metrics.errors`' ``ExportError`` and below; results are
+:class:`~.result.ExportResult`.
 
 The Pushgateway names are imported on first use (PEP 562): reading the counts
 must not pull in the HTTP client.
