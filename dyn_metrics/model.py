@@ -18,6 +18,11 @@ Conventions (the text 0.0.4 view, which is Dynamo's):
 * ``Sample.value`` is an ``int`` for integer metrics and a ``float`` otherwise.
 * ``Sample.timestamp`` is in seconds (float) or ``None``; collectors never set
   it, parsed input may carry one.
+* A native histogram child carries its exponential buckets as
+  :class:`NativeHistogram` on its ``_count`` sample (``Sample.native``); its
+  ``_count`` and ``_sum`` samples are its count and sum, its ``_bucket``
+  samples its classic buckets (only ``+Inf`` when it has none). Formats
+  without native histograms (text, OpenMetrics 1.0) ignore the field.
 
 Besides the records this module holds the one copy of each fact the formats
 share: the type words, the sample-name suffixes each type may write
@@ -93,14 +98,36 @@ class Exemplar(NamedTuple):
     timestamp: Optional[float] = None
 
 
+class NativeHistogram(NamedTuple):
+    """The exponential buckets of one native histogram child.
+
+    With ``base = 2 ** (2 ** -schema)``, positive bucket ``i`` counts the
+    observations in ``(base ** (i - 1), base ** i]`` and negative bucket ``i``
+    those in ``[-base ** i, -base ** (i - 1))``; the zero bucket counts those in
+    ``[-zero_threshold, zero_threshold]``. ``positive`` and ``negative`` are
+    ``(index, count)`` pairs by ascending index, every count > 0. NaN
+    observations are in the count but in no bucket.
+    """
+
+    schema: int
+    zero_threshold: float
+    zero_count: int
+    positive: tuple[tuple[int, int], ...] = ()
+    negative: tuple[tuple[int, int], ...] = ()
+
+
 class Sample(NamedTuple):
-    """One exposition line: ``name{labels} value [timestamp]``."""
+    """One exposition line: ``name{labels} value [timestamp]``.
+
+    ``native`` is set on a native histogram's ``_count`` sample only.
+    """
 
     name: str
     labels: Labels
     value: Number
     timestamp: Optional[float] = None
     exemplar: Optional[Exemplar] = None
+    native: Optional[NativeHistogram] = None
 
 
 class Family(NamedTuple):

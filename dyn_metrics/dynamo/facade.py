@@ -23,6 +23,9 @@ from typing import Optional, TypeVar
 from .. import prometheus_names as names
 from ..errors import InvalidLabelsError, InvalidNameError, RegistrationError
 from ..metrics import (
+    DEFAULT_MAX_BUCKETS,
+    DEFAULT_SCHEMA,
+    DEFAULT_ZERO_THRESHOLD,
     Counter,
     CounterVec,
     Gauge,
@@ -182,10 +185,30 @@ class Metrics:
         buckets: Optional[Iterable[float]] = None,
         *,
         unit: str = "",
+        native: bool = False,
+        schema: int = DEFAULT_SCHEMA,
+        zero_threshold: float = DEFAULT_ZERO_THRESHOLD,
+        max_buckets: int = DEFAULT_MAX_BUCKETS,
     ) -> Histogram:
-        """A :class:`Histogram` registered on this node (default buckets if None)."""
+        """A :class:`Histogram` registered on this node (default buckets if None).
+
+        ``native=True, schema=3, zero_threshold=2**-128, max_buckets=160`` as for
+        :class:`Histogram` make it a native histogram.
+        """
         full_name, const = self._prepare(name, labels)
-        return self._register(Histogram(full_name, help, const, buckets=buckets, unit=unit))
+        return self._register(
+            Histogram(
+                full_name,
+                help,
+                const,
+                buckets=buckets,
+                unit=unit,
+                native=native,
+                schema=schema,
+                zero_threshold=zero_threshold,
+                max_buckets=max_buckets,
+            )
+        )
 
     def create_countervec(
         self,
@@ -264,8 +287,13 @@ class Metrics:
         buckets: Optional[Iterable[float]] = None,
         *,
         unit: str = "",
+        native: bool = False,
+        schema: int = DEFAULT_SCHEMA,
+        zero_threshold: float = DEFAULT_ZERO_THRESHOLD,
+        max_buckets: int = DEFAULT_MAX_BUCKETS,
     ) -> HistogramVec:
-        """A :class:`HistogramVec` with variable ``label_names``."""
+        """A :class:`HistogramVec` with variable ``label_names`` (``native`` as for
+        :meth:`create_histogram`)."""
         full_name, variable, const = self._prepare_vec(
             HistogramVec, name, label_names, const_labels
         )
@@ -278,6 +306,10 @@ class Metrics:
                 buckets=buckets,
                 max_children=self._max_children(),
                 unit=unit,
+                native=native,
+                schema=schema,
+                zero_threshold=zero_threshold,
+                max_buckets=max_buckets,
             )
         )
 

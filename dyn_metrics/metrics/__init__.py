@@ -1,9 +1,12 @@
 """Live metrics, one file per type: each type's cells, handles and Vecs together.
 
 ``counter.py``, ``gauge.py``, ``histogram.py``, ``summary.py``, ``info.py`` and
-``stateset.py`` hold a metric type each (``quantiles.py`` the summary's
-streaming quantiles). Beside them sit the shared pieces: ``cells.py`` (the
-stripe locks, folding, number checks), ``desc.py`` (validated metadata),
+``stateset.py`` hold a metric type each (``histogram_cell.py`` the
+histogram's cell, ``quantiles.py`` the summary's streaming quantiles;
+``native_buckets.py``, ``native_histogram.py`` and ``native_cell.py`` the
+exponential buckets of native histograms). Beside
+them sit the shared pieces: ``cells.py`` (the stripe locks, folding, number
+checks), ``desc.py`` (validated metadata),
 ``family.py`` (the child map and both renderings), ``vec.py`` (access by
 label values), ``timer.py`` and ``instrument.py`` (the instrumentation
 helpers), ``exemplars.py``, ``shortcuts.py`` (Dynamo's dict-taking vec
@@ -17,19 +20,24 @@ from .desc import Desc, LabelsArg, check_unit, const_label_pairs
 from .family import MetricFamily
 from .gauge import Gauge, GaugeVec, IntGauge, IntGaugeVec
 from .histogram import (
-    DEFAULT_BUCKETS,
     Histogram,
     HistogramVec,
     exponential_buckets,
     linear_buckets,
 )
+from .histogram_cell import DEFAULT_BUCKETS
 from .info import Info, InfoVec
+from .native_buckets import DEFAULT_ZERO_THRESHOLD
+from .native_histogram import DEFAULT_MAX_BUCKETS, DEFAULT_SCHEMA
 from .stateset import Enum, StateSet, StateSetVec
 from .summary import Summary, SummaryVec
 from .vec import OVERFLOW_VALUE, overflow_children_total
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "DEFAULT_MAX_BUCKETS",
+    "DEFAULT_SCHEMA",
+    "DEFAULT_ZERO_THRESHOLD",
     "Counter",
     "Enum",
     "Info",

@@ -86,6 +86,8 @@ class MetricFamily(Generic[_C, _V]):
         # of children changes, so a steady scrape neither sorts nor escapes.
         self._order: Optional[tuple[int, list[Key], list[_C]]] = None
         self._text: Optional[tuple[int, list[str]]] = None
+        # (version, {key: label pairs}) for collect_groups, made by the first one.
+        self._pairs: Optional[tuple[int, dict[Key, Labels]]] = None
         self._born = time.time()
         # {key: creation time} once track_created() is called
         self._created_at: Optional[dict[Key, float]] = None
@@ -214,8 +216,14 @@ class MetricFamily(Generic[_C, _V]):
         """
         created = created and self.desc.type in _HAS_CREATED
         groups = []
+        known = self._pairs
+        if known is None or known[0] != self._version:
+            known = self._pairs = (self._version, {})
+        pairs_of = known[1]
         for key, value, born, cell in self._snapshot():
-            pairs = self._label_pairs(key)
+            pairs = pairs_of.get(key)
+            if pairs is None:
+                pairs = pairs_of[key] = self._label_pairs(key)
             samples = self._with_exemplars(self._samples(pairs, value), cell)
             if created and born is not None:
                 samples += (Sample(self.desc.name + "_created", pairs, born),)

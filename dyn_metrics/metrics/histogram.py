@@ -1,45 +1,30 @@
-"""Histograms: bucket bounds, the cell, ``Histogram`` and ``HistogramVec``.
+"""Histograms: bucket bounds, ``Histogram`` and ``HistogramVec``.
 
-A :class:`HistogramCell` keeps a private list ``[folded, pending
-observations...]``: ``observe(v)`` is one C-level ``list.append``, atomic
-under the GIL and on free-threaded builds alike (list operations lock the
-list there), so no fallback is needed. ``folded`` is ``(bucket counts, sum)``.
-Folding replaces the list's first n items with the new ``folded`` in one
-slice assignment, under the cell's stripe, when a read folds or when 256
-observations are pending (only if the stripe is free: an update never
-waits). At every moment the list holds the whole state, so a read that
-cannot take the stripe (its own thread holds it: a read nested in a signal
-handler) computes the same snapshot from one atomic copy, and every snapshot
-has count == the ``+Inf`` bucket.
+The cell is :class:`~.histogram_cell.HistogramCell` (a native histogram's
+:class:`~.native_cell.NativeHistogramCell`), whose docstring says how
+``observe`` stays one append.
 
 Bucket bounds follow rust-prometheus: strictly increasing, ``+Inf`` implied,
 :data:`DEFAULT_BUCKETS` when none are given; an observation counts in every
 bucket whose bound is >= the value, NaN in ``+Inf`` only.
 """
 
-import functools
-import itertools
 import math
-import operator
-import threading
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
-from typing import Optional, cast
+from typing import Optional
 
 from ..errors import InvalidBucketsError
 from ..exposition import text as expfmt
-from ..model import HISTOGRAM, Labels, Number, Sample
-from .cells import EXACT_INT, FOLD_AT, as_real, drop, drop_all, stripe, take, take_all
+from ..model import HISTOGRAM, Labels, Sample
 from .desc import Desc, LabelsArg
-from .exemplars import RawExemplar, as_exemplar, make_exemplar
+from .exemplars import as_exemplar
 from .family import MetricFamily, Write, expose_only_child
+from .histogram_cell import DEFAULT_BUCKETS, HistogramCell, HistogramSnapshot
+from .native_buckets import DEFAULT_ZERO_THRESHOLD
+from .native_cell import NativeHistogramCell
+from .native_histogram import DEFAULT_MAX_BUCKETS, DEFAULT_SCHEMA, NativeOptions, native_options
 from .timer import Timer
 from .vec import MetricVec, check_max_children
-
-DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-#: ``(cumulative bucket counts incl. +Inf, sum, count)`` of one child.
-HistogramSnapshot = tuple[list[int], float, int]
 
 
 def linear_buckets(start: float, width: float, count: int) -> list[float]:
@@ -103,12 +88,15 @@ class HistogramDesc(Desc):
     """A histogram's :class:`Desc`: every Desc check, then the bucket bounds'.
 
     ``buckets`` holds the validated bounds (:func:`check_buckets`); ``le`` is
-    refused as a label name. Raises :class:`InvalidBucketsError` besides the
-    errors of :class:`Desc`.
+    refused as a label name. ``native`` holds the validated native-histogram
+    options (``native_histogram.check_native``) or None; a native histogram
+    given no ``buckets`` has no classic buckets (only ``+Inf``). Raises
+    :class:`InvalidBucketsError` besides the errors of :class:`Desc`.
     """
 
-    __slots__ = ()
+    __slots__ = ("native",)
     buckets: tuple[float, ...]
+    native: Optional[NativeOptions]
 
     def __init__(
         self,
@@ -118,161 +106,15 @@ class HistogramDesc(Desc):
         label_names: Iterable[str] = (),
         buckets: Optional[Iterable[float]] = None,
         unit: str = "",
+        native: Optional[NativeOptions] = None,
     ) -> None:
+        self.native = native
         super().__init__(name, help, HISTOGRAM, const_labels, label_names, buckets, unit)
 
     def _check_buckets(self, buckets: Optional[Iterable[float]]) -> tuple[float, ...]:
+        if buckets is None and self.native is not None:
+            return ()
         return check_buckets(buckets)
-
-
-def _observation(value: object) -> float:
-    """``value`` as a float, or :class:`InvalidValueError` if it is not a real number."""
-    return as_real(value, "histogram observation")
-
-
-#: ``(counts per bucket incl. the last, above every bound; sum)`` folded so far.
-_Folded = tuple[tuple[int, ...], float]
-
-
-def _fold(bounds: tuple[float, ...], items: list[object]) -> _Folded:
-    """``items`` = ``[folded, observations...]`` folded into one ``_Folded``."""
-    folded = cast(_Folded, items[0])
-    pending = cast(list[float], items[1:])
-    if not pending:
-        return folded
-    counts, total = folded
-    new = list(counts)
-    # Left to right, so the sum rounds exactly as Rust's `sum += v`.
-    total = functools.reduce(operator.add, pending, total)
-    # NaN belongs in +Inf only (as in rust-prometheus) and would confuse
-    # the sort; `total` is NaN whenever one was observed.
-    numbers = [v for v in pending if v == v] if total != total else pending
-    numbers.sort()
-    # One bisection per bound over the sorted batch instead of one per
-    # observation: bisect_right counts the values <= bound.
-    below = 0
-    for i, bound in enumerate(bounds):
-        upto = bisect_right(numbers, bound)
-        new[i] += upto - below
-        below = upto
-    new[-1] += len(pending) - below
-    return tuple(new), total
-
-
-class HistogramCell:
-    """A histogram child: pending observations and folded totals in one private list.
-
-    Bucket ``i`` counts observations in ``(bounds[i-1], bounds[i]]``, the
-    last one those above every bound (and NaN, as rust-prometheus does).
-    ``_exemplars`` (made at the first exemplar) holds the latest exemplar of
-    each bucket, replaced by one item store.
-    """
-
-    __slots__ = ("_items", "_bounds", "_exemplars")
-
-    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
-        self._bounds = bounds
-        folded: _Folded = ((0,) * (len(bounds) + 1), 0.0)
-        self._items: list[object] = [folded]
-        self._exemplars: Optional[list[Optional[RawExemplar]]] = None
-
-    def observe(self, value: Number, exemplar: Optional[Mapping[str, str]] = None) -> None:
-        """Record one observation (any real number; NaN and infinities too).
-
-        Lock-free on the common path. Anything that is not a real number
-        raises :class:`InvalidValueError` and records nothing. ``exemplar``
-        (``{label: value}``, at most 128 characters in all) becomes the
-        latest exemplar of the bucket ``value`` falls in; a bad one raises
-        :class:`InvalidLabelsError` and records nothing.
-        """
-        cls = value.__class__
-        if cls is not float and (cls is not int or not -EXACT_INT < value < EXACT_INT):
-            value = _observation(value)
-        if exemplar is not None:
-            self._keep_exemplar(make_exemplar(exemplar, value), value)
-        items = self._items
-        items.append(value)
-        if len(items) > FOLD_AT:
-            lock = stripe(self)
-            if take(lock, wait=False):
-                try:
-                    self._fold_locked()
-                finally:
-                    drop(lock)
-
-    def _keep_exemplar(self, exemplar: RawExemplar, value: float) -> None:
-        exemplars = self._exemplars
-        if exemplars is None:
-            # Made once under the stripe, so two first exemplars make one list.
-            lock = stripe(self)
-            if not take(lock):
-                return  # its own thread holds the stripe (a signal handler in a scrape)
-            try:
-                if self._exemplars is None:
-                    self._exemplars = [None] * (len(self._bounds) + 1)
-                exemplars = self._exemplars
-            finally:
-                drop(lock)
-        # The first bucket whose bound is >= value; NaN goes to +Inf.
-        bounds = self._bounds
-        exemplars[bisect_left(bounds, value) if value == value else len(bounds)] = exemplar
-
-    def _fold_locked(self) -> _Folded:
-        """Fold the pending observations; the cell's stripe is held."""
-        items = self._items
-        n = len(items)
-        # Observers only append, so the first n items are exactly the ones
-        # read here, whatever was appended meanwhile.
-        folded = _fold(self._bounds, items[:n])
-        items[0:n] = [folded]
-        return folded
-
-    def _snapshot(self, folding: bool) -> HistogramSnapshot:
-        folded = self._fold_locked() if folding else _fold(self._bounds, list(self._items))
-        cumulative = list(itertools.accumulate(folded[0]))
-        return cumulative, folded[1], cumulative[-1]
-
-    def _read(self) -> HistogramSnapshot:
-        """``(cumulative bucket counts incl. +Inf, sum, count)``, folding if it can."""
-        lock = stripe(self)
-        if not take(lock):
-            return self._snapshot(folding=False)
-        try:
-            return self._snapshot(folding=True)
-        finally:
-            drop(lock)
-
-    # What a family read takes from every kind of cell.
-    _read_locked = _read
-
-    @staticmethod
-    def _read_many(cells: list["HistogramCell"]) -> list[HistogramSnapshot]:
-        """The snapshots of many cells at once (what a family read uses)."""
-        if not take_all(cells):
-            return [cell._snapshot(folding=False) for cell in cells]
-        try:
-            return [cell._snapshot(folding=True) for cell in cells]
-        finally:
-            drop_all()
-
-    def get_sample_count(self) -> int:
-        """Number of observations so far."""
-        return self._read()[2]
-
-    def get_sample_sum(self) -> float:
-        """Sum of observations so far."""
-        return self._read()[1]
-
-    def time(self) -> Timer:
-        """Observe the seconds spent in a ``with`` block or decorated function."""
-        return Timer(self.observe)
-
-    def start_timer(self) -> Timer:
-        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
-        return Timer(self.observe).start()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} count={self.get_sample_count()}>"
 
 
 class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
@@ -287,17 +129,22 @@ class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
         self._le = tuple(expfmt.format_value(b) for b in desc.buckets) + ("+Inf",)
 
     def _new_cell(self) -> HistogramCell:
-        return HistogramCell(self._lock, self.desc.buckets)
+        native = self.desc.native
+        if native is None:
+            return HistogramCell(self._lock, self.desc.buckets)
+        # Reading many cells stays HistogramCell._read_many, which each cell's
+        # _snapshot serves.
+        return NativeHistogramCell(self._lock, self.desc.buckets, native)
 
     def _samples(self, pairs: Labels, value: HistogramSnapshot) -> tuple[Sample, ...]:
-        cumulative, total, count = value
+        cumulative, total, count, native = value
         name = self.desc.name
         samples = [
             Sample(name + "_bucket", pairs + (("le", le),), c)
             for le, c in zip(self._le, cumulative)
         ]
         samples.append(Sample(name + "_sum", pairs, total))
-        samples.append(Sample(name + "_count", pairs, count))
+        samples.append(Sample(name + "_count", pairs, count, native=native))
         return tuple(samples)
 
     def _with_exemplars(
@@ -322,7 +169,7 @@ class HistogramFamily(MetricFamily[HistogramCell, HistogramSnapshot]):
         fmt = expfmt.format_value
         out = [self._header]
         bucket_open = name + "_bucket{"
-        for key, (cumulative, total, count), _, _ in snapshot:
+        for key, (cumulative, total, count, _), _, _ in snapshot:
             labels = expfmt.format_labels(self._label_pairs(key))
             inner = labels[1:-1] + "," if labels else ""
             out.extend(
@@ -338,6 +185,10 @@ class Histogram(HistogramFamily):
 
     ``buckets`` defaults to :data:`DEFAULT_BUCKETS`; bounds must increase
     strictly. Observations count in every bucket whose bound is >= the value.
+    ``native=True`` adds exponential buckets (``native_histogram.py``:
+    ``schema`` -4..8, ``zero_threshold``, ``max_buckets``), served in the
+    protobuf exposition; a native histogram has classic buckets only when
+    ``buckets`` are given (text then shows ``_count``, ``_sum`` and ``+Inf``).
     The methods below document the API; each instance shadows them with its
     one child's bound methods (``family.expose_only_child``).
     """
@@ -352,8 +203,15 @@ class Histogram(HistogramFamily):
         buckets: Optional[Iterable[float]] = None,
         *,
         unit: str = "",
+        native: bool = False,
+        schema: int = DEFAULT_SCHEMA,
+        zero_threshold: float = DEFAULT_ZERO_THRESHOLD,
+        max_buckets: int = DEFAULT_MAX_BUCKETS,
     ) -> None:
-        super().__init__(HistogramDesc(name, help, const_labels, buckets=buckets, unit=unit))
+        options = native_options(native, schema, zero_threshold, max_buckets)
+        super().__init__(
+            HistogramDesc(name, help, const_labels, buckets=buckets, unit=unit, native=options)
+        )
         expose_only_child(self, self._methods)
 
     def observe(self, value: float, exemplar: Optional[Mapping[str, str]] = None) -> None:
@@ -394,9 +252,17 @@ class HistogramVec(HistogramFamily, MetricVec[HistogramCell, HistogramSnapshot])
         *,
         max_children: Optional[int] = None,
         unit: str = "",
+        native: bool = False,
+        schema: int = DEFAULT_SCHEMA,
+        zero_threshold: float = DEFAULT_ZERO_THRESHOLD,
+        max_buckets: int = DEFAULT_MAX_BUCKETS,
     ) -> None:
         limit = check_max_children(max_children)
+        options = native_options(native, schema, zero_threshold, max_buckets)
         HistogramFamily.__init__(
-            self, HistogramDesc(name, help, const_labels, label_names, buckets=buckets, unit=unit)
+            self,
+            HistogramDesc(
+                name, help, const_labels, label_names, buckets=buckets, unit=unit, native=options
+            ),
         )
         self._set_limit(limit)

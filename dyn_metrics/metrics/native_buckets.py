@@ -3,60 +3,177 @@
 A native histogram of schema ``s`` (-4..8) has buckets whose bounds are the
 powers of ``base = 2 ** (2 ** -s)``: bucket ``i`` holds the values ``v`` with
 ``base ** (i - 1) < |v| <= base ** i`` (upper bound inclusive, as Prometheus
-defines them). :func:`bucket_index` gives ``i`` for a finite ``|v| > 0``.
+defines them). :func:`bucket_index` gives ``i`` for a finite ``|v| > 0``;
+:func:`fold_sorted` counts a sorted batch of values into buckets.
 
-* Schemas ``<= 0``: every bound is a power of two, so ``math.frexp`` gives
-  the index exactly (client_golang's method).
-* Schemas ``> 0``: with ``n = 2 ** s``, ``i`` is the least integer with
-  ``2 ** i >= v ** n``. A float estimate (``frexp`` and a table of the ``n``
-  bounds within one octave) is right except within a few ulps of a bound,
-  irrational there; an estimate that close is settled with exact integer
-  arithmetic on ``v``'s ratio (``v ** n`` against a power of two), so no value
-  lands in the wrong bucket through float rounding.
+Exactness. ``math.frexp`` splits ``v = frac * 2 ** exp`` exactly. Within one
+octave the ``n = 2 ** s`` bounds (schemas > 0) are ``2 ** (j / n - 1)``,
+irrational but for ``j = 0``; the table here holds, for each, the largest
+float not above it (found once per schema with integer arithmetic on the
+float's ratio). For a float ``frac``, ``frac <= bound`` exactly when
+``frac <= floor_float(bound)``, so one ``bisect`` on that table decides every
+value right, a few ulps from a bound included. Schemas ``<= 0`` have powers
+of two as bounds: ``frexp`` alone decides (client_golang's method).
 """
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 
 MIN_SCHEMA = -4
 MAX_SCHEMA = 8
+#: The zero bucket's default half-width: a bucket bound at every schema (client_golang's).
+DEFAULT_ZERO_THRESHOLD = 2.0**-128
 
-# The n bounds of one octave [0.5, 1) for each positive schema: 2 ** (j / n - 1).
-_OCTAVE_BOUNDS = {s: [2.0 ** (j / (1 << s) - 1.0) for j in range(1 << s)] for s in range(1, 9)}
-#: Relative distance to a bound below which the float estimate is checked exactly.
-_CLOSE = 1e-12
+_MAX_FLOAT = 1.7976931348623157e308
+_MIN_NORMAL = 2.2250738585072014e-308
+_frexp = math.frexp
+_ldexp = math.ldexp
+
+# schema -> the largest floats not above 2 ** (j / n - 1), j = 0 .. n - 1.
+_tables: dict[int, list[float]] = {0: [0.5]}
+
+
+def _below_or_at(b: float, j: int, n: int) -> bool:
+    """``b <= 2 ** (j / n - 1)`` exactly, for ``0.5 <= b < 1``: ``b ** n <= 2 ** (j - n)``."""
+    m, d = b.as_integer_ratio()  # b = m / d, d a power of two
+    q = d.bit_length() - 1
+    # m ** n / 2 ** (q * n) <= 2 ** (j - n)  <=>  m ** n <= 2 ** (q * n + j - n)
+    return bool(m**n <= 1 << (q * n + j - n))
+
+
+def octave_bounds(schema: int) -> list[float]:
+    """The bounds of one octave ``[0.5, 1)`` at ``schema``, each rounded down to a float."""
+    table = _tables.get(max(schema, 0))
+    if table is not None:
+        return table
+    n = 1 << schema
+    table = []
+    for j in range(n):
+        b = 2.0 ** (j / n - 1.0)
+        while not _below_or_at(b, j, n):
+            b = math.nextafter(b, 0.0)
+        while _below_or_at(up := math.nextafter(b, 1.0), j, n) and up < 1.0:
+            b = up
+        table.append(b)
+    _tables[schema] = table  # one assignment: a racing builder stores an equal list
+    return table
 
 
 def bucket_index(value: float, schema: int) -> int:
     """The bucket of ``|value|`` (finite, > 0) in a native histogram of ``schema``."""
-    v = abs(value)
-    frac, exp = math.frexp(v)  # v = frac * 2 ** exp, 0.5 <= frac < 1
+    frac, exp = _frexp(abs(value))  # |value| = frac * 2 ** exp, 0.5 <= frac < 1
     if schema <= 0:
-        # The bounds are 2 ** (k * 2 ** -schema): v's octave decides, a power of
+        # The bounds are 2 ** (k * 2 ** -schema): the octave decides, a power of
         # two (frac == 0.5) belonging to the bucket it bounds from above.
         key = exp - 1 if frac == 0.5 else exp
         shift = -schema
         return (key + (1 << shift) - 1) >> shift
-    bounds = _OCTAVE_BOUNDS[schema]
-    n = len(bounds)
-    j = bisect_left(bounds, frac)
-    index = j + (exp - 1) * n
-    # frac sits in (bounds[j-1], bounds[j]]; near either end, decide exactly.
-    near = (j < n and abs(frac - bounds[j]) <= _CLOSE * frac) or (
-        j > 0 and abs(frac - bounds[j - 1]) <= _CLOSE * frac
-    )
-    return _exact_index(v, n) if near else index
+    table = octave_bounds(schema)
+    return bisect_left(table, frac) + (exp - 1) * len(table)
 
 
-def _exact_index(v: float, n: int) -> int:
-    """The least ``i`` with ``2 ** i >= v ** n``, in integers."""
-    m, d = v.as_integer_ratio()  # v = m / d, d a power of two
-    q = d.bit_length() - 1
-    power: int = m**n  # v ** n = power / 2 ** (q * n)
-    # ceil(log2(power)) for an integer power >= 1 is (power - 1).bit_length().
-    return (power - 1).bit_length() - q * n
+def overflow_index(schema: int) -> int:
+    """The bucket of +-Inf: the one after the bucket holding the largest float."""
+    return bucket_index(_MAX_FLOAT, schema) + 1
+
+
+def upper_float(index: int, schema: int) -> float:
+    """The largest float in bucket ``index``: its bound rounded down, inf for the overflow one."""
+    top = overflow_index(schema)
+    if index >= top:
+        return math.inf
+    if index == top - 1:
+        return _MAX_FLOAT  # the bucket of the largest float, whose bound is past it
+    if schema <= 0:
+        return _ldexp(1.0, index << -schema)  # 0.0 below the smallest float
+    table = octave_bounds(schema)
+    octave, j = divmod(index, len(table))
+    # 2 ** (index / n) = 2 ** (octave + 1) * 2 ** (j / n - 1); ldexp scales exactly
+    # in the normal range, and rounds below it, where the bound is settled exactly.
+    b = _ldexp(table[j], octave + 1)
+    if b < _MIN_NORMAL:
+        while b > 0.0 and bucket_index(b, schema) > index:
+            b = math.nextafter(b, 0.0)
+        while bucket_index(up := math.nextafter(b, 1.0), schema) <= index:
+            b = up
+    return b
 
 
 def bucket_upper_bound(index: int, schema: int) -> float:
     """``base ** index`` as a float (for display and tests)."""
     return float(2.0 ** (index * 2.0**-schema))
+
+
+# schema -> {index: upper_float(index, schema)} for the indices met so far
+# (deterministic values: threads racing on an entry store the same float).
+_uppers: dict[int, dict[int, float]] = {}
+_UPPERS_KEPT = 1 << 16  # entries per schema before the cache starts over
+
+
+def _upper_cache(schema: int) -> dict[int, float]:
+    cache = _uppers.get(schema)
+    if cache is None or len(cache) > _UPPERS_KEPT:
+        cache = _uppers[schema] = {}
+    return cache
+
+
+def fold_sorted(
+    numbers: Sequence[float],
+    schema: int,
+    threshold: float,
+    positive: dict[int, int],
+    negative: dict[int, int],
+) -> int:
+    """Count the sorted, NaN-free ``numbers`` into ``positive`` / ``negative``; the zero count.
+
+    Values above ``threshold`` go to the positive buckets, values below
+    ``-threshold`` to the negative ones (by ``|v|``), the rest to the zero
+    bucket, whose count is returned; +-Inf to the overflow buckets. The work
+    is one bisection per populated bucket, not per value: each bucket's
+    values end at its largest float (cached per index), and the next value
+    usually sits in the next bucket, which one comparison confirms.
+    """
+    upper = _upper_cache(schema)
+    top = overflow_index(schema)
+    lo = bisect_left(numbers, -threshold)  # numbers[:lo] < -threshold
+    hi = bisect_right(numbers, threshold, lo)  # numbers[hi:] > threshold
+    end = len(numbers)
+    p, i = hi, top  # no bucket follows the overflow one: the first value is indexed
+    while p < end:
+        v = numbers[p]
+        ub = upper.get(i + 1)
+        if ub is not None and v <= ub:  # v is past bucket i's values: bucket i + 1
+            i += 1
+        else:
+            i = top if v == math.inf else bucket_index(v, schema)
+            ub = upper.get(i)
+            if ub is None:
+                ub = upper[i] = upper_float(i, schema)
+        q = bisect_right(numbers, ub, p)
+        positive[i] = positive.get(i, 0) + q - p
+        p = q
+    p, i = lo, top
+    while p > 0:
+        v = -numbers[p - 1]
+        ub = upper.get(i + 1)
+        if ub is not None and v <= ub:
+            i += 1
+        else:
+            i = top if v == math.inf else bucket_index(v, schema)
+            ub = upper.get(i)
+            if ub is None:
+                ub = upper[i] = upper_float(i, schema)
+        q = bisect_left(numbers, -ub, 0, p)
+        negative[i] = negative.get(i, 0) + p - q
+        p = q
+    return hi - lo
+
+
+def reduce_schema(buckets: dict[int, int]) -> dict[int, int]:
+    """``buckets`` at the next coarser schema: index ``k`` becomes ``ceil(k / 2)``."""
+    out: dict[int, int] = {}
+    for k, c in buckets.items():
+        k = (k + 1) >> 1
+        out[k] = out.get(k, 0) + c
+    return out

@@ -5,7 +5,7 @@ import fractions
 import threading
 
 import dyn_metrics as dm
-from dyn_metrics.metrics import histogram
+from dyn_metrics.metrics import histogram_cell
 
 BOUNDS = (1.0, 2.5, 5.0)
 
@@ -33,7 +33,7 @@ def new_cell(cls):
 
 
 def new_histogram(bounds=BOUNDS):
-    return histogram.HistogramCell(threading.Lock(), bounds)
+    return histogram_cell.HistogramCell(threading.Lock(), bounds)
 
 
 def snapshot(cell):

@@ -194,7 +194,7 @@ def test_histogram_cell_observations_are_cumulative_with_le_semantics():
     cell = new_histogram()
     for v in (0.5, 1.0, 2.0, 2.5, 4.0, 100.0):
         cell.observe(v)
-    cumulative, total, count = snapshot(cell)
+    cumulative, total, count, _ = snapshot(cell)
     # le="1": 0.5, 1.0; le="2.5": + 2.0, 2.5; le="5": + 4.0; +Inf: + 100
     assert cumulative == [2, 4, 5, 6]
     assert total == 110.0
@@ -206,7 +206,7 @@ def test_histogram_cell_observations_are_cumulative_with_le_semantics():
 def test_histogram_cell_nan_counts_only_in_inf_bucket():
     cell = new_histogram()
     cell.observe(math.nan)
-    cumulative, total, count = snapshot(cell)
+    cumulative, total, count, _ = snapshot(cell)
     assert cumulative == [0, 0, 0, 1]
     assert count == 1
     assert math.isnan(total)
@@ -216,7 +216,7 @@ def test_histogram_cell_negative_infinity_lands_in_first_bucket():
     cell = new_histogram()
     cell.observe(-math.inf)
     cell.observe(math.inf)
-    cumulative, total, count = snapshot(cell)
+    cumulative, total, count, _ = snapshot(cell)
     assert cumulative == [1, 1, 1, 2]
     assert count == 2
     assert math.isnan(total)  # -inf + inf
@@ -228,7 +228,7 @@ def test_histogram_cell_many_observations_fold_exactly():
     n = 1000
     for i in range(n):
         cell.observe((0.5, 2.0, 3.0, 10.0)[i % 4])
-    cumulative, total, count = snapshot(cell)
+    cumulative, total, count, _ = snapshot(cell)
     assert cumulative == [n // 4, n // 2, 3 * n // 4, n]
     assert total == (0.5 + 2.0 + 3.0 + 10.0) * n / 4
     assert count == n
