@@ -4,9 +4,10 @@
 periodic :class:`~.exporters.OTLPExporter` and
 :class:`~.exporters.RemoteWriteExporter`, assembled from ``periodic`` (the
 background driver), ``otlp_config`` (``OTEL_*``, ``DYN_METRICS_REMOTE_WRITE_*``
-read once), ``otlp_model`` / ``otlp_json`` (the OTLP encoders), ``grpc`` over
+read once), ``otlp_mapping`` (families -> OTLP records), ``otlp_model`` / ``otlp_json``
+(the OTLP encoders), ``grpc`` over
 ``http2`` and ``hpack``, ``otlp_http``, ``remote_write`` and ``snappy``, all
-over ``protobuf`` (the wire format) and ``transport`` (retry pacing,
+over ``exposition.protowire`` (the wire format) and ``transport`` (retry pacing,
 openers); ``counts`` keeps the export counts the self metrics read. Errors
 are :mod:`dyn_metrics.errors`' ``ExportError`` and below; results are
 :class:`~.result.ExportResult`.

@@ -31,8 +31,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from ..errors import ExportUnavailableError, InvalidValueError
+from ..exposition import protowire
 from ..registry.sources import collect_families
-from . import grpc, otlp_model, protobuf, remote_write, snappy
+from . import grpc, otlp_model, remote_write, snappy
 from .counts import count_export, export_counts
 from .otlp_config import OTLPConfig, RemoteWriteConfig
 from .periodic import PeriodicExporter
@@ -206,10 +207,10 @@ class OTLPExporter(_Handle):
 def _partial_success(response: bytes) -> tuple[int, str]:
     """``(rejected_data_points, error_message)`` of an ExportMetricsServiceResponse."""
     try:
-        for field, _, value in protobuf.iter_fields(response):
+        for field, _, value in protowire.iter_fields(response):
             if field == 1 and isinstance(value, bytes):
                 rejected, message = 0, ""
-                for f, _, v in protobuf.iter_fields(value):
+                for f, _, v in protowire.iter_fields(value):
                     if f == 1 and isinstance(v, int):
                         rejected = v
                     elif f == 2 and isinstance(v, bytes):

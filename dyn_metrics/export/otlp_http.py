@@ -40,7 +40,7 @@ from http.client import HTTPException
 from typing import Optional, Union
 
 from ..errors import ExportError, ExportRejectedError, ExportUnavailableError, InvalidValueError
-from .protobuf import LENGTH_DELIMITED, VARINT, iter_fields
+from ..exposition.protowire import LENGTH_DELIMITED, VARINT, iter_fields
 from .result import ExportResult
 from .transport import Backoff, failed_result, opener, read_body, retry_after, user_agent
 

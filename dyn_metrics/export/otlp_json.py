@@ -8,8 +8,10 @@ in lowerCamelCase; enums as integers; 64-bit integers (times, counts,
 ``"Infinity"``, ``"-Infinity"``; fields at their default value left out, as
 canonical proto3 JSON does (so ``json_format.MessageToDict`` of the parsed
 body equals the dict), except those with presence: a point's ``asDouble`` /
-``asInt`` and a histogram's ``sum`` are always written. No trace or span ids
-are sent (no exemplars), so OTLP's hex rule for ids does not arise.
+``asInt`` and a histogram's ``sum`` (an exponential histogram's when set) are
+always written; ``scale`` and ``offset`` (sint32) are numbers, an empty bucket
+side is left out. No trace or span ids are sent (no exemplars), so OTLP's hex
+rule for ids does not arise.
 """
 
 import json
@@ -20,10 +22,13 @@ from typing import Any, Union
 from ..model import Family, Labels
 from .otlp_model import (
     AGGREGATION_TEMPORALITY_CUMULATIVE,
+    KIND_EXPONENTIAL_HISTOGRAM,
     KIND_GAUGE,
     KIND_HISTOGRAM,
     KIND_SUM,
+    KIND_SUMMARY,
     SCOPE_NAME,
+    ExponentialPoint,
     HistogramPoint,
     Metric,
     NumberPoint,
@@ -53,6 +58,39 @@ def _is_default_double(value: float) -> bool:
     return value == 0 and math.copysign(1.0, value) > 0
 
 
+# The Metric oneof member each kind fills, as OTLP/JSON names it.
+_DATA_KEYS = {
+    KIND_GAUGE: "gauge",
+    KIND_SUM: "sum",
+    KIND_HISTOGRAM: "histogram",
+    KIND_EXPONENTIAL_HISTOGRAM: "exponentialHistogram",
+    KIND_SUMMARY: "summary",
+}
+
+
+def _buckets(offset: int, counts: tuple[int, ...]) -> dict[str, JSONValue]:
+    out: dict[str, JSONValue] = {"offset": offset} if offset else {}
+    out["bucketCounts"] = [str(c) for c in counts]
+    return out
+
+
+def _exponential(d: dict[str, JSONValue], p: ExponentialPoint) -> None:
+    if p.sample_count:
+        d["count"] = str(p.sample_count)
+    if p.sample_sum is not None:
+        d["sum"] = json_double(p.sample_sum)
+    if p.scale:
+        d["scale"] = p.scale
+    if p.zero_count:
+        d["zeroCount"] = str(p.zero_count)
+    if p.positive_counts:
+        d["positive"] = _buckets(p.positive_offset, p.positive_counts)
+    if p.negative_counts:
+        d["negative"] = _buckets(p.negative_offset, p.negative_counts)
+    if not _is_default_double(p.zero_threshold):
+        d["zeroThreshold"] = json_double(p.zero_threshold)
+
+
 def _point_head(attributes: Labels, times: dict[str, str]) -> dict[str, JSONValue]:
     head: dict[str, JSONValue] = {}
     if attributes:
@@ -77,6 +115,8 @@ def _metric(metric: Metric, times: dict[str, str]) -> dict[str, JSONValue]:
             d["bucketCounts"] = [str(c) for c in p.bucket_counts]
             if p.bounds:
                 d["explicitBounds"] = [json_double(b) for b in p.bounds]
+        elif isinstance(p, ExponentialPoint):
+            _exponential(d, p)
         else:
             assert isinstance(p, SummaryPoint)
             if p.sample_count:
@@ -95,14 +135,14 @@ def _metric(metric: Metric, times: dict[str, str]) -> dict[str, JSONValue]:
                 d["quantileValues"] = quantiles
         points.append(d)
     data: dict[str, JSONValue] = {"dataPoints": points}
-    if metric.kind in (KIND_SUM, KIND_HISTOGRAM):
+    if metric.kind in (KIND_SUM, KIND_HISTOGRAM, KIND_EXPONENTIAL_HISTOGRAM):
         data["aggregationTemporality"] = AGGREGATION_TEMPORALITY_CUMULATIVE
     if metric.kind == KIND_SUM:
         data["isMonotonic"] = True
     out: dict[str, JSONValue] = {"name": metric.name}
     if metric.description:
         out["description"] = metric.description
-    out["gauge" if metric.kind == KIND_GAUGE else metric.kind] = data
+    out[_DATA_KEYS[metric.kind]] = data
     return out
 
 

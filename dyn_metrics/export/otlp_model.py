@@ -1,45 +1,42 @@
-"""Families as an OTLP ``ExportMetricsServiceRequest``, mapped as Dynamo maps them.
+"""Families as an OTLP ``ExportMetricsServiceRequest`` in protobuf (the gRPC and HTTP body).
 
-:func:`otlp_metrics` turns :class:`~dyn_metrics.model.Family` records into plain
-:class:`Metric` records; :func:`encode_request` writes those as protobuf (the gRPC and
-HTTP/protobuf body), :mod:`.otlp_json` as OTLP/JSON. No I/O. The mapping (Dynamo's
-``otlp_export.rs`` and ``prom_typed.rs``; the OTel Prometheus-compatibility fallbacks):
-
-* counter -> monotonic cumulative ``Sum``, named after its ``_total`` sample if any;
-  gauge, untyped, unknown (any other word) -> ``Gauge``; summary -> ``Summary``;
-* histogram -> cumulative ``Histogram``: finite ``le`` bounds, per-bucket counts, the
-  last ``_count`` minus the last finite cumulative count (one more count than bounds);
-  ``sum`` always set; a bucket below the one before it (a broken collector) counts 0;
-* info -> ``Gauge`` named after its sample (``build_info``), value 1 with its labels;
-  stateset -> ``Gauge``, one point per state (1 or 0); gaugehistogram -> one ``Gauge``
-  per sample name (its counts may fall); ``_created`` samples -> a ``Gauge`` of their own.
-
-Points carry the sample's labels (``le``/``quantile`` removed) as string attributes and
-the same ``start_time_unix_nano`` (gauges too, as Dynamo) and ``time_unix_nano``;
-description = HELP, unit empty, no exemplars, families without samples left out (all as
-Dynamo). One difference: Dynamo sends doubles only; an ``int`` within int64 goes here as
-``as_int`` (int metrics are exact). Field numbers: opentelemetry-proto's ``.proto`` files.
+:func:`encode_request` writes the :class:`Metric` records of
+:func:`~.otlp_mapping.otlp_metrics` (Dynamo's mapping, native histograms as
+ExponentialHistogram; re-exported here with its records) as protobuf;
+:mod:`.otlp_json` writes the same request as OTLP/JSON. No I/O. Every point
+carries the same ``start_time_unix_nano`` (gauges too, as Dynamo) and
+``time_unix_nano``. Field numbers: opentelemetry-proto's ``.proto`` files
+(``metrics/v1``, ``common/v1``, ``resource/v1``, ``collector/metrics/v1``).
 """
 
-import math
 import struct
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Union
 
 from ..errors import InvalidValueError
-from ..model import (
-    COUNTER,
-    GAUGEHISTOGRAM,
-    HISTOGRAM,
-    INFO,
-    STATESET,
-    SUMMARY,
-    Family,
-    Labels,
-    Number,
-    Sample,
+from ..exposition.protowire import (
+    FIXED64,
+    LENGTH_DELIMITED,
+    VARINT,
+    key,
+    opt_double,
+    varint,
+    zigzag,
 )
-from .protobuf import FIXED64, LENGTH_DELIMITED, VARINT, key, opt_double, varint
+from ..model import Family, Labels
+from .otlp_mapping import KIND_EXPONENTIAL_HISTOGRAM as KIND_EXPONENTIAL_HISTOGRAM
+from .otlp_mapping import KIND_GAUGE as KIND_GAUGE
+from .otlp_mapping import KIND_HISTOGRAM as KIND_HISTOGRAM
+from .otlp_mapping import KIND_SUM as KIND_SUM
+from .otlp_mapping import KIND_SUMMARY as KIND_SUMMARY
+from .otlp_mapping import ExponentialPoint as ExponentialPoint
+from .otlp_mapping import HistogramPoint as HistogramPoint
+from .otlp_mapping import Metric as Metric
+from .otlp_mapping import NumberPoint as NumberPoint
+from .otlp_mapping import Point as Point
+from .otlp_mapping import SummaryPoint as SummaryPoint
+from .otlp_mapping import count as count
+from .otlp_mapping import number as number
+from .otlp_mapping import otlp_metrics as otlp_metrics
 
 SCOPE_NAME = "dynamo.runtime.metrics"
 SERVICE_NAME = "service.name"
@@ -61,13 +58,14 @@ METRIC_DESCRIPTION = 2
 METRIC_GAUGE = 5
 METRIC_SUM = 7
 METRIC_HISTOGRAM = 9
+METRIC_EXPONENTIAL_HISTOGRAM = 10
 METRIC_SUMMARY = 11
-# Gauge, Sum, Histogram and Summary hold their points in field 1; Sum and Histogram
-# their temporality in field 2.
+# Every data message holds its points in field 1; Sum and both histograms their
+# temporality in field 2.
 DATA_POINTS = 1
 AGGREGATION_TEMPORALITY = 2
 SUM_IS_MONOTONIC = 3
-# Number, Histogram and Summary points hold their times (fixed64) in fields 2 and 3.
+# Every point holds its times (fixed64) in fields 2 and 3.
 POINT_START_TIME_UNIX_NANO = 2
 POINT_TIME_UNIX_NANO = 3
 NUMBER_DATA_POINT_AS_DOUBLE = 4  # double, oneof value
@@ -78,6 +76,16 @@ HISTOGRAM_DATA_POINT_SUM = 5  # optional double
 HISTOGRAM_DATA_POINT_BUCKET_COUNTS = 6  # packed fixed64
 HISTOGRAM_DATA_POINT_EXPLICIT_BOUNDS = 7  # packed double
 HISTOGRAM_DATA_POINT_ATTRIBUTES = 9
+EXPONENTIAL_POINT_ATTRIBUTES = 1
+EXPONENTIAL_POINT_COUNT = 4  # fixed64
+EXPONENTIAL_POINT_SUM = 5  # optional double
+EXPONENTIAL_POINT_SCALE = 6  # sint32
+EXPONENTIAL_POINT_ZERO_COUNT = 7  # fixed64
+EXPONENTIAL_POINT_POSITIVE = 8  # Buckets
+EXPONENTIAL_POINT_NEGATIVE = 9  # Buckets
+EXPONENTIAL_POINT_ZERO_THRESHOLD = 14  # double
+BUCKETS_OFFSET = 1  # sint32
+BUCKETS_BUCKET_COUNTS = 2  # packed uint64
 SUMMARY_DATA_POINT_COUNT = 4  # fixed64
 SUMMARY_DATA_POINT_SUM = 5  # double
 SUMMARY_DATA_POINT_QUANTILE_VALUES = 6
@@ -93,169 +101,7 @@ ANY_VALUE_STRING_VALUE = 1
 # resource/v1/resource.proto
 RESOURCE_ATTRIBUTES = 1
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
-
-# The Metric oneof each kind fills.
-KIND_GAUGE = "gauge"
-KIND_SUM = "sum"
-KIND_HISTOGRAM = "histogram"
-KIND_SUMMARY = "summary"
-
-
-class NumberPoint(NamedTuple):
-    """A Gauge or Sum point; ``value`` an int within int64 (``as_int``) or a float."""
-
-    attributes: Labels
-    value: Number
-
-
-class HistogramPoint(NamedTuple):
-    """A Histogram point: per-bucket counts, ``len(bucket_counts) == len(bounds) + 1``."""
-
-    attributes: Labels
-    sample_count: int
-    sample_sum: float
-    bucket_counts: tuple[int, ...]
-    bounds: tuple[float, ...]
-
-
-class SummaryPoint(NamedTuple):
-    """A Summary point: ``quantiles`` as ``(quantile, value)`` pairs."""
-
-    attributes: Labels
-    sample_count: int
-    sample_sum: float
-    quantiles: tuple[tuple[float, float], ...]
-
-
-Point = Union[NumberPoint, HistogramPoint, SummaryPoint]
-
-
-class Metric(NamedTuple):
-    """One OTLP ``Metric``: ``kind`` is one of the ``KIND_*`` words."""
-
-    name: str
-    description: str
-    kind: str
-    points: tuple[Point, ...]
-
-
-def number(value: Number) -> Number:
-    """``value`` as OTLP carries it: an int within int64 stays, anything else a float."""
-    if type(value) is int:
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return value
-        try:
-            return float(value)
-        except OverflowError:  # beyond the largest double
-            return math.inf if value > 0 else -math.inf
-    return float(value)
-
-
-def count(value: Number) -> int:
-    """A count as uint64, saturating as Dynamo's float-to-u64 cast does (NaN and < 0 -> 0)."""
-    if type(value) is not int:
-        if value != value or value <= 0:
-            return 0
-        if value >= _UINT64_MAX:
-            return _UINT64_MAX
-        return int(value)
-    return min(max(value, 0), _UINT64_MAX)
-
-
-def _gauges(samples: Iterable[Sample], description: str) -> list[Metric]:
-    """One Gauge per sample name, in order of first appearance."""
-    by_name: dict[str, list[Point]] = {}
-    for s in samples:
-        by_name.setdefault(s.name, []).append(NumberPoint(s.labels, number(s.value)))
-    return [Metric(n, description, KIND_GAUGE, tuple(ps)) for n, ps in by_name.items()]
-
-
-_Series = dict[Labels, tuple[list[tuple[float, Number]], list[Number], list[Number]]]
-
-
-def _series(family: Family, samples: list[Sample], label: str, suffix: str) -> _Series:
-    """``{labels without label: ([(label as float, value)], [_sum], [_count])}``, in order."""
-    out: _Series = {}
-    for s in samples:
-        if s.name == family.name + "_sum" or s.name == family.name + "_count":
-            row = out.setdefault(s.labels, ([], [], []))
-            (row[1] if s.name.endswith("_sum") else row[2]).append(s.value)
-        elif s.name == family.name + suffix:
-            row = out.setdefault(tuple(p for p in s.labels if p[0] != label), ([], [], []))
-            text = next((v for k, v in s.labels if k == label), "")
-            try:
-                row[0].append((float(text), s.value))
-            except ValueError:
-                row[0].append((math.nan, s.value))
-    return out
-
-
-def _histogram_points(family: Family, samples: list[Sample]) -> tuple[Point, ...]:
-    points: list[Point] = []
-    for labels, (buckets, sums, counts) in _series(family, samples, "le", "_bucket").items():
-        bounds: list[float] = []
-        per_bucket: list[int] = []
-        previous = 0
-        inf_count: Number = 0
-        for bound, value in buckets:
-            if bound == math.inf:
-                inf_count = value
-            if math.isfinite(bound):
-                cumulative = count(value)
-                per_bucket.append(max(cumulative - previous, 0))
-                previous = cumulative
-                bounds.append(bound)
-        total = count(counts[-1] if counts else inf_count)
-        per_bucket.append(max(total - previous, 0))
-        total_sum = float(sums[-1]) if sums else 0.0
-        points.append(HistogramPoint(labels, total, total_sum, tuple(per_bucket), tuple(bounds)))
-    return tuple(points)
-
-
-def _summary_points(family: Family, samples: list[Sample]) -> tuple[Point, ...]:
-    return tuple(
-        SummaryPoint(
-            labels,
-            count(counts[-1]) if counts else 0,
-            float(sums[-1]) if sums else 0.0,
-            tuple((q, float(v)) for q, v in quantiles),
-        )
-        for labels, (quantiles, sums, counts) in _series(family, samples, "quantile", "").items()
-    )
-
-
-def otlp_metrics(families: Iterable[Family]) -> list[Metric]:
-    """The OTLP metrics of ``families``, in their order (module docstring: the mapping)."""
-    out: list[Metric] = []
-    points: tuple[Point, ...]
-    for family in families:
-        created = family.name[: -6 if family.name.endswith("_total") else None] + "_created"
-        samples = [s for s in family.samples if s.name != created]
-        description = family.help
-        t = family.type
-        if samples:
-            if t == COUNTER:
-                total = family.name if family.name.endswith("_total") else family.name + "_total"
-                name = total if any(s.name == total for s in samples) else family.name
-                points = tuple(NumberPoint(s.labels, number(s.value)) for s in samples)
-                out.append(Metric(name, description, KIND_SUM, points))
-            elif t == HISTOGRAM:
-                points = _histogram_points(family, samples)
-                out.append(Metric(family.name, description, KIND_HISTOGRAM, points))
-            elif t == SUMMARY:
-                points = _summary_points(family, samples)
-                out.append(Metric(family.name, description, KIND_SUMMARY, points))
-            elif t in (INFO, STATESET, GAUGEHISTOGRAM):
-                out.extend(_gauges(samples, description))
-            else:  # gauge, untyped, unknown and any other word: Dynamo's gauge
-                points = tuple(NumberPoint(s.labels, number(s.value)) for s in samples)
-                out.append(Metric(family.name, description, KIND_GAUGE, points))
-        if len(samples) < len(family.samples):
-            out.extend(_gauges((s for s in family.samples if s.name == created), description))
-    return out
 
 
 def validate_request_args(
@@ -340,6 +186,7 @@ _DATA_TAGS = {
     KIND_GAUGE: key(METRIC_GAUGE, LENGTH_DELIMITED),
     KIND_SUM: key(METRIC_SUM, LENGTH_DELIMITED),
     KIND_HISTOGRAM: key(METRIC_HISTOGRAM, LENGTH_DELIMITED),
+    KIND_EXPONENTIAL_HISTOGRAM: key(METRIC_EXPONENTIAL_HISTOGRAM, LENGTH_DELIMITED),
     KIND_SUMMARY: key(METRIC_SUMMARY, LENGTH_DELIMITED),
 }
 # After the points: what each kind's message adds.
@@ -347,8 +194,44 @@ _DATA_TRAILERS = {
     KIND_GAUGE: b"",
     KIND_SUM: _CUMULATIVE + _MONOTONIC,
     KIND_HISTOGRAM: _CUMULATIVE,
+    KIND_EXPONENTIAL_HISTOGRAM: _CUMULATIVE,
     KIND_SUMMARY: b"",
 }
+_EXP_COUNT = key(EXPONENTIAL_POINT_COUNT, FIXED64)
+_EXP_SUM = key(EXPONENTIAL_POINT_SUM, FIXED64)
+_EXP_SCALE = key(EXPONENTIAL_POINT_SCALE, VARINT)
+_EXP_ZERO_COUNT = key(EXPONENTIAL_POINT_ZERO_COUNT, FIXED64)
+_EXP_POSITIVE = key(EXPONENTIAL_POINT_POSITIVE, LENGTH_DELIMITED)
+_EXP_NEGATIVE = key(EXPONENTIAL_POINT_NEGATIVE, LENGTH_DELIMITED)
+_BUCKETS_OFFSET = key(BUCKETS_OFFSET, VARINT)
+_BUCKETS_COUNTS = key(BUCKETS_BUCKET_COUNTS, LENGTH_DELIMITED)
+
+
+def _buckets(tag: bytes, offset: int, counts: tuple[int, ...]) -> bytes:
+    """One side's ``Buckets`` (left out when empty, as the OTel SDK does)."""
+    if not counts:
+        return b""
+    small = _SMALL
+    packed = b"".join([small[c] if c < 128 else varint(c) for c in counts])
+    body = (_BUCKETS_OFFSET + varint(zigzag(offset)) if offset else b"") + _ld(
+        _BUCKETS_COUNTS, packed
+    )
+    return _ld(tag, body)
+
+
+def _exponential_point(p: ExponentialPoint, attrs: bytes, times: bytes) -> bytes:
+    body = attrs + times
+    if p.sample_count:
+        body += _EXP_COUNT + _PACK_Q(p.sample_count)
+    if p.sample_sum is not None:  # optional: written whenever set, +0.0 included
+        body += _EXP_SUM + _PACK_D(p.sample_sum)
+    if p.scale:  # sint32: within int32 its zigzag equals sint64's
+        body += _EXP_SCALE + varint(zigzag(p.scale))
+    if p.zero_count:
+        body += _EXP_ZERO_COUNT + _PACK_Q(p.zero_count)
+    body += _buckets(_EXP_POSITIVE, p.positive_offset, p.positive_counts)
+    body += _buckets(_EXP_NEGATIVE, p.negative_offset, p.negative_counts)
+    return body + opt_double(EXPONENTIAL_POINT_ZERO_THRESHOLD, p.zero_threshold)
 
 
 def _encode_metric(metric: Metric, times: bytes, number_attrs: _Attributes) -> bytes:
@@ -381,6 +264,11 @@ def _encode_metric(metric: Metric, times: bytes, number_attrs: _Attributes) -> b
                     struct.pack(f"<{len(h.bounds)}d", *h.bounds),
                 )
             append(_ld(_POINT_TAG, body))
+    elif metric.kind == KIND_EXPONENTIAL_HISTOGRAM:
+        attrs = _Attributes(EXPONENTIAL_POINT_ATTRIBUTES)
+        for e in metric.points:
+            assert isinstance(e, ExponentialPoint)
+            append(_ld(_POINT_TAG, _exponential_point(e, attrs(e.attributes), times)))
     else:
         attrs = _Attributes(SUMMARY_DATA_POINT_ATTRIBUTES)
         quantile_tag = key(SUMMARY_DATA_POINT_QUANTILE_VALUES, LENGTH_DELIMITED)

@@ -30,10 +30,10 @@ from http.client import HTTPException
 from typing import Optional
 
 from ..errors import ExportError, ExportRejectedError, ExportUnavailableError, InvalidValueError
+from ..exposition.protowire import bytes_field, double_field, string_field, varint, varint_field
 from ..exposition.text import text_metadata
 from ..model import LABEL_NAME_RE, Family
 from ..registry.family_checks import text_family
-from .protobuf import bytes_field, double_field, string_field, varint, varint_field
 from .result import ExportResult
 from .transport import Backoff, failed_result, opener, read_body, retry_after, user_agent
 

@@ -164,3 +164,28 @@ def iter_fields(data: bytes) -> Iterator[tuple[int, int, FieldValue]]:
         else:
             raise ValueError(f"unsupported wire type {wire} (field {field})")
         yield field, wire, value
+
+
+def sint_field(field: int, n: int) -> bytes:
+    """A ``sint32``/``sint64`` field: ``n`` zigzag-encoded (identical for both in int32 range)."""
+    return key(field, VARINT) + varint(zigzag(n))
+
+
+def packed_sint64(field: int, values: Iterable[int]) -> bytes:
+    """A packed repeated ``sint64`` field: each value zigzag-encoded, one length-delimited run."""
+    return bytes_field(field, b"".join([varint(zigzag(v)) for v in values]))
+
+
+#: ``varint(n)`` of every n < 128, for encoders that inline the one-byte case.
+ONE_BYTE_VARINTS = [bytes((i,)) for i in range(128)]
+
+
+def uvarint(n: int) -> bytes:
+    """``varint(n)`` for ``n >= 0``; one-byte values (most lengths and counts) from a table."""
+    return ONE_BYTE_VARINTS[n] if n < 128 else varint(n)
+
+
+def len_record(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited record: the encoded key ``tag``, the payload's length, the payload."""
+    n = len(payload)
+    return tag + (ONE_BYTE_VARINTS[n] if n < 128 else varint(n)) + payload

@@ -379,7 +379,13 @@ def semantic(families: list[Family]) -> dict[tuple[str, tuple[tuple[str, str], .
     for f in families:
         if f.type == HISTOGRAM:
             for s in f.samples:
-                if s.name.endswith("_count"):
+                if s.name.endswith("_count") and s.native is not None:
+                    n = s.native  # native children go as exponential points, Prometheus-indexed
+                    out[f.name, s.labels] = (
+                        s.value,
+                        (dict(n.positive), dict(n.negative), n.zero_count),
+                    )
+                elif s.name.endswith("_count"):
                     buckets = [
                         (float(dict(b.labels)["le"]), b.value)
                         for b in f.samples
@@ -405,6 +411,12 @@ def decoded(message: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
                 assert sum(counts) == p.count
                 cumulative = [sum(counts[: i + 1]) for i in range(len(p.explicit_bounds))]
                 out[m.name, labels] = (p.count, cumulative)
+            elif kind == "exponential_histogram":
+                sides = [
+                    {b.offset + j + 1: c for j, c in enumerate(b.bucket_counts) if c}
+                    for b in (p.positive, p.negative)
+                ]
+                out[m.name, labels] = (p.count, (*sides, p.zero_count))
             elif kind == "summary":
                 out[m.name, labels] = (p.count, p.sum, len(p.quantile_values))
             else:

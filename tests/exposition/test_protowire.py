@@ -1,18 +1,22 @@
-"""The protobuf wire helpers (export/protobuf.py) against the protobuf package's own encoder.
+"""The protobuf wire helpers (exposition/protowire.py) against the protobuf package's own encoder.
 
-The oracle messages are opentelemetry-proto's generated classes (test extra); the library
-itself never imports either.
+The oracle messages are opentelemetry-proto's generated classes (test extra) and, for packed
+sint64, a message built here from a descriptor; the library itself never imports either.
 """
 
 import math
 
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.metrics.v1.metrics_pb2 import HistogramDataPoint
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+)
 
-from dyn_metrics.export import protobuf as pb
+from dyn_metrics.exposition import protowire as pb
 
 
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
@@ -87,3 +91,36 @@ def test_iter_fields_reads_back_what_was_written(ns, data, d):
 def test_iter_fields_refuses_truncated_or_malformed_input(bad):
     with pytest.raises(ValueError):
         list(pb.iter_fields(bad))
+
+
+def _packed_sint64_class():
+    """A proto3 message with one repeated sint64 field (proto3 packs it)."""
+    F = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="dyn_metrics_test_sint.proto", package="sinttest", syntax="proto3"
+    )
+    m = proto.message_type.add(name="Deltas")
+    m.field.add(name="delta", number=13, type=F.TYPE_SINT64, label=F.LABEL_REPEATED)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    descriptor = pool.FindMessageTypeByName("sinttest.Deltas")
+    if hasattr(message_factory, "GetMessageClass"):  # protobuf >= 4.22
+        return message_factory.GetMessageClass(descriptor)
+    return message_factory.MessageFactory(pool).GetPrototype(descriptor)
+
+
+Deltas = _packed_sint64_class()
+
+
+@given(st.integers(min_value=-(2**31), max_value=2**31 - 1))
+def test_sint_field_is_protobufs_sint32(n):
+    # ExponentialHistogramDataPoint.scale is sint32 field 6; proto3 leaves out 0
+    assert (pb.sint_field(6, n) if n else b"") == ExponentialHistogramDataPoint(
+        scale=n
+    ).SerializeToString()
+
+
+@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), min_size=1, max_size=30))
+def test_packed_sint64_is_protobufs(values):
+    assert pb.packed_sint64(13, values) == Deltas(delta=values).SerializeToString()
+    assert list(Deltas.FromString(pb.packed_sint64(13, values)).delta) == values
