@@ -6,7 +6,7 @@ import math
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.model import Exemplar, Family, Sample
+from dyn_metrics.model import Exemplar, Family, NativeHistogram, Sample
 from dyn_metrics.registry import stats
 
 
@@ -322,3 +322,61 @@ def test_values_are_checked_at_every_scrape_of_a_known_structure(what, bad):
     collector.families = [good]
     assert reg.prometheus_expfmt() == first
     assert dm.check(reg.openmetrics_expfmt(), "openmetrics").errors == []
+
+
+def native_family(native, count=3, more=()):
+    """A native-only histogram family as a custom collector would return it."""
+    return Family(
+        "lat_seconds",
+        "histogram",
+        "Latency",
+        (
+            Sample("lat_seconds_bucket", (("le", "+Inf"),), count),
+            Sample("lat_seconds_sum", (), 1.5),
+            Sample("lat_seconds_count", (), count, native=native),
+        )
+        + more,
+    )
+
+
+GOOD_NATIVE = NativeHistogram(3, 2.0**-128, 1, ((0, 1), (8, 1)))
+
+
+def test_a_custom_native_histogram_reaches_the_protobuf_scrape():
+    reg = dm.Registry()
+    reg.register(Fixed(native_family(GOOD_NATIVE)))
+    assert 'lat_seconds_bucket{le="+Inf"} 3' in reg.prometheus_expfmt()
+    body = reg.protobuf_expfmt()
+    assert b"lat_seconds" in body and body == dm.generate_latest(reg, format="protobuf")
+
+
+@pytest.mark.parametrize(
+    "family, reason",
+    [
+        (native_family(GOOD_NATIVE._replace(schema=9)), "schema"),
+        (native_family(GOOD_NATIVE._replace(zero_threshold=-1.0)), "zero bucket"),
+        (native_family(GOOD_NATIVE._replace(positive=((8, 1), (0, 1)))), "not valid"),
+        (native_family(GOOD_NATIVE._replace(positive=((0, 0),))), "not valid"),
+        (native_family(GOOD_NATIVE._replace(positive=((0, 1.5),))), "not valid"),
+        (native_family(GOOD_NATIVE._replace(positive=(1, 2))), "pairs"),
+        (native_family(GOOD_NATIVE, count=1), "hold 3 observations"),
+        (native_family("buckets"), "must be a NativeHistogram"),
+        (
+            native_family(
+                GOOD_NATIVE,
+                more=(
+                    Sample("lat_seconds_bucket", (("a", "x"), ("le", "+Inf")), 0),
+                    Sample("lat_seconds_sum", (("a", "x"),), 0.0),
+                    Sample("lat_seconds_count", (("a", "x"),), 0),
+                ),
+            ),
+            "every _count sample",
+        ),
+    ],
+)
+def test_bad_native_buckets_are_dropped_before_any_scrape(caplog, family, reason):
+    reg = dm.Registry()
+    reg.register(Fixed(family))
+    assert b"lat_seconds" not in reg.protobuf_expfmt()
+    assert "lat_seconds" not in reg.prometheus_expfmt()
+    assert any(reason in message for message in _errors(caplog))

@@ -11,7 +11,7 @@ created through the hierarchy is reachable from here.
 import os
 import time
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union, overload
 
 from ..errors import InvalidValueError
 from ..prometheus_names import distributed_runtime
@@ -104,18 +104,39 @@ class DistributedRuntime(_NamespaceParent):
     def _refresh_uptime(self) -> None:
         self._uptime.set(self.uptime_seconds())
 
-    def render_exposition(self, fmt: str = "text", names: Optional[Collection[str]] = None) -> str:
-        """The whole process' metrics as ``"text"`` (0.0.4) or ``"openmetrics"``.
+    @overload
+    def render_exposition(
+        self, fmt: Literal["text", "openmetrics"] = "text", names: Optional[Collection[str]] = None
+    ) -> str: ...
 
-        ``names`` (the ``name[]`` query of a scrape) keeps only the families
-        whose name or any of whose sample names is in it; None keeps every
-        family. Raises :class:`InvalidValueError` for another ``fmt``.
+    @overload
+    def render_exposition(
+        self, fmt: Literal["protobuf"], names: Optional[Collection[str]] = None
+    ) -> bytes: ...
+
+    @overload
+    def render_exposition(
+        self, fmt: str, names: Optional[Collection[str]] = None
+    ) -> Union[str, bytes]: ...
+
+    def render_exposition(
+        self, fmt: str = "text", names: Optional[Collection[str]] = None
+    ) -> Union[str, bytes]:
+        """The whole process' metrics as ``"text"`` (0.0.4), ``"openmetrics"`` or ``"protobuf"``.
+
+        Text and OpenMetrics are str, protobuf (the delimited
+        ``io.prometheus.client.MetricFamily`` stream) bytes. ``names`` (the
+        ``name[]`` query of a scrape) keeps only the families whose name or
+        any of whose sample names is in it; None keeps every family. Raises
+        :class:`InvalidValueError` for another ``fmt``.
         """
         if fmt == "text":
             return self._registry.prometheus_expfmt(names=names)
         if fmt == "openmetrics":
             return self._registry.openmetrics_expfmt(names=names)
-        raise InvalidValueError(f"format must be 'text' or 'openmetrics', got {fmt!r}")
+        if fmt == "protobuf":
+            return self._registry.protobuf_expfmt(names=names)
+        raise InvalidValueError(f"format must be 'text', 'openmetrics' or 'protobuf', got {fmt!r}")
 
     def shutdown(self) -> None:
         """Stop the exporters (each sends a final export) and the system server, if any.

@@ -144,13 +144,20 @@ class SelfMetrics:
         """``render`` with these metrics appended (before OpenMetrics' ``# EOF``)."""
         own = registry_render(self.registry)
 
-        def combined(fmt: str, names: Optional[frozenset[str]]) -> str:
-            text = render(fmt, names)
+        def combined(fmt: str, names: Optional[frozenset[str]]) -> Union[str, bytes]:
+            out, more = render(fmt, names), own(fmt, names)
+            if isinstance(out, bytes) or isinstance(more, bytes):
+                # Delimited protobuf streams concatenate.
+                return _as_bytes(out) + _as_bytes(more)
             if fmt == "openmetrics":
-                return text.removesuffix(_OM_EOF) + own(fmt, names)
-            return text + own(fmt, names)
+                return out.removesuffix(_OM_EOF) + more
+            return out + more
 
         return combined
+
+
+def _as_bytes(out: Union[str, bytes]) -> bytes:
+    return out if isinstance(out, bytes) else out.encode("utf-8")
 
 
 def _hostport(host: str, port: int) -> str:

@@ -226,7 +226,8 @@ def _use_gateway(
     data = b""
     if method != "DELETE":
         render, _ = resolve_source(source)
-        text = render("text", None)
+        out = render("text", None)
+        text = out.decode("utf-8") if isinstance(out, bytes) else out
         forbidden = frozenset(["job", *(name for name, _ in _grouping_pairs(grouping_key))])
         _refuse_labels(text, forbidden, url)
         data = text.encode("utf-8")

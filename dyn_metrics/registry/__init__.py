@@ -30,7 +30,8 @@ outside, so a scrape from a signal handler in the middle of another scrape on
 the same thread does not deadlock.
 
 Here: :class:`Registry`, :data:`REGISTRY`; ``merge.py`` the scrape plan;
-``callbacks.py`` callback text; ``custom.py`` custom collectors; ``stats.py``
+``callbacks.py`` callback text; ``custom.py`` custom collectors; ``formats.py``
+the families that OpenMetrics and protobuf scrapes encode; ``stats.py``
 the counts (:func:`stats`) for self metrics; ``sources.py`` sources.
 """
 
@@ -47,15 +48,12 @@ from . import callbacks
 from .merge import (
     Collector,
     Plan,
-    fold_created,
     join_texts,
-    log_left_out,
     merge,
     merge_plan,
-    openmetrics_expressible,
     selected_names,
 )
-from .stats import count_callback_error, count_dropped_families, stats
+from .stats import count_callback_error, stats
 
 if TYPE_CHECKING:  # custom.py is imported with the first custom collector
     from .custom import CustomCollector
@@ -330,62 +328,31 @@ class Registry:
         """The combined scrape of this registry in OpenMetrics 1.0.
 
         The same steps as :meth:`prometheus_expfmt`, with the same screening
-        of exposition-text callbacks (a family block that does not parse or
-        repeats a name is dropped, logged once per callback and reason, and
-        counted); the kept blocks are re-encoded. A ``X_created`` gauge, as
-        prometheus_client's text format writes a counter's or histogram's
-        creation time, becomes the ``_created`` samples of family ``X``
-        (:func:`~.merge.fold_created`). Families that OpenMetrics cannot
-        express (a name or label name starting with ``_``, which it reserves;
-        names clashing with an earlier family's samples, as counter
-        ``foo_total`` and gauge ``foo`` do) are left out with a log line too,
-        native families winning over callbacks'; the text format serves them
-        all.
-
-        ``names`` (``name[]``) keeps only the families it selects, by family
-        or sample name in either format's spelling, before they are encoded;
-        None keeps all.
+        of exposition-text callbacks; the kept blocks are re-encoded, and
+        families OpenMetrics cannot express are left out with a log line
+        (:func:`.formats.scrape_families` gives the details). ``names``
+        (``name[]``) keeps only the families it selects, by family or sample
+        name in either format's spelling; None keeps all.
         """
         # Imported on first use: a process that only serves text never pays
         # for the OpenMetrics encoder.
         from ..exposition import openmetrics as omfmt
+        from .formats import scrape_families
 
-        wanted = None if names is None else frozenset(names)
-        registries = self.registries()
-        for reg in registries:
-            reg.execute_update_callbacks()
-        plan = self._plan(registries)
-        families = merge_plan(plan, selected_names(plan, wanted), created=True)
-        served = self._screened_texts(
-            registries, lambda: callbacks.native_claims((f.name, (f.type,)) for f in families)
-        )
-        # Callback families by name (unique: a repeated name was dropped).
-        origin: dict[str, tuple[callbacks.Source, callbacks.Block]] = {}
-        extra: list[Family] = []
-        for source, _, blocks in served:
-            for block in blocks:
-                chosen = block.families or ()
-                if wanted is not None:
-                    chosen = tuple(select.select_families(chosen, wanted))
-                for family in chosen:
-                    origin[family.name] = (source, block)
-                    extra.append(family)
+        return omfmt.encode_to_string(scrape_families(self, names, openmetrics=True))
 
-        def left_out(family: Family, why: str) -> None:
-            # Counted; a callback's family logged once per callback, a native one each time.
-            count_dropped_families()
-            found = origin.get(family.name)
-            if found is None:
-                log_left_out(family, why)
-                return
-            (callback, screener, _), block = found
-            screener.drop(callback, callbacks.INEXPRESSIBLE, block, [f"{family.name}: {why}"])
+    def protobuf_expfmt(self, names: Optional[Collection[str]] = None) -> bytes:
+        """The combined scrape of this registry in the Prometheus protobuf format (delimited).
 
-        # Natives first: they win an OpenMetrics clash with a callback's family.
-        families = fold_created(families + extra, omfmt.family_name, left_out)
-        families = openmetrics_expressible(families, omfmt.family_name, left_out)
-        families.sort(key=lambda f: f.name)
-        return omfmt.encode_to_string(families)
+        The families of :meth:`openmetrics_expfmt` (callback blocks re-encoded,
+        ``_created`` samples included) without its OpenMetrics-only rules,
+        encoded as ``io.prometheus.client.MetricFamily`` messages, native
+        histograms with their exponential buckets. ``names`` as there.
+        """
+        from ..exposition import protobuf as pbfmt
+        from .formats import scrape_families
+
+        return pbfmt.encode(scrape_families(self, names, openmetrics=False))
 
     def prometheus_expfmt(self, names: Optional[Collection[str]] = None) -> str:
         """The combined text 0.0.4 scrape of this registry: every step of the module docstring.

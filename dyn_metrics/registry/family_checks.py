@@ -29,6 +29,7 @@ from ..model import (
     Exemplar,
     Family,
     Labels,
+    NativeHistogram,
     Sample,
 )
 
@@ -158,7 +159,7 @@ def shape_problem(family: object) -> Optional[str]:
         problem = _labels_problem(sample.labels, "sample") or _sample_value_problem(sample)
         if problem:
             return problem
-    return _openmetrics_problem(family)
+    return _native_problem(family) or _openmetrics_problem(family)
 
 
 def _sample_value_problem(sample: Sample) -> Optional[str]:
@@ -204,10 +205,61 @@ def value_problem(family: Family) -> Optional[str]:
         if problem:
             return problem
     if family.type in (HISTOGRAM, GAUGEHISTOGRAM):
-        problem = _bucket_problem(family)
+        problem = _bucket_problem(family) or _native_problem(family)
         if problem:
             return problem
     return _openmetrics_problem(family)
+
+
+def _int(value: object) -> bool:
+    return value.__class__ is int
+
+
+def _native_problem(family: Family) -> Optional[str]:
+    """What the native buckets of a family break (the protobuf scrape); None if nothing.
+
+    Native buckets ride on a histogram's ``_count`` samples, on all of them
+    or none (Prometheus 2.42 judges a whole family by its first metric):
+    a schema in -4..8, a finite zero threshold >= 0, int counts > 0 at
+    ascending int indices, and no more observations in the buckets than the
+    count.
+    """
+    count_name = family.name + "_count"
+    natives = [s for s in family.samples if s.native is not None]
+    if not natives:
+        return None
+    if family.type != HISTOGRAM:
+        return f"native buckets on a {family.type} family {family.name!r}"
+    counts = [s for s in family.samples if s.name == count_name]
+    if len(natives) != len(counts) or any(s.name != count_name for s in natives):
+        return f"native buckets of {family.name!r} must ride on every _count sample"
+    for s in natives:
+        nh = s.native
+        if not isinstance(nh, NativeHistogram):
+            return f"native buckets of {family.name!r} must be a NativeHistogram, got {nh!r}"
+        if not (_int(nh.schema) and -4 <= nh.schema <= 8):
+            return f"native schema of {family.name!r} must be an int from -4 to 8: {nh.schema!r}"
+        zt = nh.zero_threshold
+        if not (_is_number(zt) and 0 <= zt < math.inf) or not (
+            _int(nh.zero_count) and nh.zero_count >= 0
+        ):
+            return f"native zero bucket of {family.name!r} is not valid: {zt!r}, {nh.zero_count!r}"
+        total = nh.zero_count
+        for side in (nh.positive, nh.negative):
+            previous = None
+            try:
+                for index, c in side:
+                    if not (_int(index) and _int(c) and c > 0) or (
+                        previous is not None and index <= previous
+                    ):
+                        return f"native buckets of {family.name!r} are not valid: {side!r}"
+                    previous = index
+                    total += c
+            except (TypeError, ValueError):
+                return f"native buckets of {family.name!r} are not (index, count) pairs: {side!r}"
+        if total > s.value:
+            return f"native buckets of {family.name!r} hold {total} observations, count {s.value!r}"
+    return None
 
 
 def _bucket_problem(family: Family) -> Optional[str]:

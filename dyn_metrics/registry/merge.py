@@ -121,6 +121,15 @@ def merge(
     name: str, sources: Iterable[Sequence[Collector]], created: bool = False
 ) -> Optional[Family]:
     """Merge one family across registries (first wins); None if it has no samples."""
+    sources = list(sources)
+    if len(sources) == 1 and len(sources[0]) == 1:
+        # One collector owns the name: its children are distinct, nothing to merge.
+        only = sources[0][0]
+        groups = only.collect_groups(created)
+        if not groups:
+            return None
+        d = only.desc
+        return Family(name, d.type, d.help, tuple(s for _, g in groups for s in g), d.unit)
     first: Optional[Desc] = None
     seen: set[Labels] = set()
     samples: list[Sample] = []

@@ -9,7 +9,8 @@ A *source* is a :class:`~dyn_metrics.DistributedRuntime`, a hierarchy node
 facade, a :class:`~dyn_metrics.Registry`, or None for
 :data:`~dyn_metrics.registry.REGISTRY`. :func:`resolve_source` gives the two
 callables the HTTP server (and the WSGI/ASGI apps) take,
-``render(fmt, names) -> str`` and ``health() -> (healthy, body)``:
+``render(fmt, names) -> str | bytes`` (bytes for ``"protobuf"``) and
+``health() -> (healthy, body)``:
 
 * a runtime (or anything with ``render_exposition(fmt, names)``): its render,
   which refreshes the uptime gauge and runs the scrape callbacks, and its
@@ -35,13 +36,13 @@ from ..errors import InvalidValueError
 from ..model import Family
 from . import REGISTRY, Registry
 
-#: ``render(fmt, names) -> str``: ``fmt`` is ``"text"`` or ``"openmetrics"``,
-#: ``names`` the ``name[]`` selection or None.
-Render = Callable[[str, Optional[frozenset[str]]], str]
+#: ``render(fmt, names)``: ``fmt`` is ``"text"`` or ``"openmetrics"`` (giving str)
+#: or ``"protobuf"`` (giving bytes), ``names`` the ``name[]`` selection or None.
+Render = Callable[[str, Optional[frozenset[str]]], Union[str, bytes]]
 #: ``health() -> (healthy, JSON body)``.
 Health = Callable[[], tuple[bool, Mapping[str, object]]]
 
-FORMATS = ("text", "openmetrics")
+FORMATS = ("text", "openmetrics", "protobuf")
 
 
 class _Health(Protocol):
@@ -54,7 +55,7 @@ class Runtime(Protocol):
     @property
     def health(self) -> _Health: ...
 
-    def render_exposition(self, fmt: str, names: Optional[frozenset[str]]) -> str: ...
+    def render_exposition(self, fmt: str, names: Optional[frozenset[str]]) -> Union[str, bytes]: ...
 
 
 def always_healthy() -> tuple[bool, Mapping[str, object]]:
@@ -65,9 +66,11 @@ def always_healthy() -> tuple[bool, Mapping[str, object]]:
 def registry_render(registry: Registry) -> Render:
     """The render callable of one registry (and its children)."""
 
-    def render(fmt: str, names: Optional[frozenset[str]]) -> str:
+    def render(fmt: str, names: Optional[frozenset[str]]) -> Union[str, bytes]:
         if fmt == "openmetrics":
             return registry.openmetrics_expfmt(names=names)
+        if fmt == "protobuf":
+            return registry.protobuf_expfmt(names=names)
         return registry.prometheus_expfmt(names=names)
 
     return render
@@ -143,15 +146,18 @@ def collect_families(source: object) -> list[Family]:
 def generate_latest(source: object = None, format: str = "text") -> bytes:
     """The exposition of ``source`` (None: ``dm.REGISTRY``) as UTF-8 bytes.
 
-    ``format`` is ``"text"`` (0.0.4, Dynamo's bytes) or ``"openmetrics"``
-    (1.0, ``# EOF`` included); anything else raises
+    ``format`` is ``"text"`` (0.0.4, Dynamo's bytes), ``"openmetrics"``
+    (1.0, ``# EOF`` included) or ``"protobuf"`` (the delimited
+    ``io.prometheus.client.MetricFamily`` stream, native histograms
+    included); anything else raises
     :class:`InvalidValueError`, as does a source of no known kind. Runs the
     source's update callbacks, as a scrape does.
     """
     if format not in FORMATS:
         raise InvalidValueError(f"format must be one of {FORMATS!r}, got {format!r}")
     render, _ = resolve_source(source)
-    return render(format, None).encode("utf-8")
+    out = render(format, None)
+    return out if isinstance(out, bytes) else out.encode("utf-8")
 
 
 def write_to_textfile(path: Union[str, "os.PathLike[str]"], source: object = None) -> None:

@@ -1,7 +1,8 @@
 """MetricsServer: ``/metrics``, health and liveness over HTTP, with routes, auth and TLS.
 
 It stands apart from the metric code: it takes a ``render(fmt, names) -> str``
-callable (``fmt`` is ``"text"`` or ``"openmetrics"``; ``names`` the
+callable (``fmt`` is ``"text"``, ``"openmetrics"`` or ``"protobuf"``, the
+last rendered as bytes, the others as str; ``names`` the
 ``name[]`` values of the query as a frozenset, None without any) and a
 ``health() -> (healthy, body_dict)`` callable, so it can be run and tested
 with stubs.
@@ -12,7 +13,8 @@ Routes (GET, and HEAD with the same headers and no body):
   ``render``, which keeps only the families named ``x``/``y`` (or having a
   sample of that name), as prometheus_client offers. gzip when
   ``Accept-Encoding`` allows it. OpenMetrics only when enabled and preferred
-  by the client's ``Accept`` q-values (:func:`negotiate`). A raising
+  by the client's ``Accept`` q-values, the protobuf format (native
+  histograms) whenever the client prefers it (:func:`negotiate`). A raising
   ``render`` gives 500 ``Failed to get metrics`` and one logged exception.
 * health and live paths -- the health JSON, 200 when healthy else 503.
 * ``/`` -- a small HTML page linking the routes.
@@ -52,7 +54,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Union
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import InvalidValueError, MetricsError
@@ -81,7 +83,7 @@ __all__ = [
     "negotiate",
 ]
 
-Render = Callable[[str, Optional[frozenset[str]]], str]
+Render = Callable[[str, Optional[frozenset[str]]], Union[str, bytes]]
 Health = Callable[[], tuple[bool, Mapping[str, object]]]
 OnScrape = Callable[[], Callable[[int], None]]
 
@@ -385,8 +387,8 @@ def metrics_response(
             "Scrape refused: an earlier render is still running past the scrape timeout",
             [("Retry-After", "1")],
         )
-    vary = "Accept, Accept-Encoding" if openmetrics else "Accept-Encoding"
-    reply = [("Content-Type", CONTENT_TYPES[fmt]), ("Vary", vary)]
+    # Accept always matters: protobuf is served to a client that asks for it.
+    reply = [("Content-Type", CONTENT_TYPES[fmt]), ("Vary", "Accept, Accept-Encoding")]
     if not accepts_gzip(headers.get("accept-encoding")):
         return Response(200, reply, rendered.body)
     reply.append(("Content-Encoding", "gzip"))

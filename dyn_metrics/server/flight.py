@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 Key = tuple[str, Optional[frozenset[str]]]
 
@@ -83,7 +83,11 @@ class RenderFlights:
     """
 
     def __init__(
-        self, render: Callable[[str, Optional[frozenset[str]]], str], *, timeout: float, name: str
+        self,
+        render: Callable[[str, Optional[frozenset[str]]], Union[str, bytes]],
+        *,
+        timeout: float,
+        name: str,
     ) -> None:
         self._render = render
         self._timeout = timeout
@@ -153,7 +157,8 @@ class RenderFlights:
                 flight = self._running = self._queue.popleft()
                 flight.started = time.monotonic()
             try:
-                flight.body = self._render(*flight.key).encode("utf-8")
+                out = self._render(*flight.key)
+                flight.body = out if isinstance(out, bytes) else out.encode("utf-8")
             # Any exception, SystemExit included: this thread must live on to
             # clean up, or every later scrape would be refused.
             except BaseException:

@@ -62,11 +62,19 @@ def test_render_exposition_openmetrics_ends_with_eof():
     assert text.endswith("# EOF\n")
 
 
-@pytest.mark.parametrize("fmt", ["", "TEXT", "protobuf", None])
+@pytest.mark.parametrize("fmt", ["", "TEXT", "proto", None])
 def test_render_exposition_rejects_other_formats(fmt):
     with pytest.raises(InvalidValueError) as info:
         runtime().render_exposition(fmt)
-    assert str(info.value).startswith("format must be 'text' or 'openmetrics'")
+    assert str(info.value) == (f"format must be 'text', 'openmetrics' or 'protobuf', got {fmt!r}")
+
+
+def test_render_exposition_protobuf_is_bytes_of_the_same_families():
+    drt = runtime()
+    drt.namespace("ns").metrics.create_histogram("ttft_seconds", "TTFT", native=True).observe(2)
+    body = drt.render_exposition("protobuf")
+    assert isinstance(body, bytes)
+    assert b"dynamo_component_ttft_seconds" in body and b"dynamo_component_uptime_seconds" in body
 
 
 @pytest.mark.parametrize("fmt", ["text", "openmetrics"])

@@ -624,3 +624,56 @@ def test_start_from_config_tls_files_that_do_not_load(caplog, tmp_path):
     with pytest.raises(ConfigError, match="^cannot load the TLS files: ") as info:
         start_from_config(StubRuntime(), config, strict=True)
     assert isinstance(info.value.__cause__, OSError)
+
+
+PROTOBUF_ACCEPT = (
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+    "text/plain;version=0.0.4;q=0.5"
+)
+
+
+def _delimited_names(body):
+    """The MetricFamily names of a delimited protobuf body (field 1 of each message)."""
+    from dyn_metrics.exposition.protowire import iter_fields
+
+    names, pos = [], 0
+    while pos < len(body):
+        length, shift = 0, 0
+        while True:
+            byte = body[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        message, pos = body[pos : pos + length], pos + length
+        names += [v.decode() for f, _, v in iter_fields(message) if f == 1]
+    return names
+
+
+@pytest.mark.parametrize("self_metrics", [False, True])
+def test_system_server_answers_protobuf_with_native_histograms(env, runtimes, self_metrics):
+    env.setenv("DYN_SYSTEM_PORT", "0")
+    drt = runtimes()
+    ep = drt.namespace("ns").component("comp").endpoint("ep")
+    ep.metrics.create_histogram("ttft_seconds", "TTFT", native=True).observe(0.25)
+    if self_metrics:
+        server = start_http_server(drt, port=0, host="127.0.0.1", self_metrics=True)
+    else:
+        server = drt.system_server
+    try:
+        status, headers, body = get(server, headers={"Accept": PROTOBUF_ACCEPT})
+        assert status == 200
+        assert headers["content-type"].startswith("application/vnd.google.protobuf;")
+        names = _delimited_names(body)
+        assert "dynamo_component_ttft_seconds" in names
+        assert UPTIME in names
+        assert ("dyn_metrics_scrape_in_flight" in names) is self_metrics
+        own = drt.render_exposition("protobuf")
+        assert isinstance(own, bytes) and set(_delimited_names(own)) <= set(names)
+        status, headers, text = get(server)  # without the header: text, as before
+        assert headers["content-type"] == TEXT_CT
+        assert 'dynamo_component_ttft_seconds_bucket{dynamo_component="comp"' in text.decode()
+    finally:
+        if self_metrics:
+            server.stop()
