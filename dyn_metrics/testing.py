@@ -13,7 +13,7 @@ Strategies (all produce input the encoders and the checker accept):
   records for ``"text"`` or ``"openmetrics"``, in the model's normal form, so
   ``parse(encode(fs)) == fs`` holds value for value;
 * :func:`registries` - a :class:`dyn_metrics.Registry` holding random
-  counters, gauges, histograms and vecs with recorded values.
+  counters, gauges, histograms (native ones too) and vecs with recorded values.
 
 :func:`assert_valid_exposition` runs :func:`dyn_metrics.exposition.check.check`
 and raises ``AssertionError`` listing every problem.
@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 import math
 import re
 import string
-from typing import Optional, Protocol, Union, cast
+from typing import Any, Optional, Protocol, Union, cast
 
 from .exposition.check import check
 from .exposition.parse.reader import OPENMETRICS, TEXT
@@ -303,6 +303,8 @@ _VEC_ROWS = {k: st.lists(st.tuples(*[_LABEL_VALUES] * k), max_size=3) for k in (
 _BUCKETS = st.one_of(
     st.none(), st.lists(st.floats(0.001, 1e4), min_size=1, max_size=5, unique=True).map(sorted)
 )
+# A histogram is native (schema, max_buckets) a third of the time.
+_NATIVE = st.one_of(st.none(), st.none(), st.tuples(st.integers(-4, 8), st.integers(1, 200)))
 _COUNTER_STEPS = st.lists(st.floats(0, 1e9), max_size=3)
 _INT_STEPS = st.lists(st.integers(0, 2**62), max_size=3)
 # Non-negative: a negative _sum is invalid OpenMetrics ("Sum MUST NOT be negative").
@@ -328,7 +330,8 @@ def registries(draw: st.DrawFn, max_metrics: int = 5) -> Registry:
     """A ``dyn_metrics.Registry`` with random metrics and recorded values.
 
     Uses only the public API: the metric classes, ``register``,
-    ``with_label_values`` and the update methods.
+    ``with_label_values`` and the update methods; a third of the histograms
+    are native.
     """
     reg = Registry()
     claimed: set[str] = set()
@@ -344,14 +347,17 @@ def registries(draw: st.DrawFn, max_metrics: int = 5) -> Registry:
         help_text = draw(_REGISTRY_HELP)
         const = dict(draw(_CONST_LABELS))
         variable = [n for n in draw(_VARIABLE_NAMES) if n not in const] or ["v" + str(len(const))]
-        buckets = draw(_BUCKETS)
+        hist: dict[str, Any] = {"buckets": draw(_BUCKETS)}
+        native = draw(_NATIVE) if kind.startswith("histogram") else None
+        if native is not None:
+            hist.update(native=True, schema=native[0], max_buckets=native[1])
         if kind.endswith("vec"):
-            vec = _make_vec(kind, name, help_text, const, variable, buckets)
+            vec = _make_vec(kind, name, help_text, const, variable, hist)
             reg.register(vec)
             for row in draw(_VEC_ROWS[len(variable)]):
                 _record(draw, kind[:-3], vec.with_label_values(*row))
         else:
-            metric = _make_metric(kind, name, help_text, const, buckets)
+            metric = _make_metric(kind, name, help_text, const, hist)
             reg.register(metric)
             _record(draw, kind, metric)
     return reg
@@ -374,10 +380,10 @@ _VEC_CLASSES: dict[str, type[Union[CounterVec, IntCounterVec, GaugeVec, IntGauge
 
 
 def _make_metric(
-    kind: str, name: str, help_text: str, const: dict[str, str], buckets: Optional[list[float]]
+    kind: str, name: str, help_text: str, const: dict[str, str], hist: dict[str, Any]
 ) -> _Metric:
     if kind == "histogram":
-        return Histogram(name, help_text, const_labels=const, buckets=buckets)
+        return Histogram(name, help_text, const_labels=const, **hist)
     return _SCALAR_CLASSES[kind](name, help_text, const_labels=const)
 
 
@@ -387,10 +393,10 @@ def _make_vec(
     help_text: str,
     const: dict[str, str],
     variable: list[str],
-    buckets: Optional[list[float]],
+    hist: dict[str, Any],
 ) -> _Vec:
     if kind == "histogramvec":
-        return HistogramVec(name, help_text, variable, const_labels=const, buckets=buckets)
+        return HistogramVec(name, help_text, variable, const_labels=const, **hist)
     return _VEC_CLASSES[kind](name, help_text, variable, const_labels=const)
 
 

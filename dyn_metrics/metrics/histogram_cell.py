@@ -33,7 +33,7 @@ DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 HistogramSnapshot = tuple[list[int], float, int, Optional[NativeHistogram]]
 
 
-def _observation(value: object) -> float:
+def as_observation(value: object) -> float:
     """``value`` as a float, or :class:`InvalidValueError` if it is not a real number."""
     return as_real(value, "histogram observation")
 
@@ -95,7 +95,7 @@ class HistogramCell:
         """
         cls = value.__class__
         if cls is not float and (cls is not int or not -EXACT_INT < value < EXACT_INT):
-            value = _observation(value)
+            value = as_observation(value)
         if exemplar is not None:
             self._keep_exemplar(make_exemplar(exemplar, value), value)
         items = self._items

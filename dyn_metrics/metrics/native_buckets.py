@@ -17,8 +17,11 @@ of two as bounds: ``frexp`` alone decides (client_golang's method).
 """
 
 import math
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from itertools import repeat
+from typing import cast
 
 MIN_SCHEMA = -4
 MAX_SCHEMA = 8
@@ -118,6 +121,28 @@ def _upper_cache(schema: int) -> dict[int, float]:
     return cache
 
 
+def _uppers_of(first: int, last: int, schema: int) -> list[float]:
+    """``upper_float(i)`` for ``i`` in ``first..last - 1``, from the cache."""
+    upper = _upper_cache(schema)
+    got = list(map(upper.get, range(first, last)))
+    if None in got:
+        for at, i in enumerate(range(first, last)):
+            if got[at] is None:
+                got[at] = upper[i] = upper_float(i, schema)
+    return cast(list[float], got)
+
+
+def _index(v: float, schema: int, top: int) -> int:
+    return top if v == math.inf else bucket_index(v, schema)
+
+
+def _count_into(buckets: dict[int, int], first: int, cuts: list[int]) -> None:
+    """Add ``cuts[k + 1] - cuts[k]`` to bucket ``first + k``, skipping empty ones."""
+    for i, c in zip(range(first, first + len(cuts)), map(operator.sub, cuts[1:], cuts)):
+        if c:
+            buckets[i] = buckets.get(i, 0) + c
+
+
 def fold_sorted(
     numbers: Sequence[float],
     schema: int,
@@ -129,44 +154,28 @@ def fold_sorted(
 
     Values above ``threshold`` go to the positive buckets, values below
     ``-threshold`` to the negative ones (by ``|v|``), the rest to the zero
-    bucket, whose count is returned; +-Inf to the overflow buckets. The work
-    is one bisection per populated bucket, not per value: each bucket's
-    values end at its largest float (cached per index), and the next value
-    usually sits in the next bucket, which one comparison confirms.
+    bucket, whose count is returned; +-Inf to the overflow buckets. Each
+    side's values end in a bucket at that bucket's largest float (cached per
+    index), so one C-level bisection per bucket between the side's extremes
+    counts the whole side; the buckets are not indexed value by value.
     """
-    upper = _upper_cache(schema)
     top = overflow_index(schema)
     lo = bisect_left(numbers, -threshold)  # numbers[:lo] < -threshold
     hi = bisect_right(numbers, threshold, lo)  # numbers[hi:] > threshold
     end = len(numbers)
-    p, i = hi, top  # no bucket follows the overflow one: the first value is indexed
-    while p < end:
-        v = numbers[p]
-        ub = upper.get(i + 1)
-        if ub is not None and v <= ub:  # v is past bucket i's values: bucket i + 1
-            i += 1
-        else:
-            i = top if v == math.inf else bucket_index(v, schema)
-            ub = upper.get(i)
-            if ub is None:
-                ub = upper[i] = upper_float(i, schema)
-        q = bisect_right(numbers, ub, p)
-        positive[i] = positive.get(i, 0) + q - p
-        p = q
-    p, i = lo, top
-    while p > 0:
-        v = -numbers[p - 1]
-        ub = upper.get(i + 1)
-        if ub is not None and v <= ub:
-            i += 1
-        else:
-            i = top if v == math.inf else bucket_index(v, schema)
-            ub = upper.get(i)
-            if ub is None:
-                ub = upper[i] = upper_float(i, schema)
-        q = bisect_left(numbers, -ub, 0, p)
-        negative[i] = negative.get(i, 0) + p - q
-        p = q
+    if hi < end:
+        first = _index(numbers[hi], schema, top)
+        last = _index(numbers[end - 1], schema, top)
+        bounds = _uppers_of(first, last, schema)  # the last bucket ends at `end`
+        cuts = [hi, *map(bisect_right, repeat(numbers), bounds, repeat(hi), repeat(end)), end]
+        _count_into(positive, first, cuts)
+    if lo > 0:
+        first = _index(-numbers[lo - 1], schema, top)
+        last = _index(-numbers[0], schema, top)
+        # Bucket i holds numbers[q_i:q_(i-1)], q_i = the first position >= -upper(i).
+        bounds = [-b for b in _uppers_of(first, last, schema)]
+        qs = [lo, *map(bisect_left, repeat(numbers), bounds, repeat(0), repeat(lo)), 0]
+        _count_into(negative, first, [-q for q in qs])
     return hi - lo
 
 

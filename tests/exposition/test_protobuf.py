@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dyn_metrics as dm
+from dyn_metrics import testing
 from dyn_metrics.errors import InvalidValueError
 from dyn_metrics.exposition import protobuf
 from dyn_metrics.exposition.protobuf import CONTENT_TYPE, encode, encode_family, spans_and_deltas
@@ -610,3 +611,44 @@ def test_int_metrics_past_the_double_range_are_infinities_not_a_failed_scrape():
     assert families["big_total"].metric[0].counter.value == math.inf
     assert families["neg"].metric[0].gauge.value == -math.inf
     assert families["fine"].metric[0].gauge.value == 2.5
+
+
+@settings(max_examples=60, deadline=None)
+@given(testing.registries())
+def test_any_registry_scrape_decodes_to_its_model(reg):
+    """What protobuf_expfmt serves equals collect(): names, types, labels, values, buckets."""
+    families = {f.name: f for f in reg.collect() if f.samples}
+    decoded = {mf.name: mf for mf in decode(reg.protobuf_expfmt())}
+    assert set(decoded) == set(families)
+    for name, family in families.items():
+        mf = decoded[name]
+        if family.type != "histogram":
+            values = sorted(
+                (tuple(labels(m)), repr(m.counter.value if mf.type == 0 else m.gauge.value))
+                for m in mf.metric
+            )
+            assert values == sorted((s.labels, repr(float(s.value))) for s in family.samples)
+            continue
+        counts = {s.labels: s for s in family.samples if s.name == name + "_count"}
+        assert len(mf.metric) == len(counts)
+        for m in mf.metric:
+            want = counts[tuple(labels(m))]
+            h = m.histogram
+            assert h.sample_count == want.value
+            finite = [
+                s.value
+                for s in family.samples
+                if s.name == name + "_bucket" and s.labels[:-1] == want.labels
+            ][:-1]
+            assert [b.cumulative_count for b in h.bucket] == finite
+            nh = want.native
+            if nh is None:
+                assert not h.positive_span and h.zero_threshold == 0
+                continue
+            assert (h.schema, h.zero_threshold, h.zero_count) == (
+                nh.schema,
+                nh.zero_threshold,
+                nh.zero_count,
+            )
+            assert native_buckets(h.positive_span, h.positive_delta) == list(nh.positive)
+            assert native_buckets(h.negative_span, h.negative_delta) == list(nh.negative)

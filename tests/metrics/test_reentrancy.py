@@ -31,7 +31,9 @@ h = dm.Histogram("h", "h", buckets=[0.5])
 cv = dm.CounterVec("cv_total", "cv", ["k"])
 hv = dm.HistogramVec("hv", "hv", ["k"], buckets=[0.5])
 gv = dm.IntGaugeVec("gv", "gv", ["k"])
-for m in (c, fc, ic, g, h, cv, hv, gv):
+# Few buckets allowed, so folds nested in scrapes also reduce the schema.
+nh = dm.Histogram("nh", "nh", native=True, schema=6, max_buckets=8)
+for m in (c, fc, ic, g, h, cv, hv, gv, nh):
     reg.register(m)
 calls = 0
 bad_reads = []
@@ -49,6 +51,7 @@ def touch(*_):
     cv.with_label_values(str(calls % 300)).inc()  # new children mid-scrape
     hv.with_label_values(str(calls % 7)).observe(1.0)
     gv.with_label_values("a").inc()
+    nh.observe(float(calls % 41) - 20.0)
     # Reads nested in a scrape see every update made before them.
     after = c.get(), h.get_sample_count(), fc.get()
     if calls == mine and after != (before[0] + 1, before[1] + 1, before[2] + 0.5):
@@ -64,6 +67,9 @@ for i in range(SCRAPES):
     fc.inc_by(0.5)
     h.observe(1.0)
     g.sub(1.0)
+    nh.observe(0.5)
+    if i % 10 == 0:
+        assert b"nh" in reg.protobuf_expfmt()
     main += 1
     WAIT
 STOP
@@ -75,6 +81,11 @@ print(json.dumps({
     "cv": sum(s.value for s in families["cv_total"].samples),
     "hv": sum(s.value for s in families["hv"].samples if s.name == "hv_count"),
     "gv": gv.with_label_values("a").get(),
+    "nh": nh.get_sample_count(),
+    "nh_buckets": [
+        s.native.zero_count + sum(c for _, c in s.native.positive + s.native.negative)
+        for s in families["nh"].samples if s.name == "nh_count"
+    ],
     "text_ok": reg.prometheus_expfmt().count("\\n") > 10,
 }))
 """
@@ -159,6 +170,8 @@ def test_metrics_called_mid_scrape_on_the_same_thread_neither_deadlock_nor_lose(
     assert r["cv"] == n
     assert r["hv"] == n
     assert r["gv"] == n
+    assert r["nh"] == n + main
+    assert r["nh_buckets"] == [n + main]
     assert r["text_ok"]
 
 
