@@ -360,6 +360,9 @@ def test_a_custom_native_histogram_reaches_the_protobuf_scrape():
         (native_family(GOOD_NATIVE._replace(positive=((0, 1.5),))), "not valid"),
         (native_family(GOOD_NATIVE._replace(positive=(1, 2))), "pairs"),
         (native_family(GOOD_NATIVE, count=1), "hold 3 observations"),
+        (native_family(GOOD_NATIVE._replace(zero_threshold=10**400)), "zero bucket"),
+        (native_family(GOOD_NATIVE._replace(positive=((2**40, 1),))), "not valid"),
+        (native_family(GOOD_NATIVE._replace(negative=((-(2**40), 1),))), "not valid"),
         (native_family("buckets"), "must be a NativeHistogram"),
         (
             native_family(

@@ -45,6 +45,13 @@ def _registry():
     vec.labels("/a").observe(3.0)
     vec.labels("/b").observe(0.75)
     vec.labels("/b").observe(0.75)
+    # zero_threshold 0 and an empty first child: 2.42 judges the family by it.
+    zt0 = reg.register(
+        dm.HistogramVec("zt0_seconds", "No zero bucket", ["w"], native=True, zero_threshold=0)
+    )
+    zt0.labels("a")
+    zt0.labels("b").observe(1.5)
+    zt0.labels("b").observe(3.0)
     reg.register(dm.Counter("requests_total", "Requests")).inc(7)
     reg.register(dm.Gauge("temperature", "Temperature")).set(-2.5)
     summary = reg.register(dm.Summary("rpc_seconds", "RPC", objectives={0.5: 0.05}))
@@ -175,6 +182,11 @@ def test_flagged_prometheus_empty_and_mixed_histograms(prometheus):
     }
     assert counts == {"/a": 1.0, "/b": 2.0}
     assert _value(prom.query('histogram_fraction(0, 1, routes_seconds{route="/b"})')) == 1.0
+    counts = {
+        r["metric"]["w"]: float(r["value"][1]) for r in prom.query("histogram_count(zt0_seconds)")
+    }
+    assert counts == {"a": 0.0, "b": 2.0}
+    assert prom.query("zt0_seconds_count") == []
 
 
 def test_flagged_prometheus_reads_every_other_type_from_protobuf(prometheus):

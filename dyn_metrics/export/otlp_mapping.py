@@ -26,7 +26,13 @@ import math
 from collections.abc import Iterable
 from typing import NamedTuple, Optional, Union
 
-from ..metrics.native_buckets import MAX_SCHEMA, MIN_SCHEMA, bucket_index, overflow_index
+from ..metrics.native_buckets import (
+    MAX_SCHEMA,
+    MIN_SCHEMA,
+    bucket_index,
+    overflow_index,
+    reduce_schema,
+)
 from ..model import (
     COUNTER,
     GAUGEHISTOGRAM,
@@ -44,6 +50,8 @@ from ..model import (
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
+#: The most dense buckets a side of an exponential point gets (the OTel SDK's default size).
+MAX_DENSE = 160
 
 # The Metric oneof each kind fills.
 KIND_GAUGE = "gauge"
@@ -79,16 +87,17 @@ class ExponentialPoint(NamedTuple):
     counts bucket ``positive_offset + j``, dense up to the last populated bucket
     (0 in the gaps); an empty side is ``(0, ())`` and is left out of the message.
 
-    * ``scale`` = schema; ``zero_count``, ``zero_threshold`` as the child has them;
-    * ``sample_count`` = the ``_count`` sample, NaN and +-Inf observations included
-      (so it may exceed ``zero_count`` plus the buckets). Prometheus counts +-Inf in
-      an overflow bucket past the largest float's; OTLP keeps non-finite values out
-      of its buckets, and dense counts up to that bucket would be a quarter of a
-      million zeros at schema 8, so it is left out;
-    * ``sample_sum`` = the ``_sum`` sample whenever there is one, NaN and negative
-      sums included: the OTel SDK sets ``sum`` on every exponential point, and
-      Prometheus' OTLP receiver takes a present sum as it is but stores an absent one
-      as 0. ``None`` (sum unset, the Prometheus-compatibility rule) without ``_sum``.
+    * ``scale`` = schema, lowered (buckets merged exactly, as a schema reduction
+      does) until each side spans at most :data:`MAX_DENSE` buckets, never below
+      -4 (where every side fits); ``zero_count``, ``zero_threshold`` as the child has
+      them;
+    * ``sample_count`` = ``zero_count`` plus the buckets, as OTLP requires: NaN and
+      +-Inf observations are left out, as the OTel SDK leaves them out (Prometheus
+      counts +-Inf in an overflow bucket past the largest float's, which has no OTLP
+      counterpart);
+    * ``sample_sum`` = the ``_sum`` sample when it is finite, negative sums included
+      (the OTel SDK sets ``sum`` on every exponential point); ``None`` (unset) when it
+      is NaN or infinite (non-finite observations made it so) or there is no ``_sum``.
 
     No min, max, exemplars or flags.
     """
@@ -156,15 +165,11 @@ _INDEX_RANGES = {
 }
 
 
-def _dense(
-    pairs: Iterable[tuple[int, Number]], schema: int
-) -> Optional[tuple[int, tuple[int, ...]]]:
-    """``(OTLP offset, dense counts)`` of Prometheus ``(index, count)`` pairs.
+def _sparse(pairs: Iterable[tuple[int, Number]], schema: int) -> Optional[dict[int, int]]:
+    """``{Prometheus index: count}`` of a side's pairs, or None for an index no float reaches.
 
     Counts go through :func:`count`; zero counts and repeated indices (a custom
     collector's) are absorbed; the overflow bucket (+-Inf only) is left out.
-    ``None`` for an index no float can fall in, which would also make the dense
-    list as long as the spread.
     """
     lo, hi = _INDEX_RANGES[schema]
     counts: dict[int, int] = {}
@@ -176,11 +181,21 @@ def _dense(
         n = count(value)
         if n:
             counts[index] = min(counts.get(index, 0) + n, _UINT64_MAX)
+    return counts
+
+
+def _spread(counts: dict[int, int]) -> int:
+    return max(counts) - min(counts) + 1 if counts else 0
+
+
+def _dense(counts: dict[int, int]) -> tuple[int, tuple[int, ...]]:
+    """``(OTLP offset, dense counts)``: Prometheus index ``i`` is OTLP bucket ``i - 1``."""
     if not counts:
         return 0, ()
     first, last = min(counts), max(counts)
     get = counts.get
-    return first - 1, tuple([get(i, 0) for i in range(first, last + 1)])
+    # Merged buckets (a lowered scale) may pass uint64: saturate, as count() does.
+    return first - 1, tuple([min(get(i, 0), _UINT64_MAX) for i in range(first, last + 1)])
 
 
 def exponential_point(
@@ -191,19 +206,27 @@ def exponential_point(
     schema = native.schema
     if type(schema) is not int or not MIN_SCHEMA <= schema <= MAX_SCHEMA:
         return None
-    positive = _dense(native.positive, schema)
-    negative = _dense(native.negative, schema)
+    positive = _sparse(native.positive, schema)
+    negative = _sparse(native.negative, schema)
     if positive is None or negative is None:
         return None
+    # Dense counts span from a side's first to its last bucket: two far-apart values
+    # would send hundreds of thousands of zeros. Coarser scales merge buckets exactly.
+    while max(_spread(positive), _spread(negative)) > MAX_DENSE and schema > MIN_SCHEMA:
+        positive, negative, schema = reduce_schema(positive), reduce_schema(negative), schema - 1
+    zero = count(native.zero_count)
+    finite = min(zero + sum(positive.values()) + sum(negative.values()), _UINT64_MAX)
+    if sample_sum is not None and not math.isfinite(sample_sum):
+        sample_sum = None
     return ExponentialPoint(
         attributes,
-        sample_count,
+        finite,
         sample_sum,
         schema,
-        count(native.zero_count),
+        zero,
         float(native.zero_threshold),
-        *positive,
-        *negative,
+        *_dense(positive),
+        *_dense(negative),
     )
 
 

@@ -21,8 +21,9 @@ text encoders, except for the two refusals below. How the model maps onto the me
   zero count and per side spans with packed ``sint64`` deltas (:func:`spans_and_deltas`),
   beside its classic buckets when it has any besides ``+Inf``; its timestamped exemplars
   also go to ``Histogram.exemplars``. The zero threshold is written as given: 2.42 sees
-  an empty histogram as native only when it is > 0 (keep the default ``2**-128``); with
-  0 and nothing counted the no-op span ``{0, 0}`` that Prometheus >= 2.47 reads is added.
+  an empty histogram as native only when it is > 0 or it has a delta, and judges a whole
+  family by its first metric, so with 0 and nothing counted one empty bucket (a span
+  ``{0, 1}``, delta 0) is written: the no-op span ``{0, 0}`` of later versions is not enough.
   A schema above 8 is reduced to 8 by merging buckets (exact: coarser bounds are a subset
   of finer ones), since 2.42 accepts a larger one and then fails every query of it; a
   schema below -4, or a count that is not a non-negative integer, raises

@@ -17,14 +17,19 @@ MIN_SCHEMA = -4
 MAX_SCHEMA = 8
 
 _D = struct.Struct("<d").pack
+_UINT64_MAX = 2**64 - 1
 
 
 def count_of(value: Number, what: str) -> int:
-    """A histogram or summary count as an int; it must be a non-negative integer."""
+    """A histogram or summary count as an int; it must be a non-negative integer.
+
+    Counts past ``uint64`` are written as its largest value (as the OTLP
+    mapping does): a longer varint would make the whole body undecodable.
+    """
     if isinstance(value, int) and value >= 0:
-        return int(value)
+        return min(int(value), _UINT64_MAX)
     if isinstance(value, float) and value >= 0 and value.is_integer():
-        return int(value)
+        return min(int(value), _UINT64_MAX)
     raise InvalidValueError(f"{what} must be a non-negative integer, got {value!r}")
 
 
@@ -98,5 +103,8 @@ def native_fields(nh: NativeHistogram) -> bytes:
     if positive:
         out.append(_side(b"\x62", 13, positive))
     elif not negative and not zero_count and not nh.zero_threshold:
-        out.append(b"\x62\x04\x08\x00\x10\x00")  # the no-op span: "native, but empty"
+        # Empty, with a zero threshold of 0: Prometheus 2.42 judges a family by its
+        # first metric and sees a native histogram only with a delta (it ignores
+        # the no-op span of later versions), so one empty bucket at index 0.
+        out.append(b"\x62\x04\x08\x00\x10\x01\x6a\x01\x00")
     return b"".join(out)

@@ -27,7 +27,7 @@ from .histogram import (
 )
 from .histogram_cell import DEFAULT_BUCKETS
 from .info import Info, InfoVec
-from .native_buckets import DEFAULT_ZERO_THRESHOLD
+from .native_buckets import DEFAULT_ZERO_THRESHOLD, bucket_index, overflow_index
 from .native_histogram import DEFAULT_MAX_BUCKETS, DEFAULT_SCHEMA
 from .stateset import Enum, StateSet, StateSetVec
 from .summary import Summary, SummaryVec
@@ -59,9 +59,11 @@ __all__ = [
     "LabelsArg",
     "MetricFamily",
     "OVERFLOW_VALUE",
+    "bucket_index",
     "check_unit",
     "const_label_pairs",
     "exponential_buckets",
     "linear_buckets",
     "overflow_children_total",
+    "overflow_index",
 ]

@@ -112,6 +112,8 @@ def bucket_upper_bound(index: int, schema: int) -> float:
 # (deterministic values: threads racing on an entry store the same float).
 _uppers: dict[int, dict[int, float]] = {}
 _UPPERS_KEPT = 1 << 16  # entries per schema before the cache starts over
+#: A side whose values span more indices than this is walked bucket by bucket.
+_DENSE_SPREAD = 256
 
 
 def _upper_cache(schema: int) -> dict[int, float]:
@@ -143,6 +145,38 @@ def _count_into(buckets: dict[int, int], first: int, cuts: list[int]) -> None:
             buckets[i] = buckets.get(i, 0) + c
 
 
+def _upper_of(i: int, schema: int, upper: dict[int, float]) -> float:
+    ub = upper.get(i)
+    if ub is None:
+        ub = upper[i] = upper_float(i, schema)
+    return ub
+
+
+def _walk_positive(
+    numbers: Sequence[float], p: int, end: int, schema: int, top: int, out: dict[int, int]
+) -> None:
+    """Count ``numbers[p:end]`` (all > 0) bucket by populated bucket: one index, one bisection."""
+    upper = _upper_cache(schema)
+    while p < end:
+        i = _index(numbers[p], schema, top)
+        q = bisect_right(numbers, _upper_of(i, schema, upper), p, end)
+        out[i] = out.get(i, 0) + q - p
+        p = q
+
+
+def _walk_negative(
+    numbers: Sequence[float], lo: int, schema: int, top: int, out: dict[int, int]
+) -> None:
+    """Count ``numbers[:lo]`` (all < 0) by ``|v|``, from the one nearest zero outwards."""
+    upper = _upper_cache(schema)
+    p = lo
+    while p > 0:
+        i = _index(-numbers[p - 1], schema, top)
+        q = bisect_left(numbers, -_upper_of(i, schema, upper), 0, p)
+        out[i] = out.get(i, 0) + p - q
+        p = q
+
+
 def fold_sorted(
     numbers: Sequence[float],
     schema: int,
@@ -155,9 +189,13 @@ def fold_sorted(
     Values above ``threshold`` go to the positive buckets, values below
     ``-threshold`` to the negative ones (by ``|v|``), the rest to the zero
     bucket, whose count is returned; +-Inf to the overflow buckets. Each
-    side's values end in a bucket at that bucket's largest float (cached per
-    index), so one C-level bisection per bucket between the side's extremes
-    counts the whole side; the buckets are not indexed value by value.
+    bucket's values end at its largest float (cached per index), so a side
+    is counted with bisections, not by indexing every value: when the side's
+    values span few indices, one C-level map of bisections over every bound
+    between its extremes; when they spread wide (1 and +Inf are 8,193
+    indices apart at schema 3), a walk that indexes the first value of each
+    populated bucket and bisects to its end, so the cost follows the
+    populated buckets, never the spread.
     """
     top = overflow_index(schema)
     lo = bisect_left(numbers, -threshold)  # numbers[:lo] < -threshold
@@ -166,16 +204,22 @@ def fold_sorted(
     if hi < end:
         first = _index(numbers[hi], schema, top)
         last = _index(numbers[end - 1], schema, top)
-        bounds = _uppers_of(first, last, schema)  # the last bucket ends at `end`
-        cuts = [hi, *map(bisect_right, repeat(numbers), bounds, repeat(hi), repeat(end)), end]
-        _count_into(positive, first, cuts)
+        if last - first > _DENSE_SPREAD:
+            _walk_positive(numbers, hi, end, schema, top, positive)
+        else:
+            bounds = _uppers_of(first, last, schema)  # the last bucket ends at `end`
+            cuts = [hi, *map(bisect_right, repeat(numbers), bounds, repeat(hi), repeat(end)), end]
+            _count_into(positive, first, cuts)
     if lo > 0:
         first = _index(-numbers[lo - 1], schema, top)
         last = _index(-numbers[0], schema, top)
-        # Bucket i holds numbers[q_i:q_(i-1)], q_i = the first position >= -upper(i).
-        bounds = [-b for b in _uppers_of(first, last, schema)]
-        qs = [lo, *map(bisect_left, repeat(numbers), bounds, repeat(0), repeat(lo)), 0]
-        _count_into(negative, first, [-q for q in qs])
+        if last - first > _DENSE_SPREAD:
+            _walk_negative(numbers, lo, schema, top, negative)
+        else:
+            # Bucket i holds numbers[q_i:q_(i-1)], q_i = the first position >= -upper(i).
+            bounds = [-b for b in _uppers_of(first, last, schema)]
+            qs = [lo, *map(bisect_left, repeat(numbers), bounds, repeat(0), repeat(lo)), 0]
+            _count_into(negative, first, [-q for q in qs])
     return hi - lo
 
 

@@ -2,8 +2,9 @@
 
 ``observe`` is the classic cell's single ``list.append``; folding and
 reading differ, as ``native_histogram.py`` describes. A native fold costs
-one bisection per populated bucket (about 55 for a latency distribution at
-schema 3) besides the classic fold's sort, so a native cell lets
+about one bisection per bucket between the batch's extremes (some 60 for a
+latency distribution at schema 3) besides the classic fold's sort, so a
+native cell lets
 :data:`NATIVE_FOLD_AT` observations pend instead of 256: four times fewer
 folds keep ``observe`` near the classic one's cost, at the price of up to
 1024 pending floats per busy child between folds (8 KiB of references and

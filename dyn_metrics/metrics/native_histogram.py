@@ -4,9 +4,9 @@ A native histogram keeps exponential buckets (``native_buckets.py``) beside
 the classic ones it may also have. Its cell is a :class:`HistogramCell`
 whose pending list folds into a :class:`NativeFolded` instead of a pair:
 ``observe(v)`` is the same single ``list.append`` as for a classic
-histogram, and bucket indexing happens when a read (or the 256th pending
-observation) folds the batch, one bisection per populated bucket on the
-sorted batch.
+histogram, and bucket indexing happens when a read (or the 1024th pending
+observation, ``native_cell.py``) folds the batch, with bisections on the
+sorted batch (``native_buckets.fold_sorted``).
 
 Bucket limit. When more than ``max_buckets`` buckets (both signs, the zero
 bucket not counted) are populated, the schema is reduced, each step halving
@@ -18,6 +18,7 @@ same whatever the batches were, since merging never adds buckets.
 
 import functools
 import math
+import numbers
 import operator
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -46,35 +47,51 @@ class NativeOptions(NamedTuple):
     max_buckets: int
 
 
+def _integral(value: object) -> Optional[int]:
+    """``value`` as an int when it is an integral number (bools are not), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
 def check_native(schema: object, zero_threshold: object, max_buckets: object) -> NativeOptions:
     """The options as :class:`NativeOptions`, or :class:`InvalidBucketsError`.
 
-    ``schema`` is an int in -4..8 (the growth factor between bucket bounds is
-    ``2 ** (2 ** -schema)``: 3 gives 8 buckets per power of two);
-    ``zero_threshold`` a finite number >= 0, the half-width of the zero bucket;
-    ``max_buckets`` an int >= 1.
+    ``schema`` is an integer in -4..8 (the growth factor between bucket bounds
+    is ``2 ** (2 ** -schema)``: 3 gives 8 buckets per power of two);
+    ``zero_threshold`` a finite real number >= 0, the half-width of the zero
+    bucket; ``max_buckets`` an integer >= 1. Integral and real number types
+    (numpy's too) are accepted and stored as int and float; bools are not.
     """
-    if schema.__class__ is not int or not MIN_SCHEMA <= schema <= MAX_SCHEMA:
+    s = _integral(schema)
+    if s is None or not MIN_SCHEMA <= s <= MAX_SCHEMA:
         raise InvalidBucketsError(
             f"native histogram schema must be an int from {MIN_SCHEMA} to {MAX_SCHEMA}, "
             f"got {schema!r}"
         )
-    if isinstance(zero_threshold, bool) or not isinstance(zero_threshold, (int, float)):
+    if isinstance(zero_threshold, bool) or not isinstance(zero_threshold, numbers.Real):
         raise InvalidBucketsError(f"zero_threshold must be a number, got {zero_threshold!r}")
-    threshold = float(zero_threshold)
+    try:
+        threshold = float(zero_threshold) + 0.0  # + 0.0: -0.0 becomes 0.0
+    except OverflowError:
+        threshold = math.inf
     if not 0.0 <= threshold < math.inf:
         raise InvalidBucketsError(
             f"zero_threshold must be a finite number >= 0, got {zero_threshold!r}"
         )
-    if max_buckets.__class__ is not int or max_buckets < 1:
+    limit = _integral(max_buckets)
+    if limit is None or limit < 1:
         raise InvalidBucketsError(f"max_buckets must be an int >= 1, got {max_buckets!r}")
-    return NativeOptions(schema, threshold, max_buckets)
+    return NativeOptions(s, threshold, limit)
 
 
 def native_options(
-    native: bool, schema: object, zero_threshold: object, max_buckets: object
+    native: object, schema: object, zero_threshold: object, max_buckets: object
 ) -> Optional[NativeOptions]:
-    """:func:`check_native` when ``native``, else None (the options must then be the defaults)."""
+    """:func:`check_native` when ``native`` is True; None when False (the options must then
+    be the defaults); anything but a bool is :class:`InvalidBucketsError`."""
+    if native.__class__ is not bool:
+        raise InvalidBucketsError(f"native must be True or False, got {native!r}")
     if native:
         return check_native(schema, zero_threshold, max_buckets)
     if (schema, zero_threshold, max_buckets) != (

@@ -15,7 +15,7 @@ import math
 from typing import Optional
 
 from ..errors import InvalidNameError
-from ..metrics import check_unit
+from ..metrics import bucket_index, check_unit, overflow_index
 from ..model import (
     COUNTER,
     GAUGEHISTOGRAM,
@@ -215,6 +215,14 @@ def _int(value: object) -> bool:
     return value.__class__ is int
 
 
+def _as_float(value: float) -> float:
+    """``value`` as a float; NaN when it does not fit one (an int past the double range)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
 def _native_problem(family: Family) -> Optional[str]:
     """What the native buckets of a family break (the protobuf scrape); None if nothing.
 
@@ -240,16 +248,18 @@ def _native_problem(family: Family) -> Optional[str]:
         if not (_int(nh.schema) and -4 <= nh.schema <= 8):
             return f"native schema of {family.name!r} must be an int from -4 to 8: {nh.schema!r}"
         zt = nh.zero_threshold
-        if not (_is_number(zt) and 0 <= zt < math.inf) or not (
+        if not (_is_number(zt) and 0 <= _as_float(zt) < math.inf) or not (
             _int(nh.zero_count) and nh.zero_count >= 0
         ):
             return f"native zero bucket of {family.name!r} is not valid: {zt!r}, {nh.zero_count!r}"
         total = nh.zero_count
+        # The indices a float can reach at this schema (they fit the wire's sint32).
+        lowest, highest = bucket_index(5e-324, nh.schema), overflow_index(nh.schema)
         for side in (nh.positive, nh.negative):
             previous = None
             try:
                 for index, c in side:
-                    if not (_int(index) and _int(c) and c > 0) or (
+                    if not (_int(index) and _int(c) and c > 0 and lowest <= index <= highest) or (
                         previous is not None and index <= previous
                     ):
                         return f"native buckets of {family.name!r} are not valid: {side!r}"

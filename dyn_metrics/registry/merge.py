@@ -103,6 +103,10 @@ def join_texts(texts: Iterable[str]) -> str:
     return out
 
 
+def _is_native(desc: Desc) -> bool:
+    return getattr(desc, "native", None) is not None
+
+
 def _group_sort_key(group: Group) -> tuple[object, ...]:
     pairs = group[0]
     return (len(pairs),) + tuple(v for _, v in pairs)
@@ -145,6 +149,13 @@ def merge(
                 f"Metric family '{name}' has inconsistent help/type across sources: "
                 f"{first.type} {first.help!r} then {desc.type} {desc.help!r}"
             )
+        for collector in collectors:
+            if _is_native(collector.desc) != _is_native(first):
+                # Prometheus judges a protobuf family by its first metric: a mixed
+                # one loses the native buckets or the classic ones.
+                raise DescriptorConflictError(
+                    f"Metric family '{name}' mixes native and classic histograms across sources"
+                )
         for pairs, group in groups:
             identity = tuple(sorted(pairs))
             if identity in seen:

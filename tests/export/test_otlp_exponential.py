@@ -83,6 +83,15 @@ def prometheus_side(pairs: Any, scale: int) -> dict[tuple[Fraction, Fraction], i
     return {(exponent(i - 1, scale), exponent(i, scale)): c for i, c in pairs if c}
 
 
+def coarser(pairs: Any, steps: int) -> list[tuple[int, int]]:
+    """Prometheus pairs ``steps`` schemas coarser (index k -> ceil(k / 2**steps)), sorted."""
+    out: dict[int, int] = {}
+    for i, c in pairs:
+        k = -((-i) >> steps)
+        out[k] = out.get(k, 0) + c
+    return sorted(out.items())
+
+
 def otlp_side(buckets: Any, scale: int) -> dict[tuple[Fraction, Fraction], int]:
     """The same of decoded OTLP ``Buckets``, bucket ``k`` being ``(base**k, base**(k+1)]``."""
     out = {}
@@ -138,20 +147,22 @@ def test_empty_native_histogram_sends_sum_and_threshold_and_no_bucket_sides() ->
     assert not point.HasField("positive") and not point.HasField("negative")
 
 
-def test_nan_sum_is_sent_and_a_missing_sum_sample_leaves_sum_unset() -> None:
+def test_a_non_finite_or_missing_sum_is_unset_and_the_count_is_the_buckets() -> None:
+    # OTLP: count = zero_count + the buckets; a NaN observation is in neither.
     native = NativeHistogram(1, ZT, 0, positive=((1, 1),))
     f = family(
         "n_seconds",
         child("n_seconds", (("c", "nan"),), native, 2, math.nan),
         child("n_seconds", (("c", "none"),), native, 1, None),
+        child("n_seconds", (("c", "neg"),), native, 1, -2.5),
     )
-    nan_point, no_sum = metrics_of(encoded([f]))[0].exponential_histogram.data_points
-    assert nan_point.HasField("sum") and math.isnan(nan_point.sum) and nan_point.count == 2
+    nan_point, no_sum, negative = metrics_of(encoded([f]))[0].exponential_histogram.data_points
+    assert not nan_point.HasField("sum") and nan_point.count == 1
     assert not no_sum.HasField("sum") and no_sum.count == 1
+    assert negative.HasField("sum") and negative.sum == -2.5
     points = request_json([f], **ARGS)["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]
-    first, second = points["exponentialHistogram"]["dataPoints"]
-    assert first["sum"] == "NaN" and "sum" not in second
-    assert b'"sum":"NaN"' in dumps_json(request_json([f], **ARGS))
+    first, second, third = points["exponentialHistogram"]["dataPoints"]
+    assert "sum" not in first and "sum" not in second and third["sum"] == -2.5
 
 
 def widest(schema: int) -> NativeHistogram:
@@ -160,45 +171,45 @@ def widest(schema: int) -> NativeHistogram:
     return NativeHistogram(schema, 0.0, 0, ((lo, 3), (lo + 1, 1), (hi, 2)), ((lo, 1), (hi - 1, 5)))
 
 
-def test_schemas_minus_4_and_0_at_the_widest_index_spread() -> None:
-    cases = [(schema, widest(schema)) for schema in (-4, 0)]
+def test_the_widest_index_spread_is_sent_at_scale_minus_4_every_count_kept() -> None:
+    # Every float's bucket in use spans 132 buckets at scale -4: dense sides are capped
+    # (MAX_DENSE), so every schema goes out at -4, merged exactly.
+    cases = [(schema, widest(schema)) for schema in (-4, 0, 8)]
     children = [child("w", (("s", str(s)),), n, 12, 1.0) for s, n in cases]
     points = metrics_of(encoded([family("w", *children)]))[0].exponential_histogram.data_points
     for (schema, native), point in zip(cases, points):
-        assert point.scale == schema and point.zero_threshold == 0.0
-        assert otlp_side(point.positive, schema) == prometheus_side(native.positive, schema)
-        assert otlp_side(point.negative, schema) == prometheus_side(native.negative, schema)
-        lo, hi = native.positive[0][0], native.positive[-1][0]
-        assert len(point.positive.bucket_counts) == hi - lo + 1  # dense, zeros in the gap
-    assert [len(p.positive.bucket_counts) for p in points] == [64 + 67 + 1, 1024 + 1074 + 1]
+        assert point.scale == -4 and point.zero_threshold == 0.0
+        steps = schema + 4
+        assert otlp_side(point.positive, -4) == prometheus_side(coarser(native.positive, steps), -4)
+        assert otlp_side(point.negative, -4) == prometheus_side(coarser(native.negative, steps), -4)
+        assert len(point.positive.bucket_counts) == 64 + 67 + 1
+        assert point.count == 12  # every bucket of widest() is finite
 
 
-def test_schema_8_at_the_widest_index_spread_half_a_million_buckets() -> None:
-    # Decoded from protobuf only: json_format takes seconds over 537k counts, so the JSON
-    # body is checked against the decoded message directly.
-    native = widest(8)
-    f = family("w", child("w", (), native, 12, 1.0))
+def test_a_wide_spread_lowers_the_scale_only_as_far_as_needed() -> None:
+    # 1 and 2**100 at schema 8: 25,600 buckets apart; halving 8 times leaves 101.
+    native = NativeHistogram(8, ZT, 0, ((0, 1), (bucket_index(2.0**100, 8), 1)))
+    f = family("w", child("w", (), native, 2, 1.0 + 2.0**100))
     message = ExportMetricsServiceRequest.FromString(encode_request([f], **ARGS))
     (point,) = metrics_of(message)[0].exponential_histogram.data_points
-    assert point.scale == 8 and len(point.positive.bucket_counts) == 262144 + 274944 + 1
-    assert otlp_side(point.positive, 8) == prometheus_side(native.positive, 8)
-    assert otlp_side(point.negative, 8) == prometheus_side(native.negative, 8)
+    assert point.scale == 0 and len(point.positive.bucket_counts) == 101
+    assert otlp_side(point.positive, 0) == prometheus_side([(0, 1), (100, 1)], 0)
     body = json.loads(dumps_json(request_json([f], **ARGS)))
     metric = body["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]
     (data,) = metric["exponentialHistogram"]["dataPoints"]
-    for side in ("positive", "negative"):
-        buckets = getattr(point, side)
-        assert data[side]["offset"] == buckets.offset < 0
-        assert data[side]["bucketCounts"] == [str(c) for c in buckets.bucket_counts]
+    assert data.get("scale", 0) == 0 and "negative" not in data  # 0: a default, omitted
+    assert data["positive"]["offset"] == point.positive.offset == -1
+    assert data["positive"]["bucketCounts"] == [str(c) for c in point.positive.bucket_counts]
 
 
-def test_infinities_stay_in_the_count_and_out_of_the_buckets() -> None:
-    # Prometheus' overflow bucket (past the largest float's) holds only +-Inf.
+def test_infinities_stay_out_of_the_count_the_sum_and_the_buckets() -> None:
+    # Prometheus' overflow bucket (past the largest float's) holds only +-Inf, which
+    # OTLP (and the OTel SDK) leaves out.
     top = overflow_index(8)
     native = NativeHistogram(8, ZT, 0, ((0, 1), (top, 2)), ((top, 4),))
     f = family("inf", child("inf", (), native, 7, math.inf))
     (point,) = metrics_of(encoded([f]))[0].exponential_histogram.data_points
-    assert point.count == 7 and point.sum == math.inf
+    assert point.count == 1 and not point.HasField("sum")
     assert (point.positive.offset, list(point.positive.bucket_counts)) == (-1, [1])
     assert not point.HasField("negative")
 
@@ -307,6 +318,7 @@ def test_observed_values_land_in_the_otlp_bucket_of_their_definition(
     native = histogram_of(values, schema, threshold)
     f = family("v", child("v", (), native, len(values), math.fsum(values)))
     (point,) = metrics_of(encoded([f]))[0].exponential_histogram.data_points
+    schema = point.scale  # lowered when the values spread past MAX_DENSE buckets
     for side, sign in ((point.positive, 1), (point.negative, -1)):
         want: dict[int, int] = {}
         for v in values:
@@ -347,16 +359,26 @@ def test_random_bucket_maps_round_trip_at_the_same_bounds(
     f = family("r", child("r", (("a", "b"),), native, total, total_sum))
     (metric,) = metrics_of(encoded([f]))
     (point,) = metric.exponential_histogram.data_points
-    assert point.scale == schema and point.count == total
+    scale, steps = point.scale, schema - point.scale
+    assert scale <= schema and steps >= 0
     assert point.zero_count == native.zero_count and point.zero_threshold == native.zero_threshold
-    assert point.HasField("sum")
-    assert point.sum == total_sum or (math.isnan(point.sum) and math.isnan(total_sum))
+    assert point.HasField("sum") is math.isfinite(total_sum)
+    if math.isfinite(total_sum):
+        assert point.sum == total_sum
+    finite = native.zero_count
     for side, given_pairs in ((point.positive, native.positive), (point.negative, native.negative)):
         pairs = [(i, c) for i, c in given_pairs if i != overflow_index(schema)]  # +-Inf only
-        assert otlp_side(side, schema) == prometheus_side(pairs, schema)
-        if pairs:  # dense from the first populated bucket to the last, no more
+        merged = coarser(pairs, steps)
+        finite += sum(c for _, c in pairs)
+        assert {k: min(v, 2**64 - 1) for k, v in otlp_side(side, scale).items()} == {
+            k: min(v, 2**64 - 1) for k, v in prometheus_side(merged, scale).items()
+        }
+        if merged:  # dense from the first populated bucket to the last, at most MAX_DENSE
             assert side.bucket_counts[0] and side.bucket_counts[-1]
-            assert len(side.bucket_counts) == pairs[-1][0] - pairs[0][0] + 1
+            assert len(side.bucket_counts) == merged[-1][0] - merged[0][0] + 1 <= 160 or (
+                scale == -4
+            )
+    assert point.count == min(finite, 2**64 - 1)
     (model_point,) = otlp_metrics([f])[0].points
     assert isinstance(model_point, ExponentialPoint)
 
@@ -372,7 +394,9 @@ def test_a_live_native_histogram_vec_exports_its_observations_exactly() -> None:
     (metric,) = metrics_of(encoded(reg.collect()))
     a, b = metric.exponential_histogram.data_points
     assert [p.attributes[0].value.string_value for p in (a, b)] == ["/a", "/b"]
-    assert a.count == len(values) and math.isnan(a.sum) and a.scale == 2 and a.zero_count == 1
+    # inf and nan are left out of the count, and make the sum non-finite: unset.
+    assert a.count == len(values) - 2 and not a.HasField("sum") and a.scale == 2
+    assert a.zero_count == 1
     finite = [v for v in values if math.isfinite(v) and v != 0]
     for side, sign in ((a.positive, 1), (a.negative, -1)):
         want: dict[int, int] = {}

@@ -473,11 +473,14 @@ def test_empty_native_histogram_with_a_threshold_has_no_span():
     assert h.HasField("schema") and h.HasField("zero_count") and h.HasField("sample_count")
 
 
-def test_empty_native_histogram_without_a_threshold_gets_the_no_op_span():
+def test_empty_native_histogram_without_a_threshold_gets_one_empty_bucket():
+    # Prometheus 2.42 needs a delta to see a native histogram (a family is judged by
+    # its first metric), so the empty one carries a zero bucket, not a no-op span.
     h = one(_native(NativeHistogram(3, 0.0, 0), 0)).metric[0].histogram
-    assert [(s.offset, s.length) for s in h.positive_span] == [(0, 0)]
-    assert not h.positive_delta and not h.negative_span
-    # with anything counted there is no no-op span
+    assert [(s.offset, s.length) for s in h.positive_span] == [(0, 1)]
+    assert list(h.positive_delta) == [0] and not h.negative_span
+    assert native_buckets(h.positive_span, h.positive_delta) == []
+    # with anything counted there is no extra span
     h = one(_native(NativeHistogram(3, 0.0, 2), 2)).metric[0].histogram
     assert not h.positive_span
 

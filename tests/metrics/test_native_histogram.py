@@ -265,3 +265,41 @@ def test_threads_lose_no_observation():
     assert count == 4 * per_thread
     assert native.zero_count + sum(c for _, c in native.positive + native.negative) == count
     assert len(native.positive) + len(native.negative) <= 30
+
+
+def test_native_and_classic_of_one_name_across_sources_conflict():
+    # Prometheus judges a protobuf family by its first metric: a mixed family loses
+    # one kind's buckets, so the merge refuses it as it refuses a TYPE conflict.
+    drt = dm.DistributedRuntime()
+    ns = drt.namespace("ns")
+    ns.component("a").metrics.create_histogram("lat_seconds", "Latency", native=True)
+    ns.component("b").metrics.create_histogram("lat_seconds", "Latency", buckets=[1, 2])
+    with pytest.raises(dm.DescriptorConflictError, match="mixes native and classic"):
+        drt.render_exposition("protobuf")
+
+
+def test_option_types_are_normalised():
+    options = dm.Histogram(
+        "h", "h", native=True, schema=2, zero_threshold=-0.0, max_buckets=7
+    ).desc.native
+    assert options.zero_threshold == 0.0 and math.copysign(1, options.zero_threshold) == 1
+    from fractions import Fraction
+
+    options = dm.Histogram("h", "h", native=True, zero_threshold=Fraction(1, 4)).desc.native
+    assert options.zero_threshold == 0.25 and type(options.zero_threshold) is float
+    with pytest.raises(InvalidBucketsError, match="native must be True or False, got 'no'"):
+        dm.Histogram("h", "h", native="no")
+    with pytest.raises(InvalidBucketsError, match="finite number"):
+        dm.Histogram("h", "h", native=True, zero_threshold=10**400)
+
+
+def test_values_far_apart_fold_by_populated_bucket():
+    # 1.0 and +Inf are 262,145 buckets apart at schema 8: the fold walks the two
+    # populated buckets instead of every bound between them.
+    h = dm.Histogram("h", "h", native=True, schema=8)
+    for v in [1.0, math.inf, -1e300, -1e-30] * 600:
+        h.observe(v)
+    native, count = native_of(h)
+    assert count == 2400
+    assert dict(native.positive) == {0: 600, overflow_index(8): 600}
+    assert dict(native.negative) == {reference(1e300, 8): 600, reference(1e-30, 8): 600}
