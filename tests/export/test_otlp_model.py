@@ -30,6 +30,7 @@ from dyn_metrics import testing
 from dyn_metrics.errors import InvalidValueError
 from dyn_metrics.export.otlp_json import dumps_json, request_json
 from dyn_metrics.export.otlp_model import encode_request, otlp_metrics
+from dyn_metrics.metrics.native_buckets import overflow_index
 from dyn_metrics.model import COUNTER, HISTOGRAM, Family, Sample
 
 START = 1_700_000_000_000_000_000
@@ -380,11 +381,7 @@ def semantic(families: list[Family]) -> dict[tuple[str, tuple[tuple[str, str], .
         if f.type == HISTOGRAM:
             for s in f.samples:
                 if s.name.endswith("_count") and s.native is not None:
-                    n = s.native  # native children go as exponential points, Prometheus-indexed
-                    out[f.name, s.labels] = (
-                        s.value,
-                        (dict(n.positive), dict(n.negative), n.zero_count),
-                    )
+                    out[f.name, s.labels] = _exponential(s.native)
                 elif s.name.endswith("_count"):
                     buckets = [
                         (float(dict(b.labels)["le"]), b.value)
@@ -397,6 +394,29 @@ def semantic(families: list[Family]) -> dict[tuple[str, tuple[tuple[str, str], .
             for s in f.samples:
                 out[s.name, s.labels] = s.value
     return out
+
+
+def _exponential(n: Any) -> Any:
+    """What an exponential point must say: OTLP's rules applied to a native child.
+
+    +-Inf (the overflow bucket) and NaN stay out of the buckets and the count;
+    the scale drops (index k -> ceil(k / 2)) until each side spans <= 160 buckets.
+    """
+    top = overflow_index(n.schema)
+    sides = [{i: c for i, c in side if i != top} for side in (n.positive, n.negative)]
+    scale = n.schema
+
+    def spread(d: dict[int, int]) -> int:
+        return max(d) - min(d) + 1 if d else 0
+
+    while max(map(spread, sides)) > 160 and scale > -4:
+        merged: list[dict[int, int]] = [{}, {}]
+        for side, into in zip(sides, merged):
+            for i, c in side.items():
+                into[(i + 1) >> 1] = into.get((i + 1) >> 1, 0) + c
+        sides, scale = merged, scale - 1
+    count = n.zero_count + sum(sides[0].values()) + sum(sides[1].values())
+    return count, (*sides, n.zero_count), scale
 
 
 def decoded(message: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
@@ -416,7 +436,7 @@ def decoded(message: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
                     {b.offset + j + 1: c for j, c in enumerate(b.bucket_counts) if c}
                     for b in (p.positive, p.negative)
                 ]
-                out[m.name, labels] = (p.count, (*sides, p.zero_count))
+                out[m.name, labels] = (p.count, (*sides, p.zero_count), p.scale)
             elif kind == "summary":
                 out[m.name, labels] = (p.count, p.sum, len(p.quantile_values))
             else:
