@@ -36,7 +36,7 @@ ALLOWED = {
     # the default collectors: plain Family records from /proc, gc and platform
     "collectors": {"errors", "model", "prometheus_names"},
     # multiprocess files (ours and prometheus_client's) read into Family records
-    "multiprocess": {"errors", "model", "prometheus_names", "exposition"},
+    "multiprocess": {"errors", "model", "prometheus_names", "exposition", "metrics"},
     # pushing and exporting: sources resolved and rendered by the registry layer
     "export": {"errors", "model", "prometheus_names", "exposition", "metrics", "registry"},
     # the HTTP stack: a render callable in, responses out

@@ -18,10 +18,11 @@ import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Generic, Optional, Protocol, TypeVar
+from typing import ClassVar, Generic, Optional, Protocol, TypeVar, cast
 
 from ..exposition import text as expfmt
 from ..model import COUNTER, HISTOGRAM, SUMMARY, Family, Labels, Number, Sample
+from . import backends
 from .cells import drop, take
 from .desc import Desc, LabelsArg
 
@@ -109,6 +110,15 @@ class MetricFamily(Generic[_C, _V]):
         else:
             self._sort_key = operator.itemgetter(*order)
         self._header = self._make_header()
+        # A cell backend installed now (multiprocess mode) makes every child's
+        # cell; captured here so a family made without one never looks again.
+        self._backend: Optional[backends.CellBackend] = None
+        backend = backends.installed()
+        if backend is not None:
+            cell_class = backend.cell_class(self)
+            if cell_class is not None:
+                self._cell_class = cell_class  # type: ignore[assignment]  # the backend's cells
+                self._backend = backend
 
     def _make_header(self) -> str:
         parts: list[str] = []
@@ -122,7 +132,8 @@ class MetricFamily(Generic[_C, _V]):
 
     def _get_or_create_child(self, key: Key) -> _C:
         """The child for a validated key, created if missing (slow path, lock-free)."""
-        cell = self._new_cell()
+        backend = self._backend
+        cell = self._new_cell() if backend is None else cast(_C, backend.new_cell(self, key))
         child = self._children.setdefault(key, cell)
         if child is cell:
             self._version = next(self._versions)

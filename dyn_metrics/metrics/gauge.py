@@ -25,10 +25,15 @@ integer for an int gauge) logs one line and leaves its sample out: the cells'
 ``_read_many`` gives None for it, in a :class:`PartialValues` list (a list
 subclass, so family reads test the class and never scan values that are all
 there). ``gauge_functions.py`` holds that machinery.
+
+``multiprocess_mode`` (every gauge class) says how multiprocess mode
+aggregates the gauge over processes, as prometheus_client's modes do; it is
+checked here, and kept unused when multiprocess mode is off.
 """
 
 import threading
 import time
+from collections.abc import Iterable
 from typing import ClassVar, Optional, cast
 
 from ..errors import InvalidValueError
@@ -47,6 +52,7 @@ from .cells import (
     take,
     take_all,
 )
+from .desc import LabelsArg
 from .family import ScalarFamily, ScalarMetric
 from .gauge_functions import (
     Function,
@@ -58,6 +64,30 @@ from .gauge_functions import (
 from .instrument import InProgress
 from .shortcuts import GaugeVecShortcuts
 from .timer import Timer
+
+#: The gauge modes of multiprocess mode (prometheus_client's ``multiprocess_mode``).
+MULTIPROCESS_MODES = (
+    "all",
+    "liveall",
+    "sum",
+    "livesum",
+    "max",
+    "livemax",
+    "min",
+    "livemin",
+    "mostrecent",
+    "livemostrecent",
+)
+
+
+def check_multiprocess_mode(mode: object) -> str:
+    """``mode`` if it is one of :data:`MULTIPROCESS_MODES`, else :class:`InvalidValueError`."""
+    if mode.__class__ is str and mode in MULTIPROCESS_MODES:
+        return mode
+    raise InvalidValueError(
+        f"multiprocess_mode must be one of {', '.join(MULTIPROCESS_MODES)}, got {mode!r}"
+    )
+
 
 # True once any gauge of the process has had a function: until then a family
 # read never looks for functions among its values.
@@ -280,6 +310,21 @@ class Gauge(ScalarMetric[GaugeCell]):
         "track_inprogress",
         "time",
     )
+    #: How multiprocess mode aggregates this gauge over processes.
+    _multiprocess_mode = "all"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        const_labels: LabelsArg = None,
+        *,
+        unit: str = "",
+        multiprocess_mode: str = "all",
+    ) -> None:
+        # Set first: the one child is made (and asks a cell backend) in the base init.
+        self._multiprocess_mode = check_multiprocess_mode(multiprocess_mode)
+        super().__init__(name, help, const_labels, unit=unit)
 
     def set(self, value: float) -> None:
         """Set the value."""
@@ -328,15 +373,43 @@ class IntGauge(Gauge):
     _cell_class = IntGaugeCell
 
 
-class GaugeVec(GaugeVecShortcuts[GaugeCell], ScalarFamily[GaugeCell]):
-    """Float gauges by label values (``GaugeVec``)."""
+class _GaugeVecBase(GaugeVecShortcuts[GaugeCell], ScalarFamily[GaugeCell]):
+    """What both gauge vecs share: the ``multiprocess_mode`` keyword."""
 
     _type = GAUGE
+    _multiprocess_mode = "all"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        label_names: Iterable[str],
+        const_labels: LabelsArg = None,
+        *,
+        buckets: Optional[Iterable[float]] = None,
+        max_children: Optional[int] = None,
+        unit: str = "",
+        multiprocess_mode: str = "all",
+    ) -> None:
+        self._multiprocess_mode = check_multiprocess_mode(multiprocess_mode)
+        super().__init__(
+            name,
+            help,
+            label_names,
+            const_labels,
+            buckets=buckets,
+            max_children=max_children,
+            unit=unit,
+        )
+
+
+class GaugeVec(_GaugeVecBase):
+    """Float gauges by label values (``GaugeVec``); ``multiprocess_mode`` as for Gauge."""
+
     _cell_class = GaugeCell
 
 
-class IntGaugeVec(GaugeVecShortcuts[GaugeCell], ScalarFamily[GaugeCell]):
-    """Integer gauges by label values (``IntGaugeVec``)."""
+class IntGaugeVec(_GaugeVecBase):
+    """Integer gauges by label values (``IntGaugeVec``); ``multiprocess_mode`` as for Gauge."""
 
-    _type = GAUGE
     _cell_class = IntGaugeCell

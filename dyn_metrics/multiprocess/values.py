@@ -1,0 +1,432 @@
+"""The cells of multiprocess mode: each child's values live in this process's file.
+
+Every cell has the public methods of the in-process cell of its type, so the
+metric classes and their vecs work unchanged, and in-process reads (this
+process's own registry) read the values back from the file.
+
+Hot path. A cell's values are doubles in a memory-mapped segment, reached by
+a memoryview cast to doubles (``writer.py``): an update is a plain store,
+no system call. Each cell has its own lock, only ever *tried*
+(``acquire(False)``): when it is busy (another thread is updating, or this
+thread was interrupted mid-update by a signal handler or a GC callback that
+updates the same cell) the update is appended to the cell's pending list
+(``list.append``: one atomic C call), and the holder applies pending updates
+just after releasing (as does the appender itself if the lock has come free
+meanwhile). So nothing is lost, nothing waits, and nothing ever waits for its
+own thread. Pending updates are taken off the list with one slice deletion
+before being applied; a read that finds the lock busy adds the pending list
+of an atomic copy to the stored values (it may miss an update being applied
+at that instant; it never waits).
+
+What stays in this process only: exemplars; a gauge function (the file keeps
+the value the gauge had; ``set_function`` gauges are read at scrape time in
+the process that set them); a summary's quantiles (only ``_sum`` and
+``_count`` are in the file). Int metrics store doubles in the file: exact
+up to 2**53. Info and state sets are written as gauges of mode ``liveall``;
+an ``info()`` with new labels adds an entry for them (value 1) and sets the
+previous one to 0.
+
+After ``os.fork()`` (``mode.py``) every cell is re-placed in the child's own
+file with a fresh lock and pending list: counters, gauges, histograms and
+summaries start at 0 there (prometheus_client's behaviour: the parent's
+values stay in the parent's file), info and state sets keep their state.
+"""
+
+import functools
+import operator
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar, NoReturn, Optional
+
+from ..errors import InvalidValueError
+from ..metrics.cells import EXACT_INT, INF, as_int, as_real, float_increment, int_increment
+from ..metrics.exemplars import RawExemplar, make_exemplar
+from ..metrics.gauge_functions import Function, GaugeFunction, call_function, call_functions
+from ..metrics.instrument import ExceptionCounter, ExceptionTypes, InProgress
+from ..metrics.timer import Timer
+from ..model import Number
+from .writer import Doubles, ProcessFile
+
+_ONE = 1
+_now = time.time
+
+
+class FileCell:
+    """What every multiprocess cell shares: where its values are, the lock, pending updates.
+
+    ``_mv[_at[j]]`` is the value of entry ``j`` (``_keys[j]``), ``_mv[_at[j] + 1]``
+    its timestamp. Until a deferred cell is attached (``writer.py``) ``_mv`` is
+    a private buffer of the same shape.
+    """
+
+    __slots__ = ("_mv", "_at", "_lock", "_pending", "_keys", "_attached", "__weakref__")
+    #: True: values add up (an attach adds a private buffer's values to the entries).
+    _additive: ClassVar[bool] = True
+    _mv: Doubles
+    _at: list[int]
+
+    def _start(self, file: ProcessFile, keys: Sequence[bytes]) -> None:
+        self._keys = tuple(keys)
+        self._lock = threading.Lock()
+        self._pending: list[object] = []
+        self._place(file)
+
+    def _values(self) -> list[float]:
+        """The values the entries are created with (0 for additive cells)."""
+        return [0.0] * len(self._keys)
+
+    def _place(self, file: ProcessFile) -> None:
+        """Allocate the entries (or queue the cell with a private buffer if the file is busy)."""
+        values = self._values()
+        found = file.allocate([(k, v, 0.0) for k, v in zip(self._keys, values)])
+        if found is None:
+            self._mv = memoryview(bytearray(16 * len(values))).cast("d")
+            self._at = list(range(0, 2 * len(values), 2))
+            self._attached = False
+            self._store(values)
+            self._bind()
+            file.defer(self)
+            return
+        self._mv, self._at = found
+        self._attached = True
+        if not self._additive:  # an entry given back keeps no stale state
+            self._store(values)
+        self._bind()
+
+    def _store(self, values: Sequence[float]) -> None:
+        mv = self._mv
+        for j, value in zip(self._at, values):
+            mv[j] = value
+
+    def _bind(self) -> None:
+        """Copy what the hot path needs out of ``_at`` (each cell type its own)."""
+
+    def _attach(self, file: ProcessFile) -> bool:
+        """Move from the private buffer to the file; the file's lock is held."""
+        lock = self._lock
+        if not lock.acquire(False):
+            return False
+        try:
+            private, at = self._mv, self._at
+            values = [private[j] for j in at]
+            stamps = [private[j + 1] for j in at]
+            entries = [(k, 0.0, 0.0) for k in self._keys]
+            mv, places = file._allocate_locked(entries)
+            for j, value, stamp in zip(places, values, stamps):
+                mv[j] = mv[j] + value if self._additive else value
+                mv[j + 1] = stamp
+            self._mv, self._at, self._attached = mv, places, True
+            self._bind()
+        finally:
+            lock.release()
+        self._drain()
+        return True
+
+    def _reset(self, file: ProcessFile) -> None:
+        """Start over in ``file`` (a forked child's): fresh lock, nothing pending."""
+        self._lock = threading.Lock()
+        self._pending = []
+        self._place(file)
+
+    def _apply_locked(self, items: list[object]) -> None:
+        raise NotImplementedError
+
+    def _take_pending(self) -> None:
+        """Apply the pending updates; the lock is held (appenders only add at the end)."""
+        pending = self._pending
+        n = len(pending)
+        if n:
+            items = pending[:n]
+            del pending[:n]
+            self._apply_locked(items)
+
+    def _drain(self) -> None:
+        """Apply pending updates while the lock can be had without waiting."""
+        pending, lock = self._pending, self._lock
+        while pending and lock.acquire(False):
+            try:
+                self._take_pending()
+            finally:
+                lock.release()
+
+    def _update(self, item: object) -> None:
+        """The slow way of an update: queue it, then apply what is queued if the lock is free."""
+        self._pending.append(item)
+        self._drain()
+
+    def _snapshot_values(self) -> tuple[list[float], list[object]]:
+        """``(stored values, pending items)``: applied under the lock when it is free."""
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                self._take_pending()
+                mv = self._mv
+                return [mv[j] for j in self._at], []
+            finally:
+                lock.release()
+        mv = self._mv
+        return [mv[j] for j in self._at], list(self._pending)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"cannot pickle {type(self).__name__}")
+
+
+class FileCounterCell(FileCell):
+    """A float counter in the file: ``inc``, ``inc_by``, ``get``, ``count_exceptions``."""
+
+    __slots__ = ("_i", "_exemplar")
+    #: ``counter.with_counter_exemplar`` looks for an exemplar on ``_value`` first.
+    _value = None
+    _increment = staticmethod(float_increment)
+    _int = False
+
+    def __init__(self, file: ProcessFile, keys: Sequence[bytes]) -> None:
+        self._exemplar: Optional[RawExemplar] = None
+        self._start(file, keys)
+
+    def _bind(self) -> None:
+        self._i = self._at[0]
+
+    def inc(self, amount: Number = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
+        """Add ``amount`` (default 1); ``exemplar`` as for :meth:`inc_by`."""
+        if amount is not _ONE or exemplar is not None:
+            self.inc_by(amount, exemplar)
+            return
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                self._mv[self._i] += 1.0
+            finally:
+                lock.release()
+            if self._pending:
+                self._drain()
+        else:
+            self._update(1.0)
+
+    def inc_by(self, amount: Number, exemplar: Optional[Mapping[str, str]] = None) -> None:
+        """Add ``amount`` (finite, >= 0; an int for int counters), else InvalidValueError.
+
+        ``exemplar`` (``{label: value}``) is kept in this process as the latest one.
+        """
+        cls = amount.__class__
+        if cls is float and not self._int:
+            if not 0.0 <= amount < INF:
+                amount = self._increment(amount)
+        elif cls is not int or not 0 <= amount < EXACT_INT:
+            amount = self._increment(amount)
+        if exemplar is not None:
+            self._exemplar = make_exemplar(exemplar, amount)
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                self._mv[self._i] += amount
+            finally:
+                lock.release()
+            if self._pending:
+                self._drain()
+        else:
+            self._update(amount)
+
+    def _apply_locked(self, items: list[object]) -> None:
+        mv, i = self._mv, self._i
+        mv[i] = functools.reduce(operator.add, items, mv[i])
+
+    def count_exceptions(self, exception: ExceptionTypes = Exception) -> ExceptionCounter:
+        """Context manager and decorator: +1 per ``exception`` raised through it (re-raised)."""
+        return ExceptionCounter(self.inc, exception)
+
+    def get(self) -> Number:
+        """The current value (this process's)."""
+        values, pending = self._snapshot_values()
+        total = functools.reduce(operator.add, pending, values[0])
+        return int(total) if self._int else total
+
+    _read_locked = get
+
+    @staticmethod
+    def _read_many(cells: list["FileCounterCell"]) -> list[Number]:
+        return [cell.get() for cell in cells]
+
+
+class FileIntCounterCell(FileCounterCell):
+    """An integer counter in the file (exact up to 2**53)."""
+
+    __slots__ = ()
+    _increment = staticmethod(int_increment)
+    _int = True
+
+
+def _adder(one: Number) -> "Callable[..., None]":
+    """A gauge's ``add``/``inc`` (one body: ``inc()`` needs no second call), default ``one``."""
+
+    def add(self: "FileGaugeCell", amount: Number = one) -> None:
+        """Add ``amount`` (default 1; may be negative); nothing while a function gives the value."""
+        if amount.__class__ is not self._kind:
+            amount = self._number(amount)
+        if self._fn is not None:
+            return
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                mv, i = self._mv, self._i
+                mv[i] += amount
+                if self._stamp:
+                    mv[i + 1] = _now()
+            finally:
+                lock.release()
+            if self._pending:
+                self._drain()
+        else:
+            self._update(amount)
+
+    return add
+
+
+class FileGaugeCell(FileCell):
+    """A float gauge in the file; ``set_function`` stays in this process."""
+
+    __slots__ = ("_i", "_fn", "_stamp")
+    _additive = False
+    _kind: ClassVar[type] = float
+
+    def __init__(self, file: ProcessFile, keys: Sequence[bytes], stamp: bool = False) -> None:
+        self._fn: Optional[Function] = None
+        self._stamp = stamp  # the mostrecent modes keep the time of the last update
+        self._start(file, keys)
+
+    def _bind(self) -> None:
+        self._i = self._at[0]
+
+    @staticmethod
+    def _number(value: object) -> Number:
+        return as_real(value, "gauge value")
+
+    @staticmethod
+    def _function_result(value: object) -> Number:
+        return as_real(value, "gauge function result")
+
+    @staticmethod
+    def _seconds(seconds: float) -> Number:
+        return seconds
+
+    def set(self, value: Number) -> None:
+        """Set the value (removes a function set by ``set_function``)."""
+        if value.__class__ is not self._kind:
+            value = self._number(value)
+        if self._fn is not None:
+            self._fn = None
+        lock = self._lock
+        if lock.acquire(False):
+            try:
+                mv, i = self._mv, self._i
+                mv[i] = value
+                if self._stamp:
+                    mv[i + 1] = _now()
+            finally:
+                lock.release()
+            if self._pending:
+                self._drain()
+        else:
+            self._update((value,))  # a tuple: a set, not a delta
+
+    add = inc = _adder(1.0)
+
+    def _apply_locked(self, items: list[object]) -> None:
+        mv, i = self._mv, self._i
+        value = mv[i]
+        for item in items:
+            value = item[0] if item.__class__ is tuple else value + item  # type: ignore
+        mv[i] = value
+        if self._stamp:
+            mv[i + 1] = _now()
+
+    def sub(self, amount: Number) -> None:
+        """Subtract ``amount``."""
+        self.add(-self._number(amount))
+
+    def dec(self, amount: Number = 1.0) -> None:
+        """Subtract ``amount`` (default 1)."""
+        try:
+            self.add(-amount)
+        except (TypeError, InvalidValueError):
+            self.add(-self._number(amount))  # raises naming the value given
+
+    inc_by = add
+    dec_by = sub
+
+    def set_function(self, fn: Optional[GaugeFunction]) -> None:
+        """Take the value from ``fn()`` at this process's reads (not written to the file)."""
+        if fn is not None and not callable(fn):
+            raise InvalidValueError(f"gauge function must be callable or None, got {fn!r}")
+        self._fn = None if fn is None else Function(fn, [])
+
+    def set_to_current_time(self) -> None:
+        """Set the value to the current Unix time in seconds (int gauges: whole seconds)."""
+        self.set(self._seconds(time.time()))
+
+    def track_inprogress(self) -> InProgress:
+        """Context manager and decorator: +1 on entry, -1 on exit (raising too)."""
+        return InProgress(self.inc, self.dec)
+
+    def time(self) -> Timer:
+        """Context manager and decorator: set the value to the seconds the block took."""
+        seconds, set_value = self._seconds, self.set
+        return Timer(lambda elapsed: set_value(seconds(elapsed)))
+
+    def _stored(self) -> Number:
+        values, pending = self._snapshot_values()
+        value = values[0]
+        for item in pending:
+            value = item[0] if item.__class__ is tuple else value + item  # type: ignore
+        return int(value) if self._kind is int else value
+
+    def get(self) -> Number:
+        """The current value; with a function set, what the function gives."""
+        fn = self._fn
+        if fn is not None:
+            return call_function(fn, self._function_result)
+        return self._stored()
+
+    _read_locked = get
+
+    @staticmethod
+    def _read_many(cells: list["FileGaugeCell"]) -> list[Number]:
+        values: list[Number] = []
+        functions = False
+        for cell in cells:
+            fn = cell._fn
+            if fn is None:
+                values.append(cell._stored())
+            else:
+                values.append(fn)  # type: ignore[arg-type]  # called below, no lock held
+                functions = True
+        return call_functions(cells, values) if functions else values
+
+
+class FileIntGaugeCell(FileGaugeCell):
+    """An integer gauge in the file (exact up to 2**53)."""
+
+    __slots__ = ()
+    _kind = int
+
+    @staticmethod
+    def _number(value: object) -> int:
+        return as_int(value, "int gauge value")
+
+    @staticmethod
+    def _function_result(value: object) -> int:
+        return as_int(value, "int gauge function result")
+
+    @staticmethod
+    def _seconds(seconds: float) -> int:
+        return int(seconds)
+
+    add = inc = _adder(1)
+
+    def dec(self, amount: Number = 1) -> None:
+        """Subtract ``amount`` (default 1)."""
+        try:
+            self.add(-amount)
+        except (TypeError, InvalidValueError):
+            self.add(-self._number(amount))
