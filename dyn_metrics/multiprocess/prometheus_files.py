@@ -27,6 +27,12 @@ Aggregation, as prometheus_client's:
   treated as ``all``. The ``live`` modes differ only in that
   ``mark_process_dead`` deletes their files.
 
+The aggregation itself is :mod:`.aggregate`'s, shared with
+:class:`~.collector.MultiProcessCollector` (which reads these files beside
+dyn_metrics' own through :meth:`PrometheusFilesReader.add_to`); keys are
+parsed once per distinct key bytes and kept across scrapes. dyn_metrics'
+own files (``dm_*``) in the same directory are left alone.
+
 A file that cannot be read (truncated, corrupt, a key that is not
 prometheus_client's, an unknown type in its name) is skipped as a whole with
 one ERROR log line per file name, and the other files are served: a bad file
@@ -44,9 +50,12 @@ import logging
 import math
 import os
 import struct
-from typing import Union
+import threading
+from collections.abc import Callable
+from typing import Any, Optional, Union
 
-from ..model import COUNTER, GAUGE, HISTOGRAM, SUMMARY, Family, Labels, Sample
+from ..model import COUNTER, GAUGE, HISTOGRAM, SUMMARY, Family, Labels
+from .aggregate import Entry, Scrape, SeriesTable
 
 __all__ = ["PrometheusFilesReader", "float_to_go_string", "read_db_file"]
 
@@ -55,11 +64,8 @@ _log = logging.getLogger(__name__)
 _INT = struct.Struct("i")
 _TWO_DOUBLES = struct.Struct("dd")
 _TYPES = frozenset((COUNTER, GAUGE, HISTOGRAM, SUMMARY))
-_FOLDED_MODES = frozenset(
-    ("min", "livemin", "max", "livemax", "sum", "livesum", "mostrecent", "livemostrecent")
-)
-#: Parsed keys kept across scrapes; past this many the cache starts afresh.
-_KEY_CACHE_LIMIT = 100_000
+#: The source name conflicts are logged under.
+SOURCE = "prometheus_client"
 
 #: A parsed key: (metric name, sample name, sorted label pairs, help).
 Key = tuple[str, str, Labels, str]
@@ -83,6 +89,30 @@ def float_to_go_string(value: float) -> str:
     return s
 
 
+def _entries(data: bytes) -> list[tuple[bytes, float, float]]:
+    """The ``(key bytes, value, timestamp)`` entries of a whole file's bytes (ValueError if cut)."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes, shorter than the 8-byte header")
+    used = _INT.unpack_from(data, 0)[0]
+    if used < 8 or used > len(data):
+        raise ValueError(f"header says {used} bytes in use, the file has {len(data)}")
+    entries: list[tuple[bytes, float, float]] = []
+    append, unpack_int, unpack_two = entries.append, _INT.unpack_from, _TWO_DOUBLES.unpack_from
+    pos = 8
+    while pos < used:
+        if pos + 4 > used:
+            raise ValueError(f"entry at byte {pos} is cut short")
+        length = unpack_int(data, pos)[0]
+        padded = length + (8 - (length + 4) % 8)
+        end = pos + 4 + padded + 16
+        if length < 0 or end > used:
+            raise ValueError(f"entry at byte {pos} runs past the {used} bytes in use")
+        value, timestamp = unpack_two(data, pos + 4 + padded)
+        append((data[pos + 4 : pos + 4 + length], value, timestamp))
+        pos = end
+    return entries
+
+
 def read_db_file(path: str) -> list[tuple[str, float, float]]:
     """The ``(key, value, timestamp)`` entries of one file, in file order.
 
@@ -91,26 +121,7 @@ def read_db_file(path: str) -> list[tuple[str, float, float]]:
     """
     with open(path, "rb") as f:
         data = f.read()
-    if len(data) < 8:
-        raise ValueError(f"{len(data)} bytes, shorter than the 8-byte header")
-    used = _INT.unpack_from(data, 0)[0]
-    if used < 8 or used > len(data):
-        raise ValueError(f"header says {used} bytes in use, the file has {len(data)}")
-    entries: list[tuple[str, float, float]] = []
-    pos = 8
-    while pos < used:
-        if pos + 4 > used:
-            raise ValueError(f"entry at byte {pos} is cut short")
-        length = _INT.unpack_from(data, pos)[0]
-        padded = length + (8 - (length + 4) % 8)
-        end = pos + 4 + padded + 16
-        if length < 0 or end > used:
-            raise ValueError(f"entry at byte {pos} runs past the {used} bytes in use")
-        key = data[pos + 4 : pos + 4 + length].decode("utf-8")
-        value, timestamp = _TWO_DOUBLES.unpack_from(data, pos + 4 + padded)
-        entries.append((key, value, timestamp))
-        pos = end
-    return entries
+    return [(key.decode("utf-8"), value, ts) for key, value, ts in _entries(data)]
 
 
 def _parse_key(key: str) -> Key:
@@ -130,44 +141,51 @@ def _parse_key(key: str) -> Key:
     return metric, name, tuple(sorted(labels.items())), help_text
 
 
-def _sorted_labels(labels: Labels, last: str = "") -> Labels:
-    """``labels`` sorted by name, the pair named ``last`` (``le``) at the end."""
-    pairs = sorted(p for p in labels if p[0] != last)
-    return tuple(pairs) + tuple(p for p in labels if p[0] == last)
-
-
-class _Metric:
-    """One metric's raw samples across files, before aggregation."""
-
-    __slots__ = ("name", "help", "type", "mode", "samples")
-
-    def __init__(self, name: str, help_text: str, type_word: str) -> None:
-        self.name, self.help, self.type, self.mode = name, help_text, type_word, ""
-        # (sample name, labels, value, timestamp)
-        self.samples: list[tuple[str, Labels, float, float]] = []
-
-
 class PrometheusFilesReader:
     """The aggregate of a prometheus_client multiprocess directory (module docstring).
 
     ``families()`` reads every ``*.db`` file of ``path`` anew; call it at
-    each scrape. Safe to call from several threads.
+    each scrape. dyn_metrics' own files (``dm_*``) are not read. Safe to call
+    from several threads (scrapes take turns).
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None:
+    def __init__(
+        self, path: Union[str, "os.PathLike[str]"], series: Optional[SeriesTable] = None
+    ) -> None:
         self.path = os.fspath(path)
-        self._keys: dict[str, Key] = {}
+        #: The series numbering; a :class:`MultiProcessCollector` shares its own.
+        self.series = SeriesTable() if series is None else series
+        # {file name prefix ("counter", "gauge_all", ...): {key bytes: entry}}
+        self._keys: dict[str, dict[object, Entry]] = {}
         self._logged: dict[str, object] = {}
+        self._lock = threading.Lock()
+        # {path: (used, struct unpack of the whole file, its keys, their entries)}
+        self._shapes: dict[
+            str, tuple[int, Callable[[bytes], tuple[Any, ...]], tuple[Any, ...], list[Entry]]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"PrometheusFilesReader({self.path!r})"
 
     def families(self) -> list[Family]:
         """The aggregated families, sorted by name; bad files logged and skipped."""
-        metrics: dict[str, _Metric] = {}
-        for path in sorted(glob.glob(os.path.join(glob.escape(self.path), "*.db"))):
+        with self._lock:
+            self.series.trim()
+            scrape = Scrape(self.series, self._logged)
+            self.add_to(scrape)
+            return scrape.families()
+
+    def add_to(self, scrape: Scrape) -> None:
+        """Add every prometheus_client file of the directory to ``scrape`` (same series table)."""
+        paths = sorted(glob.glob(os.path.join(glob.escape(self.path), "*.db")))
+        if any(path not in paths for path in self._shapes):
+            listed = set(paths)
+            self._shapes = {k: v for k, v in self._shapes.items() if k in listed}
+        for path in paths:
+            if os.path.basename(path).startswith("dm_"):
+                continue  # dyn_metrics' own files
             try:
-                self._read_into(path, metrics)
+                self._read_into(path, scrape)
             except FileNotFoundError:
                 continue  # removed by mark_process_dead since the listing
             except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
@@ -178,111 +196,51 @@ class PrometheusFilesReader:
                         path,
                         exc,
                     )
-        return sorted((_aggregate(m) for m in metrics.values()), key=lambda f: f.name)
 
-    def _read_into(self, path: str, metrics: dict[str, _Metric]) -> None:
-        """Add one file's samples to ``metrics``, all or nothing."""
+    def _read_into(self, path: str, scrape: Scrape) -> None:
+        """Add one file's samples to ``scrape``, all or nothing."""
         parts = os.path.basename(path).split("_")
         type_word = parts[0]
         if type_word not in _TYPES:
             raise ValueError(f"unknown metric type {type_word!r} in the file name")
         if type_word == GAUGE and len(parts) < 3:
             raise ValueError("a gauge file is named gauge_<mode>_<pid>.db")
-        entries = read_db_file(path)
-        keys = self._keys
-        if len(keys) > _KEY_CACHE_LIMIT:
-            keys = self._keys = {}
-        parsed = []
-        for key, value, timestamp in entries:
-            found = keys.get(key)
-            if found is None:
-                found = _parse_key(key)
-                if type_word == HISTOGRAM:
-                    for label, bound in found[2]:
-                        if label == "le":
-                            float(bound)  # a ValueError here skips the file, not the scrape
-                keys[key] = found
-            parsed.append((found, value, timestamp))
+        mode = parts[1] if type_word == GAUGE else ""
+        prefix = type_word + "_" + mode
+        keys = self._keys.get(prefix)
+        if keys is None:
+            keys = self._keys[prefix] = self.series.cache()
+        pid = parts[2][:-3] if type_word == GAUGE else None
+        with open(path, "rb") as f:
+            data = f.read()
+        shape = self._shapes.get(path)
+        if shape is not None and len(data) >= shape[0] and _INT.unpack_from(data)[0] == shape[0]:
+            # Same size as last time: one struct call reads every key and value;
+            # equal keys (a process updating in place) mean the same entries.
+            got = shape[1](data)
+            if got[0::3] == shape[2]:
+                scrape.add(shape[3], got[1::3], got[2::3], pid, SOURCE)
+                return
+        raw = _entries(data)
+        found: list[Entry] = []
+        formats = ["=8x"]
+        for key, _, _ in raw:
+            entry = keys.get(key)
+            if entry is None:
+                entry = keys[key] = self._entry(key, type_word, mode)
+            found.append(entry)
+            length = len(key)
+            formats.append(f"4x{length}s{8 - (length + 4) % 8}x2d")
         # The whole file parsed: now it may join the aggregate.
-        pid = parts[2][:-3] if type_word == GAUGE else ""
-        for (metric_name, name, labels, help_text), value, timestamp in parsed:
-            metric = metrics.get(metric_name)
-            if metric is None:
-                metric = metrics[metric_name] = _Metric(metric_name, help_text, type_word)
-            if type_word == GAUGE:
-                metric.mode = parts[1]
-                labels = labels + (("pid", pid),)
-            metric.samples.append((name, labels, value, timestamp))
+        used = _INT.unpack_from(data)[0]
+        unpack = struct.Struct("".join(formats)).unpack_from
+        self._shapes[path] = (used, unpack, tuple(key for key, _, _ in raw), found)
+        values = [value for _, value, _ in raw]
+        stamps = [stamp for _, _, stamp in raw]
+        scrape.add(found, values, stamps, pid, SOURCE)
 
-
-def _aggregate(metric: _Metric) -> Family:
-    """One metric's samples folded as prometheus_client folds them."""
-    if metric.type == GAUGE:
-        return _gauge(metric)
-    # Counters, summaries, histogram _sum/_count: summed; buckets summed per bound.
-    sums: dict[Labels, dict[str, float]] = {}
-    buckets: dict[Labels, dict[float, float]] = {}
-    for name, labels, value, _ in metric.samples:
-        le = next((v for k, v in labels if k == "le"), None)
-        if metric.type == HISTOGRAM and le is not None:
-            without = tuple(p for p in labels if p[0] != "le")
-            by_bound = buckets.setdefault(without, {})
-            bound = float(le)
-            by_bound[bound] = by_bound.get(bound, 0.0) + value
-            sums.setdefault(without, {})
-            continue
-        by_name = sums.setdefault(labels, {})
-        by_name[name] = by_name.get(name, 0.0) + value
-    samples: list[Sample] = []
-    for labels, by_name in sums.items():
-        ordered = _sorted_labels(labels)
-        if metric.type == HISTOGRAM:
-            acc = 0.0
-            for bound, value in sorted(buckets.get(labels, {}).items()):
-                acc += value
-                le_labels = ordered + (("le", float_to_go_string(bound)),)
-                samples.append(Sample(metric.name + "_bucket", le_labels, acc))
-            if labels in buckets:
-                by_name[metric.name + "_count"] = acc
-            for suffix in ("_sum", "_count"):
-                if metric.name + suffix in by_name:
-                    value = by_name[metric.name + suffix]
-                    samples.append(Sample(metric.name + suffix, ordered, value))
-            continue
-        for name in sorted(by_name, key=lambda n: (n != metric.name, n.endswith("_count"), n)):
-            samples.append(Sample(name, ordered, by_name[name]))
-    name = metric.name
-    if metric.type == COUNTER and samples and all(s.name == name + "_total" for s in samples):
-        name += "_total"
-    return Family(name, metric.type, metric.help, tuple(samples))
-
-
-def _gauge(metric: _Metric) -> Family:
-    mode = metric.mode
-    values: dict[tuple[str, Labels], float] = {}
-    latest: dict[tuple[str, Labels], float] = {}
-    for name, labels, value, timestamp in metric.samples:
-        if mode in _FOLDED_MODES:
-            labels = tuple(p for p in labels if p[0] != "pid")
-        key = (name, labels)
-        if mode in ("min", "livemin"):
-            if key not in values or value < values[key]:
-                values[key] = value
-        elif mode in ("max", "livemax"):
-            if key not in values or value > values[key]:
-                values[key] = value
-        elif mode in ("sum", "livesum"):
-            values[key] = values.get(key, 0.0) + value
-        elif mode in ("mostrecent", "livemostrecent"):
-            # prometheus_client starts from timestamp 0: a value written at
-            # time 0 (never set) is not served.
-            if latest.get(key, 0.0) < float(timestamp or 0):
-                values[key] = value
-                latest[key] = float(timestamp)
-        else:  # all, liveall, and any other mode
-            values[key] = value
-    samples = tuple(
-        Sample(name, _sorted_labels(labels), value)
-        for (name, labels), value in sorted(values.items(), key=lambda kv: kv[0][1])
-    )
-    return Family(metric.name, GAUGE, metric.help, samples)
+    def _entry(self, key: bytes, type_word: str, mode: str) -> Entry:
+        metric, name, labels, help_text = _parse_key(key.decode("utf-8"))
+        # A counter family is named as its _total samples (dyn_metrics.model).
+        family = metric + "_total" if type_word == COUNTER and name == metric + "_total" else metric
+        return self.series.entry(family, type_word, help_text, "", mode, name, labels)

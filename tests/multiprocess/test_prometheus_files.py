@@ -5,6 +5,7 @@ import math
 import shutil
 
 import pytest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
@@ -156,3 +157,31 @@ def test_read_db_file_refuses_broken_files(tmp_path, data, problem):
     path.write_bytes(data)
     with pytest.raises(ValueError, match=problem):
         read_db_file(str(path))
+
+
+def test_repeated_scrapes_follow_changes_in_place_and_new_files(tmp_path):
+    def key(route):
+        return mmap_key("hits", "hits_total", ["route"], [route], "Hits")
+
+    path = tmp_path / "counter_1.db"
+    reader = PrometheusFilesReader(tmp_path)
+
+    def served():
+        return {s.labels: s.value for f in reader.families() for s in f.samples}
+
+    mmap = MmapedDict(str(path))
+    mmap.write_value(key("/a"), 1.0, 0.0)
+    assert served() == {(("route", "/a"),): 1.0}
+    mmap.write_value(key("/a"), 2.0, 0.0)  # in place: the cached shape is reused
+    assert served() == {(("route", "/a"),): 2.0}
+    mmap.write_value(key("/b"), 5.0, 0.0)  # a new entry
+    assert served() == {(("route", "/a"),): 2.0, (("route", "/b"),): 5.0}
+    mmap.close()
+    path.unlink()
+    mmap = MmapedDict(str(path))  # same size, other keys
+    mmap.write_value(key("/c"), 7.0, 0.0)
+    mmap.write_value(key("/d"), 8.0, 0.0)
+    mmap.close()
+    assert served() == {(("route", "/c"),): 7.0, (("route", "/d"),): 8.0}
+    path.unlink()
+    assert served() == {}

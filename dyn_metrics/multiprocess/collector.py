@@ -1,0 +1,326 @@
+"""``MultiProcessCollector``: the aggregate of every process's files in a multiprocess directory.
+
+One collector serves both kinds of files a directory may hold:
+
+* dyn_metrics' own (:mod:`.layout`): the live processes' ``dm_<pid>.db``,
+  the dead ones' retired ``dm_<pid>_<stamp>.retired.db``, and the aggregate
+  ``dm_aggregate.db`` compaction folds retired files into. The process files
+  the aggregate lists as folded are not read again (a compactor stopped
+  between writing the aggregate and deleting them leaves them behind). These
+  are read under a shared ``fcntl.flock`` on ``dm.lock``, so a compaction
+  (exclusive) is never seen half done.
+* prometheus_client's ``*.db`` files, through :class:`PrometheusFilesReader`.
+
+The aggregation is :mod:`.aggregate`'s (prometheus_client's rules; retired
+processes add no ``live`` gauge values). A family both kinds of files have
+is served once, merged, when type and help agree; otherwise dyn_metrics'
+family is served and the conflict logged once.
+
+A file that cannot be read (truncated, corrupt, another layout version, an
+unknown type, a ``dm_*.db`` name that is not one of ours) is skipped with one
+ERROR log line per file; a file gone between listing and reading is skipped
+silently, and so is a live file still being created (its header not yet
+written). A scrape never fails because of a file.
+"""
+
+import contextlib
+import logging
+import os
+import struct
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any, NamedTuple, Optional, Union
+
+from ..errors import ConfigError
+from ..model import Family
+from . import layout
+from .aggregate import FOLD, SKIP, SUMMED_TYPES, Entry, Scrape, SeriesTable
+from .prometheus_files import PrometheusFilesReader
+
+try:
+    import fcntl
+except ImportError:  # not on Linux: no locking (the package still imports)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["MultiProcessCollector", "ProcessFileReader", "locked", "resolve_directory"]
+
+_log = logging.getLogger(__name__)
+
+#: The source name conflicts are logged under.
+SOURCE = "dyn_metrics"
+#: The types a process file may hold; the summed ones are :data:`SUMMED_TYPES`.
+GAUGE_LIKE = frozenset(("gauge", "info", "stateset", "unknown", "untyped"))
+_ZERO_MAGIC = b"\x00" * len(layout.MAGIC)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def resolve_directory(path: Optional[PathLike]) -> str:
+    """``path``, or else the directory found first of (in this order):
+
+    the directory :func:`dyn_metrics.multiprocess.enable` set in this process,
+    ``DYN_METRICS_MULTIPROC_DIR``, ``PROMETHEUS_MULTIPROC_DIR``.
+    :class:`ConfigError` when there is none.
+    """
+    if path is not None:
+        return os.fspath(path)
+    found = _enabled_directory()
+    for variable in ("DYN_METRICS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        found = found or os.environ.get(variable) or None
+    if not found:
+        raise ConfigError(
+            "no multiprocess directory: pass path, call dyn_metrics.multiprocess.enable(path), "
+            "or set DYN_METRICS_MULTIPROC_DIR or PROMETHEUS_MULTIPROC_DIR"
+        )
+    return found
+
+
+def _enabled_directory() -> Optional[str]:
+    """The directory multiprocess mode was enabled with in this process, if any."""
+    from . import mode  # imported here: mode brings the metrics' writer, a reader needs none
+
+    return mode.enabled_path()
+
+
+@contextlib.contextmanager
+def locked(directory: str, exclusive: bool) -> Iterator[None]:
+    """Hold ``fcntl.flock`` on the directory's :data:`layout.LOCK` (shared or exclusive).
+
+    Where the lock file cannot be opened (a read-only directory without one)
+    or there is no ``fcntl``, this holds nothing.
+    """
+    path = os.path.join(directory, layout.LOCK)
+    fd = -1
+    if fcntl is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the lock
+
+
+def _entry(key_bytes: bytes, series: SeriesTable) -> Entry:
+    """The entry of a key; LayoutError for a key that is not one of ours.
+
+    Padding and an aggregate's folded-file records have no series (slot -1).
+    """
+    key = layout.decode_key(key_bytes)
+    if key.type == layout.PAD:
+        return Entry("", key.type, "", "", "", SKIP, -1, -1, None)
+    if key.type == layout.FOLDED:
+        return Entry(key.sample, key.type, "", "", "", FOLD, -1, -1, None)
+    if key.type not in SUMMED_TYPES and key.type not in GAUGE_LIKE:
+        raise layout.LayoutError(f"unknown type {key.type!r} in key {key_bytes[:80]!r}")
+    try:
+        entry = series.entry(
+            key.family, key.type, key.help, key.unit, key.mode, key.sample, key.labels
+        )
+    except ValueError as exc:
+        raise layout.LayoutError(str(exc)) from None
+    return entry
+
+
+#: What :meth:`ProcessFileReader.read` gives: entries, values, timestamps, folded file names.
+Read = tuple[Sequence[Entry], Sequence[float], Sequence[float], list[str]]
+
+
+class _Shape(NamedTuple):
+    """A file's entries as last read, and one ``struct`` that reads all its keys and values."""
+
+    used: int
+    unpack: Callable[[bytes], tuple[Any, ...]]
+    keys: tuple[bytes, ...]
+    entries: list[Entry]
+    real: Optional[list[int]]  # positions of the entries that are not padding/folded records
+    folded: list[str]
+
+
+class ProcessFileReader:
+    """Reads dyn_metrics' files into :mod:`.aggregate` entries, caching what repeats.
+
+    Keys are decoded once per distinct key bytes. A file read again with the
+    same ``used`` is read with one ``struct`` call whose key bytes are
+    compared with the last read's: equal keys (the common case, a process
+    updating values in place) reuse its entries; anything else is parsed
+    afresh. Not thread-safe: one scrape at a time.
+    """
+
+    def __init__(self, series: SeriesTable) -> None:
+        self.series = series
+        self._keys = series.cache()
+        self._shapes: dict[str, _Shape] = {}
+
+    def forget_except(self, names: Collection[str]) -> None:
+        """Drop the shapes of files not in ``names`` (gone from the directory)."""
+        if any(name not in names for name in self._shapes):
+            self._shapes = {k: v for k, v in self._shapes.items() if k in names}
+
+    def read(self, name: str, data: bytes) -> Read:
+        """A whole file's entries; :class:`layout.LayoutError` as :func:`layout.parse` raises."""
+        size = len(data)
+        if size < layout.HEADER_SIZE:
+            raise layout.LayoutError(
+                f"{size} bytes: shorter than the {layout.HEADER_SIZE}-byte header"
+            )
+        magic, digits, version, used = layout.HEADER.unpack_from(data)
+        if magic != layout.MAGIC:
+            raise layout.LayoutError(f"not a dyn_metrics multiprocess file (magic {magic!r})")
+        if version != layout.VERSION or digits != b"%02d" % layout.VERSION:
+            raise layout.LayoutError(f"layout version {version} is not {layout.VERSION}")
+        if not layout.HEADER_SIZE <= used <= size:
+            raise layout.LayoutError(f"used {used} outside the file's {size} bytes")
+        shape = self._shapes.get(name)
+        if shape is not None and shape.used == used:
+            got = shape.unpack(data)
+            if got[0::3] == shape.keys:
+                values, stamps = got[1::3], got[2::3]
+                if shape.real is not None:
+                    values = tuple(values[i] for i in shape.real)
+                    stamps = tuple(stamps[i] for i in shape.real)
+                return shape.entries, values, stamps, shape.folded
+        shape = self._parse(data, used)
+        self._shapes[name] = shape
+        got = shape.unpack(data)
+        values, stamps = got[1::3], got[2::3]
+        if shape.real is not None:
+            values = tuple(values[i] for i in shape.real)
+            stamps = tuple(stamps[i] for i in shape.real)
+        return shape.entries, values, stamps, shape.folded
+
+    def _parse(self, data: bytes, used: int) -> _Shape:
+        cache, series = self._keys, self.series
+        formats = [f"<{layout.HEADER_SIZE}x"]
+        keys: list[bytes] = []
+        entries: list[Entry] = []
+        real: list[int] = []
+        folded: list[str] = []
+        unpack_length = layout.LENGTH.unpack_from
+        pos = layout.HEADER_SIZE
+        while pos < used:
+            if pos + 4 > used:
+                raise layout.LayoutError(f"entry at {pos} cut short")
+            length = unpack_length(data, pos)[0]
+            key_end = pos + 4 + length
+            value_at = (key_end + 7) & ~7
+            if value_at + 16 > used:
+                raise layout.LayoutError(f"entry at {pos} runs past used {used}")
+            key_bytes = data[pos + 4 : key_end]
+            entry = cache.get(key_bytes)
+            if entry is None:
+                entry = cache[key_bytes] = _entry(key_bytes, series)
+            if entry.slot >= 0:
+                real.append(len(keys))
+                entries.append(entry)
+            elif entry.kind == FOLD:
+                folded.append(entry.family)
+            keys.append(key_bytes)
+            formats.append(f"4x{length}s{value_at - key_end}x2d")
+            pos = value_at + 16
+        unpack = struct.Struct("".join(formats)).unpack_from
+        every = len(real) == len(keys)
+        return _Shape(used, unpack, tuple(keys), entries, None if every else real, folded)
+
+
+class MultiProcessCollector:
+    """A custom collector of a multiprocess directory's aggregate (module docstring).
+
+    ``path`` None: :func:`resolve_directory`'s order. Register it on a
+    registry; each ``collect()`` reads the directory anew. Scrapes from
+    several threads take turns.
+    """
+
+    def __init__(self, path: Optional[PathLike] = None) -> None:
+        self.path = resolve_directory(path)
+        self._series = SeriesTable()
+        self._reader = ProcessFileReader(self._series)
+        self._prometheus = PrometheusFilesReader(self.path, series=self._series)
+        self._logged: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MultiProcessCollector({self.path!r})"
+
+    def collect(self) -> list[Family]:
+        """The aggregated families, sorted by name; bad files logged once and skipped."""
+        with self._lock:
+            self._series.trim()
+            scrape = Scrape(self._series, self._logged)
+            with locked(self.path, exclusive=False):
+                self._add_own(scrape)
+            self._prometheus.add_to(scrape)
+            return scrape.families()
+
+    def _add_own(self, scrape: Scrape) -> None:
+        try:
+            names = os.listdir(self.path)
+        except OSError as exc:
+            self._bad(self.path, exc)
+            return
+        live: list[tuple[int, str]] = []
+        retired: list[tuple[int, str]] = []
+        for name in names:
+            kind = layout.parse_file_name(name)
+            if kind is None:
+                if name.startswith("dm_") and name.endswith(".db"):
+                    self._bad(os.path.join(self.path, name), "not a dyn_metrics file name")
+            elif kind[0] == "live":
+                live.append((kind[1], name))
+            elif kind[0] == "retired":
+                retired.append((kind[1], name))
+        self._reader.forget_except(names)
+        folded: set[str] = set()
+        if layout.AGGREGATE in names:
+            got = self._read(layout.AGGREGATE, live=False)
+            if got is not None:
+                entries, values, stamps, names_folded = got
+                folded.update(names_folded)
+                scrape.add(entries, values, stamps, None, SOURCE, dead=True)
+        # A reused pid's retirements in order, then the live files: the latest `all` value wins.
+        for pid, name in sorted(retired, key=_retired_order):
+            if name not in folded:
+                got = self._read(name, live=False)
+                if got is not None:
+                    scrape.add(got[0], got[1], got[2], str(pid), SOURCE, dead=True)
+        for pid, name in sorted(live):
+            if name not in folded:
+                got = self._read(name, live=True)
+                if got is not None:
+                    scrape.add(got[0], got[1], got[2], str(pid), SOURCE)
+
+    def _read(self, name: str, live: bool) -> Optional[Read]:
+        path = os.path.join(self.path, name)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None  # retired or compacted since the listing
+        except OSError as exc:
+            self._bad(path, exc)
+            return None
+        if live and data[: len(layout.MAGIC)].ljust(len(layout.MAGIC), b"\x00") == _ZERO_MAGIC:
+            return None  # a process creating its file: no header yet
+        try:
+            return self._reader.read(name, data)
+        except layout.LayoutError as exc:
+            self._bad(path, exc)
+            return None
+
+    def _bad(self, path: str, problem: object) -> None:
+        token = object()
+        if self._logged.setdefault(path, token) is token:
+            _log.error("multiprocess file %r skipped (logged once): %s", path, problem)
+
+
+def _retired_order(item: tuple[int, str]) -> tuple[int, int]:
+    pid, name = item
+    stamp = name[len("dm_") : -len(".retired.db")].partition("_")[2]
+    return pid, int(stamp)
