@@ -4,6 +4,7 @@ Zero runtime dependencies. See README.md for a tour; the public names are
 listed in ``__all__``.
 """
 
+import os as _os
 from typing import TYPE_CHECKING, Any
 
 from . import prometheus_names
@@ -50,6 +51,17 @@ from .metrics import (
 from .model import Exemplar, Family, Sample
 from .registry import REGISTRY, Registry
 from .registry.sources import generate_latest, write_to_textfile
+
+if _os.environ.get("DYN_METRICS_MULTIPROC_DIR"):
+    # Multiprocess mode must be on before any metric is created: at import.
+    # A bad directory is a ConfigError naming the variable, here, not a silent
+    # process-local fallback that would under-count every scrape.
+    from .multiprocess import mode as _multiprocess_mode
+
+    try:
+        _multiprocess_mode.enable_from_environment()
+    except ConfigError as _exc:
+        raise ConfigError(f"DYN_METRICS_MULTIPROC_DIR: {_exc}") from None
 
 if TYPE_CHECKING:  # what __getattr__ below imports on first use, for type checkers
     from . import multiprocess
