@@ -10,9 +10,10 @@ checks), ``desc.py`` (validated metadata),
 ``family.py`` (the child map and both renderings), ``vec.py`` (access by
 label values), ``timer.py`` and ``instrument.py`` (the instrumentation
 helpers), ``exemplars.py``, ``shortcuts.py`` (Dynamo's dict-taking vec
-updates), and ``locked.py`` (the counter cells of
-free-threaded interpreters). Everything outside this package imports from
-here, so the files inside may be cut as the types need.
+updates), ``locked.py`` (the counter cells of free-threaded interpreters),
+and ``backends.py`` (the hook the multiprocess package's cells plug into).
+Everything outside this package imports from here, so the files inside may
+be cut as the types need.
 """
 
 from .counter import Counter, CounterVec, IntCounter, IntCounterVec
