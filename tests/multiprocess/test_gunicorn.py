@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,6 +24,7 @@ from tests.realtools import free_port, poll
 
 APP = """
 import os
+import time
 
 import dyn_metrics as dm
 
@@ -35,9 +37,21 @@ served.register(dm.multiprocess.MultiProcessCollector(os.environ["DYN_METRICS_MU
 metrics = dm.make_wsgi_app(served)
 
 
+def hold():
+    # Each sync worker serves one request at a time: holding this one until 4
+    # workers are inside makes the 4 concurrent requests land on 4 workers.
+    hold_dir = os.environ["HOLD_DIR"]
+    open(os.path.join(hold_dir, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(hold_dir)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def app(environ, start_response):
     if environ["PATH_INFO"] == "/metrics":
         return metrics(environ, start_response)
+    if environ["PATH_INFO"] == "/hold":
+        hold()
     REQUESTS.inc()
     LATENCY.observe(0.05)
     start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid()))])
@@ -74,7 +88,10 @@ class Served:
             )
         )
         self.port = free_port()
-        env = dict(os.environ, DYN_METRICS_MULTIPROC_DIR=str(self.dir))
+        (tmp_path / "hold").mkdir()
+        env = dict(
+            os.environ, DYN_METRICS_MULTIPROC_DIR=str(self.dir), HOLD_DIR=str(tmp_path / "hold")
+        )
         env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
         self.log = open(tmp_path / "gunicorn.log", "w")
         self.proc = subprocess.Popen(
@@ -123,12 +140,12 @@ def served(tmp_path):
 @pytest.mark.parametrize("preload", [False, True], ids=["imported per worker", "preload_app"])
 def test_every_worker_serves_the_total(served, preload):
     s = served(preload=preload)
-    pids = set()
-    for _ in range(200):
-        status, pid, _ = s.get("/")
-        assert status == 200
-        pids.add(pid)
-    assert len(pids) > 1  # several workers answered
+    with ThreadPoolExecutor(4) as pool:
+        held = list(pool.map(lambda _: s.get("/hold"), range(4)))
+    assert [status for status, _, _ in held] == [200] * 4
+    assert len({pid for _, pid, _ in held}) == 4  # every worker counted some
+    for _ in range(196):
+        assert s.get("/")[0] == 200
     for _ in range(8):  # whichever worker answers the scrape
         status, _, text = s.get("/metrics")
         assert status == 200
