@@ -655,3 +655,29 @@ def test_any_registry_scrape_decodes_to_its_model(reg):
             )
             assert native_buckets(h.positive_span, h.positive_delta) == list(nh.positive)
             assert native_buckets(h.negative_span, h.negative_delta) == list(nh.negative)
+
+
+def test_served_protobuf_honours_gzip_and_name_selection():
+    import gzip
+    import urllib.request
+
+    reg = dm.Registry()
+    reg.register(dm.Histogram("lat_seconds", "Latency", native=True)).observe(0.5)
+    reg.register(dm.Counter("jobs_total", "Jobs")).inc()
+    accept = (
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+        "encoding=delimited,text/plain;version=0.0.4;q=0.5"
+    )
+    with dm.start_http_server(reg, port=0, host="127.0.0.1") as server:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/metrics?name[]=lat_seconds",
+            headers={"Accept": accept, "Accept-Encoding": "gzip"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"] == CONTENT_TYPE
+            assert response.headers["Content-Encoding"] == "gzip"
+            body = gzip.decompress(response.read())
+    (family,) = decode(body)
+    assert family.name == "lat_seconds"
+    assert family.metric[0].histogram.sample_count == 1
+    assert body == reg.protobuf_expfmt(names=["lat_seconds"])
