@@ -6,7 +6,7 @@ created (``family.py``): a family made while none is installed makes its
 cells as always, and pays nothing for the hook on any path; a family made
 while one is installed asks it for its cell class once, at creation (which
 may refuse the family with a typed error before anything is registered), and
-for each new child's cell.
+for each new child's cell (then adopting the one that became the child).
 """
 
 from typing import Optional, Protocol
@@ -23,7 +23,14 @@ class CellBackend(Protocol):
         """
 
     def new_cell(self, family: object, key: tuple[str, ...]) -> object:
-        """A new cell for the child ``key`` (label values) of ``family``."""
+        """A new cell for the child ``key`` (label values) of ``family``.
+
+        Two threads creating the same child at once both get a new cell; only
+        the one that becomes the child is then passed to :meth:`adopt`.
+        """
+
+    def adopt(self, cell: object) -> None:
+        """``cell`` (from :meth:`new_cell`) is now its family's child."""
 
 
 _installed: Optional[CellBackend] = None

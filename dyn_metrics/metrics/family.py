@@ -136,6 +136,8 @@ class MetricFamily(Generic[_C, _V]):
         cell = self._new_cell() if backend is None else cast(_C, backend.new_cell(self, key))
         child = self._children.setdefault(key, cell)
         if child is cell:
+            if backend is not None:  # only the cell that won: a loser never touches the backend
+                backend.adopt(cell)
             self._version = next(self._versions)
             created = self._created_at
             if created is not None:

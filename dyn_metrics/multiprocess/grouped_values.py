@@ -1,4 +1,4 @@
-"""The multiprocess cells with several entries each: histograms, summaries, state sets, info.
+"""More multiprocess cells: the int counter and gauge, and those with several entries each.
 
 Built on :class:`~.values.FileCell` (its docstring explains the hot path and
 what stays in this process). A histogram child's entries are one per bucket,
@@ -10,11 +10,13 @@ child's one for its current labels (value 1).
 import functools
 import itertools
 import operator
+import threading
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Optional, cast
 
-from ..metrics.cells import EXACT_INT, as_real
+from ..errors import InvalidValueError
+from ..metrics.cells import EXACT_INT, as_int, as_real, int_increment
 from ..metrics.exemplars import RawExemplar, make_exemplar
 from ..metrics.histogram_cell import HistogramSnapshot
 from ..metrics.info import InfoKeys
@@ -22,8 +24,44 @@ from ..metrics.stateset import StateNames
 from ..metrics.summary import SummaryCell, SummarySnapshot
 from ..metrics.timer import Timer
 from ..model import Labels, Number
-from .values import FileCell
+from .values import FileCell, FileCounterCell, FileGaugeCell, make_adder
 from .writer import ProcessFile
+
+
+class FileIntCounterCell(FileCounterCell):
+    """An integer counter in the file (exact up to 2**53)."""
+
+    __slots__ = ()
+    _increment = staticmethod(int_increment)
+    _int = True
+
+
+class FileIntGaugeCell(FileGaugeCell):
+    """An integer gauge in the file (exact up to 2**53)."""
+
+    __slots__ = ()
+    _kind = int
+
+    @staticmethod
+    def _number(value: object) -> int:
+        return as_int(value, "int gauge value")
+
+    @staticmethod
+    def _function_result(value: object) -> int:
+        return as_int(value, "int gauge function result")
+
+    @staticmethod
+    def _seconds(seconds: float) -> int:
+        return int(seconds)
+
+    add = inc = make_adder(1)
+
+    def dec(self, amount: Number = 1) -> None:
+        """Subtract ``amount`` (default 1)."""
+        try:
+            self.add(-amount)
+        except (TypeError, InvalidValueError):
+            self.add(-self._number(amount))
 
 
 class FileHistogramCell(FileCell):
@@ -31,7 +69,9 @@ class FileHistogramCell(FileCell):
 
     __slots__ = ("_bounds", "_buckets", "_si", "_exemplars")
 
-    def __init__(self, file: ProcessFile, keys: Sequence[bytes], bounds: tuple[float, ...]) -> None:
+    def __init__(
+        self, file: Optional[ProcessFile], keys: Sequence[bytes], bounds: tuple[float, ...]
+    ) -> None:
         self._bounds = bounds
         self._exemplars: Optional[list[Optional[RawExemplar]]] = None
         self._start(file, keys)
@@ -114,7 +154,7 @@ class FileSummaryCell(FileCell):
     __slots__ = ("_inner", "_si", "_ci")
 
     def __init__(
-        self, file: ProcessFile, keys: Sequence[bytes], inner: Optional[SummaryCell]
+        self, file: Optional[ProcessFile], keys: Sequence[bytes], inner: Optional[SummaryCell]
     ) -> None:
         self._inner = inner
         self._start(file, keys)
@@ -122,14 +162,17 @@ class FileSummaryCell(FileCell):
     def _bind(self) -> None:
         self._si, self._ci = self._at
 
+    def _reset(self, file: ProcessFile) -> None:
+        inner = self._inner
+        if inner is not None:  # the quantiles start over with _sum and _count
+            self._inner = type(inner)(threading.Lock(), inner._config)
+        super()._reset(file)
+
     def observe(self, value: Number) -> None:
         """Record one observation (any real number)."""
         cls = value.__class__
         if cls is not float and (cls is not int or not -EXACT_INT < value < EXACT_INT):
             value = as_real(value, "summary observation")
-        inner = self._inner
-        if inner is not None:
-            inner.observe(value)
         lock = self._lock
         if lock.acquire(False):
             try:
@@ -142,6 +185,9 @@ class FileSummaryCell(FileCell):
                 self._drain()
         else:
             self._update(value)
+        inner = self._inner  # after: a forked child's first update starts a new one
+        if inner is not None:
+            inner.observe(value)
 
     def _apply_locked(self, items: list[object]) -> None:
         mv = self._mv
@@ -185,7 +231,9 @@ class FileStateSetCell(FileCell):
     __slots__ = ("_states", "_mask")
     _additive: ClassVar[bool] = False
 
-    def __init__(self, file: ProcessFile, keys: Sequence[bytes], states: StateNames) -> None:
+    def __init__(
+        self, file: Optional[ProcessFile], keys: Sequence[bytes], states: StateNames
+    ) -> None:
         self._states = states
         self._mask = 1  # the first declared state, as prometheus_client's Enum
         self._start(file, keys)
@@ -248,8 +296,6 @@ class FileStateSetCell(FileCell):
 
 def raise_not_bool(states: StateNames, state: str, value: object) -> None:
     """The error of ``StateSet.set`` for a value that is not a bool."""
-    from ..errors import InvalidValueError
-
     raise InvalidValueError(
         f"state {state!r} of {states.metric!r} must be set to True or False, got {value!r}"
     )
@@ -259,14 +305,14 @@ class FileInfoCell(FileCell):
     """An info child: one entry for its labels; ``info()`` with new labels adds another.
 
     The label pairs change in this process at once (one attribute store); the
-    file follows under the cell's lock, or at the next read when busy.
+    file follows under the cell's lock and the file's, as soon as both are free.
     """
 
     __slots__ = ("_pairs", "_info_keys", "_key_of", "_written", "_file")
     _additive: ClassVar[bool] = False
 
     def __init__(
-        self, file: ProcessFile, keys: InfoKeys, key_of: Callable[[Labels], bytes]
+        self, file: Optional[ProcessFile], keys: InfoKeys, key_of: Callable[[Labels], bytes]
     ) -> None:
         self._info_keys = keys
         self._key_of = key_of
@@ -277,6 +323,10 @@ class FileInfoCell(FileCell):
 
     def _values(self) -> list[float]:
         return [1.0]
+
+    def _adopt(self, file: ProcessFile) -> None:
+        self._file = file
+        super()._adopt(file)
 
     def _reset(self, file: ProcessFile) -> None:
         self._file = file
@@ -290,27 +340,42 @@ class FileInfoCell(FileCell):
         self._sync()
 
     def _sync(self) -> None:
-        """Write the current labels' entry (1) and zero the previous one, if it can now."""
-        if self._written == self._pairs or not self._attached:
-            return
-        lock = self._lock
-        if not lock.acquire(False):
-            return  # the holder, or the next read, writes it
-        try:
-            pairs = self._pairs
-            key = self._key_of(pairs)
-            found = self._file.allocate([(key, 1.0, 0.0)])
-            if found is None:
-                return  # the file is busy: the next read writes it
-            self._mv[self._at[0]] = 0.0
-            self._mv, self._at = found
-            self._mv[self._at[0]] = 1.0
-            self._keys, self._written = (key,), pairs
-        finally:
-            lock.release()
+        """Write the current labels' entry (1) and zero the previous one, now or soon.
+
+        Queued as a pending update: whoever holds the cell's lock applies it;
+        if the file is busy the cell is queued on it (``writer.py``) and
+        written when it comes free.
+        """
+        if self._written != self._pairs:
+            self._update(None)
 
     def _apply_locked(self, items: list[object]) -> None:
-        pass  # nothing is ever pending: info() never queues
+        file = self._file
+        if self._written == self._pairs or not self._attached or file is None:
+            return  # up to date, or the attach writes it
+        flock = file._lock
+        if not flock.acquire(False):
+            file.defer(self)
+            return
+        try:
+            self._write_pairs(file)
+        finally:
+            flock.release()
+
+    def _move(self, file: ProcessFile) -> None:
+        super()._move(file)
+        if self._written != self._pairs:
+            self._write_pairs(file)
+
+    def _write_pairs(self, file: ProcessFile) -> None:
+        """Move to the current labels' entry; both locks are held."""
+        pairs = self._pairs
+        key = self._key_of(pairs)
+        mv, at = file._allocate_locked([(key, 1.0, 0.0)])
+        self._mv[self._at[0]] = 0.0
+        self._mv, self._at = mv, at
+        mv[at[0]] = 1.0
+        self._keys, self._written = (key,), pairs
 
     def get(self) -> dict[str, str]:
         """The info labels last set, as a new dict."""

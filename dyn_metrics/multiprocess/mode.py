@@ -9,23 +9,30 @@ setting ``DYN_METRICS_MULTIPROC_DIR`` before ``import dyn_metrics``.
 
 Forks. A child made by ``os.fork()`` (``multiprocessing``'s fork start
 method, gunicorn's workers) must not write into its parent's file: an
-``os.register_at_fork`` hook creates the child's own ``dm_<pid>.db`` at once
-and places every live cell in it (see ``values.py`` for what starts at 0).
-This costs the child one file and one entry per existing series at fork time
-and nothing afterwards, where checking the pid on each update would cost
-every update. If the child's file cannot be created, the cells go on in
-private memory (logged once): the child's values are then not aggregated.
+``os.register_at_fork`` hook gives every live cell a stand-in lock, and the
+first use of a cell in the child creates the child's own process file (the
+first time) and re-places the cell in it (see ``values.py`` for what starts
+at 0). The fork costs one small object per live series; a child that never
+touches a metric (fork + exec) creates no file; updates cost nothing more,
+where checking the pid on each update would cost every update. A child that
+did write leaves its file when it exits, as every process does: mark it dead
+(``mark_process_dead``) so compaction folds it. If the child's file cannot be
+created, its cells go on in private memory (one ERROR line per process): its
+values are then not aggregated.
 
 :func:`disable` (for tests) uninstalls the backend: metrics created afterwards
-stay in process memory; those created before keep writing their file.
+stay in process memory; those created before keep writing their file (and
+move to their own file in a forked child). :func:`enable` with the same
+directory again goes on with this process's file, never retiring it.
 """
 
+import errno
 import logging
 import os
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 from ..errors import ConfigError
 from ..metrics import backends
@@ -35,15 +42,20 @@ from ..metrics.histogram import HistogramFamily
 from ..metrics.info import InfoFamily
 from ..metrics.stateset import StateSetFamily
 from ..metrics.summary import SummaryFamily
-from ..model import COUNTER, GAUGE, HISTOGRAM, SUMMARY, Labels
+from ..model import COUNTER, GAUGE, HISTOGRAM, INFO, STATESET, SUMMARY, Labels
 from . import layout
-from .grouped_values import FileHistogramCell, FileInfoCell, FileStateSetCell, FileSummaryCell
+from .grouped_values import (
+    FileHistogramCell,
+    FileInfoCell,
+    FileIntCounterCell,
+    FileIntGaugeCell,
+    FileStateSetCell,
+    FileSummaryCell,
+)
 from .values import (
     FileCell,
     FileCounterCell,
     FileGaugeCell,
-    FileIntCounterCell,
-    FileIntGaugeCell,
 )
 from .writer import ProcessFile
 
@@ -61,7 +73,11 @@ def _key(
 
 
 class FileBackend:
-    """The cell backend of multiprocess mode: every new child's cell lives in ``file``."""
+    """The cell backend of multiprocess mode: every new child's cell lives in ``file``.
+
+    Kept for the life of the process once made (also past :func:`disable`):
+    its cells still write ``file``, and the fork hook still moves them.
+    """
 
     def __init__(self, path: str, file: ProcessFile) -> None:
         self.path = path
@@ -94,41 +110,76 @@ class FileBackend:
         return None
 
     def new_cell(self, family: object, key: tuple[str, ...]) -> object:
-        """The cell of child ``key`` of ``family``, its entries in this process's file."""
-        cell = _make_cell(family, key, self.file)
-        self.cells.add(cell)
-        return cell
+        """A cell for child ``key`` of ``family``, in private memory until :meth:`adopt`."""
+        return _make_cell(family, key)
+
+    def adopt(self, cell: object) -> None:
+        """``cell`` became its family's child: its entries go to the file.
+
+        A cell that lost the race to become the child (two threads creating it
+        at once) is never adopted, so it never writes over the child's entries.
+        """
+        file_cell = cast(FileCell, cell)
+        self.cells.add(file_cell)
+        file_cell._adopt(self.file)
 
     def forked(self) -> None:
-        """In a forked child: a file of its own, every live cell placed in it."""
-        cells = list(self.cells)
-        try:
-            self.file = ProcessFile(self.path)
-        except OSError as exc:
-            _log.error(
-                "multiprocess mode: the forked process %d cannot create its file in %r (%s); "
-                "its metrics stay in its memory",
-                os.getpid(),
-                self.path,
-                exc,
-            )
-            self.file = _private_file()
-        for cell in cells:
-            cell._reset(self.file)
+        """In a forked child: a file of its own, created when a cell is first used.
+
+        Each live cell gets a stand-in lock whose first taker re-places it
+        (``values.py``): a child that never touches a metric (fork + exec)
+        creates no file and pays one small object per series.
+        """
+        self.file = ProcessFile(self.path, lazy=True)
+        forked(list(self.cells), self.file)
 
 
-def _private_file() -> ProcessFile:
-    """A file nobody reads, for a forked child that cannot create its own (memory only)."""
-    import tempfile
+class _Refork:
+    """The lock of a cell inherited through ``fork``: its first taker re-places the cell.
 
-    directory = tempfile.mkdtemp(prefix="dm-private-")
-    file = ProcessFile(directory)
-    os.unlink(file.path)
-    os.rmdir(directory)
-    return file
+    ``claims`` (one dict per fork, shared by its stand-ins) records which
+    cell is being re-placed: ``dict.setdefault`` is atomic, so one taker
+    re-places and the others queue their updates meanwhile.
+    """
+
+    __slots__ = ("_cell", "_file", "_claims")
+
+    def __init__(self, cell: FileCell, file: ProcessFile, claims: dict[int, object]) -> None:
+        self._cell = cell
+        self._file = file
+        self._claims = claims
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Re-place the cell (first call) and try its new lock; False while another does."""
+        cell = self._cell
+        current: object = cell._lock
+        if current is self:
+            token = object()
+            if self._claims.setdefault(id(self), token) is not token:
+                return False  # being re-placed: the caller queues its update
+            cell._reset(self._file)
+        return cell._lock.acquire(False)
+
+    def release(self) -> None:
+        """Release the cell's new lock."""
+        self._cell._lock.release()
 
 
-def _make_cell(family: object, key: tuple[str, ...], file: ProcessFile) -> FileCell:
+def forked(cells: list[FileCell], file: ProcessFile) -> None:
+    """In a forked child: each cell is re-placed in ``file`` by the first taker of its lock.
+
+    The updates the parent had pending are the parent's. The hot path is
+    unchanged: the first ``acquire`` of the stand-in lock does the move.
+    """
+    claims: dict[int, object] = {}
+    for cell in cells:
+        if cell._pending:
+            cell._pending.clear()
+        cell._lock = _Refork(cell, file, claims)  # type: ignore[assignment]  # acts as a Lock
+
+
+def _make_cell(family: object, key: tuple[str, ...]) -> FileCell:
+    file = None  # private until adopted
     desc = family.desc  # type: ignore[attr-defined]  # a MetricFamily
     pairs: Labels = family._label_pairs(key)  # type: ignore[attr-defined]
     name, help, unit = desc.name, desc.help, desc.unit
@@ -151,12 +202,12 @@ def _make_cell(family: object, key: tuple[str, ...], file: ProcessFile) -> FileC
 
         def key_of(info: Labels) -> bytes:
             labels = tuple(sorted(pairs + info)) if info else pairs
-            return _key(name, GAUGE, help, unit, name, labels, _LIVEALL)
+            return _key(name, INFO, help, unit, name, labels, _LIVEALL)
 
         return FileInfoCell(file, family._keys, key_of)
     if isinstance(family, StateSetFamily):
         keys = [
-            _key(name, GAUGE, help, unit, name, labels, _LIVEALL)
+            _key(name, STATESET, help, unit, name, labels, _LIVEALL)
             for labels in family._state_pairs(pairs)
         ]
         return FileStateSetCell(file, keys, family._states)
@@ -167,7 +218,10 @@ def _make_cell(family: object, key: tuple[str, ...], file: ProcessFile) -> FileC
 
 
 _state_lock = threading.Lock()
+#: The backend installed now, or None.
 _backend: Optional[FileBackend] = None
+#: Every backend this process made, by directory: kept past disable() (see FileBackend).
+_backends: dict[str, FileBackend] = {}
 
 
 def _checked_directory(path: object) -> str:
@@ -204,26 +258,36 @@ def enable(path: Union[str, "os.PathLike[str]"]) -> None:
                 f"multiprocess mode is already enabled with directory {_backend.path!r}, "
                 f"not {os.fspath(path)!r}"
             )
-        try:
-            file = ProcessFile(real)
-        except OSError as exc:
-            raise ConfigError(
-                f"multiprocess directory {os.fspath(path)!r} is not writable: {exc}"
-            ) from None
-        _backend = FileBackend(real, file)
+        backend = _backends.get(real)
+        if backend is None or backend.file.pid != os.getpid():
+            try:
+                file = ProcessFile(real)
+            except OSError as exc:
+                full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                problem = "has no space for this process's file" if full else "is not writable"
+                raise ConfigError(
+                    f"multiprocess directory {os.fspath(path)!r} {problem}: {exc}"
+                ) from None
+            if backend is None:
+                backend = _backends[real] = FileBackend(real, file)
+            else:
+                backend.file = file
+        # else: this process's own file, still mapped by its cells, is written on
+        _backend = backend
         backends.install(_backend)
 
 
 def disable() -> None:
-    """Stop multiprocess mode for metrics created from now on (for tests and forks).
+    """Stop multiprocess mode for metrics created from now on (for tests).
 
-    Metrics created while it was on keep writing their file.
+    Metrics created while it was on keep writing their file, and move to a
+    file of their own in a forked child as before. Enabling the same
+    directory again goes on with the same file.
     """
     global _backend
     with _state_lock:
         if _backend is not None:
             backends.install(None)
-            _backend.file.close()
             _backend = None
 
 
@@ -249,8 +313,7 @@ def _after_fork_in_child() -> None:
     global _state_lock
     # The lock may have been held by another thread of the parent at the fork.
     _state_lock = threading.Lock()
-    backend = _backend
-    if backend is not None:
+    for backend in list(_backends.values()):
         backend.forked()
 
 

@@ -12,24 +12,38 @@ thread was interrupted mid-update by a signal handler or a GC callback that
 updates the same cell) the update is appended to the cell's pending list
 (``list.append``: one atomic C call), and the holder applies pending updates
 just after releasing (as does the appender itself if the lock has come free
-meanwhile). So nothing is lost, nothing waits, and nothing ever waits for its
-own thread. Pending updates are taken off the list with one slice deletion
-before being applied; a read that finds the lock busy adds the pending list
-of an atomic copy to the stored values (it may miss an update being applied
-at that instant; it never waits).
+meanwhile). So no update is dropped, nothing waits, and nothing ever waits
+for its own thread. Pending updates are taken off the list with one slice
+deletion before being applied; a read that finds the lock busy adds the
+pending list of an atomic copy to the stored values (it may miss an update
+being applied at that instant; it never waits).
+
+Placement. A new child's cell starts in a private buffer and moves to the
+file once it has become its family's child (``mode.FileBackend.adopt``): a
+cell that lost the race to become the child (two threads creating it at
+once) never touches the file. The move needs the file's lock and the
+cell's; when either is busy the cell stays queued (``writer.py``) and the
+holder of the busy lock moves it on releasing, so it reaches the file as
+soon as neither is held. A child removed and made again gets its entries
+back: counters, histograms and summaries go on from the values there (as
+prometheus_client's do); gauges, state sets and info start over, their
+values written over the entries.
 
 What stays in this process only: exemplars; a gauge function (the file keeps
 the value the gauge had; ``set_function`` gauges are read at scrape time in
 the process that set them); a summary's quantiles (only ``_sum`` and
 ``_count`` are in the file). Int metrics store doubles in the file: exact
-up to 2**53. Info and state sets are written as gauges of mode ``liveall``;
+up to 2**53. Info and state sets are written with their own types and mode
+``liveall`` (one series per live process);
 an ``info()`` with new labels adds an entry for them (value 1) and sets the
 previous one to 0.
 
-After ``os.fork()`` (``mode.py``) every cell is re-placed in the child's own
-file with a fresh lock and pending list: counters, gauges, histograms and
-summaries start at 0 there (prometheus_client's behaviour: the parent's
-values stay in the parent's file), info and state sets keep their state.
+After ``os.fork()`` (``mode.py``) every cell gets a stand-in lock; the first
+use of the cell in the child re-places it in the child's own file (created
+then) with a fresh lock: counters, gauges, histograms and summaries
+(quantiles too) start at 0 there (prometheus_client's behaviour: the
+parent's values stay in the parent's file), info and state sets keep their
+state. Updates the parent had pending at the fork are the parent's.
 """
 
 import functools
@@ -40,7 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, NoReturn, Optional
 
 from ..errors import InvalidValueError
-from ..metrics.cells import EXACT_INT, INF, as_int, as_real, float_increment, int_increment
+from ..metrics.cells import EXACT_INT, INF, as_real, float_increment
 from ..metrics.exemplars import RawExemplar, make_exemplar
 from ..metrics.gauge_functions import Function, GaugeFunction, call_function, call_functions
 from ..metrics.instrument import ExceptionCounter, ExceptionTypes, InProgress
@@ -66,26 +80,36 @@ class FileCell:
     _mv: Doubles
     _at: list[int]
 
-    def _start(self, file: ProcessFile, keys: Sequence[bytes]) -> None:
+    def _start(self, file: Optional[ProcessFile], keys: Sequence[bytes]) -> None:
+        """Set up; ``file`` None: in a private buffer until :meth:`_adopt`."""
         self._keys = tuple(keys)
-        self._lock = threading.Lock()
+        self._lock: threading.Lock = threading.Lock()
         self._pending: list[object] = []
-        self._place(file)
+        if file is None:
+            self._go_private(self._values())
+        else:
+            self._place(file)
+
+    def _go_private(self, values: list[float]) -> None:
+        self._mv = memoryview(bytearray(16 * len(values))).cast("d")
+        self._at = list(range(0, 2 * len(values), 2))
+        self._attached = False
+        self._store(values)
+        self._bind()
+
+    def _adopt(self, file: ProcessFile) -> None:
+        """Move to ``file`` (now, or when it comes free): this cell is its family's child."""
+        file.defer(self)
 
     def _values(self) -> list[float]:
-        """The values the entries are created with (0 for additive cells)."""
-        return [0.0] * len(self._keys)
+        return [0.0] * len(self._keys)  # additive cells start at 0
 
     def _place(self, file: ProcessFile) -> None:
         """Allocate the entries (or queue the cell with a private buffer if the file is busy)."""
         values = self._values()
         found = file.allocate([(k, v, 0.0) for k, v in zip(self._keys, values)])
         if found is None:
-            self._mv = memoryview(bytearray(16 * len(values))).cast("d")
-            self._at = list(range(0, 2 * len(values), 2))
-            self._attached = False
-            self._store(values)
-            self._bind()
+            self._go_private(values)
             file.defer(self)
             return
         self._mv, self._at = found
@@ -103,43 +127,70 @@ class FileCell:
         """Copy what the hot path needs out of ``_at`` (each cell type its own)."""
 
     def _attach(self, file: ProcessFile) -> bool:
-        """Move from the private buffer to the file; the file's lock is held."""
+        """Move to the file (its lock held); False if the cell's lock is busy, whose
+        holder then finds ``file`` in the pending updates and retries."""
         lock = self._lock
         if not lock.acquire(False):
+            self._pending.append(file)
             return False
         try:
-            private, at = self._mv, self._at
-            values = [private[j] for j in at]
-            stamps = [private[j + 1] for j in at]
-            entries = [(k, 0.0, 0.0) for k in self._keys]
-            mv, places = file._allocate_locked(entries)
-            for j, value, stamp in zip(places, values, stamps):
-                mv[j] = mv[j] + value if self._additive else value
-                mv[j + 1] = stamp
-            self._mv, self._at, self._attached = mv, places, True
-            self._bind()
+            self._move(file)
         finally:
             lock.release()
         self._drain()
         return True
 
+    def _move(self, file: ProcessFile) -> None:
+        """Move from the private buffer to the file; both locks are held."""
+        if self._attached:
+            return
+        private = self._mv
+        kept = [(private[j], private[j + 1]) for j in self._at]  # (value, stamp)
+        mv, places = file._allocate_locked([(k, 0.0, 0.0) for k in self._keys])
+        for j, (value, stamp) in zip(places, kept):
+            mv[j] = mv[j] + value if self._additive else value
+            mv[j + 1] = stamp
+        self._mv, self._at, self._attached = mv, places, True
+        self._bind()
+
+    def _retry_attach(self, file: ProcessFile) -> None:
+        """Attach now if ``file`` is free (the cell's lock is held), else leave it to its holder."""
+        file.wake()  # before trying: a holder that failed on this cell's lock then retries
+        flock = file._lock
+        if flock.acquire(False):
+            try:
+                if file._take_deferred(self):
+                    self._move(file)
+            finally:
+                flock.release()
+
     def _reset(self, file: ProcessFile) -> None:
-        """Start over in ``file`` (a forked child's): fresh lock, nothing pending."""
-        self._lock = threading.Lock()
-        self._pending = []
-        self._place(file)
+        """Start over in ``file`` (a forked child's) under a fresh lock, held meanwhile."""
+        lock = threading.Lock()
+        lock.acquire()
+        self._lock = lock
+        try:
+            self._place(file)
+        finally:
+            lock.release()
 
     def _apply_locked(self, items: list[object]) -> None:
         raise NotImplementedError
 
     def _take_pending(self) -> None:
-        """Apply the pending updates; the lock is held (appenders only add at the end)."""
+        """Apply the pending updates, the lock held (appenders only add at the end);
+        a :class:`ProcessFile` among them is an attach to retry (:meth:`_attach`)."""
         pending = self._pending
         n = len(pending)
         if n:
             items = pending[:n]
             del pending[:n]
-            self._apply_locked(items)
+            files = [item for item in items if item.__class__ is ProcessFile]
+            if files:
+                items = [item for item in items if item.__class__ is not ProcessFile]
+                self._retry_attach(files[-1])
+            if items:
+                self._apply_locked(items)
 
     def _drain(self) -> None:
         """Apply pending updates while the lock can be had without waiting."""
@@ -166,7 +217,8 @@ class FileCell:
             finally:
                 lock.release()
         mv = self._mv
-        return [mv[j] for j in self._at], list(self._pending)
+        pending = [item for item in self._pending if item.__class__ is not ProcessFile]
+        return [mv[j] for j in self._at], pending
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(f"cannot pickle {type(self).__name__}")
@@ -181,7 +233,7 @@ class FileCounterCell(FileCell):
     _increment = staticmethod(float_increment)
     _int = False
 
-    def __init__(self, file: ProcessFile, keys: Sequence[bytes]) -> None:
+    def __init__(self, file: Optional[ProcessFile], keys: Sequence[bytes]) -> None:
         self._exemplar: Optional[RawExemplar] = None
         self._start(file, keys)
 
@@ -249,15 +301,7 @@ class FileCounterCell(FileCell):
         return [cell.get() for cell in cells]
 
 
-class FileIntCounterCell(FileCounterCell):
-    """An integer counter in the file (exact up to 2**53)."""
-
-    __slots__ = ()
-    _increment = staticmethod(int_increment)
-    _int = True
-
-
-def _adder(one: Number) -> "Callable[..., None]":
+def make_adder(one: Number) -> "Callable[..., None]":
     """A gauge's ``add``/``inc`` (one body: ``inc()`` needs no second call), default ``one``."""
 
     def add(self: "FileGaugeCell", amount: Number = one) -> None:
@@ -290,7 +334,9 @@ class FileGaugeCell(FileCell):
     _additive = False
     _kind: ClassVar[type] = float
 
-    def __init__(self, file: ProcessFile, keys: Sequence[bytes], stamp: bool = False) -> None:
+    def __init__(
+        self, file: Optional[ProcessFile], keys: Sequence[bytes], stamp: bool = False
+    ) -> None:
         self._fn: Optional[Function] = None
         self._stamp = stamp  # the mostrecent modes keep the time of the last update
         self._start(file, keys)
@@ -330,7 +376,7 @@ class FileGaugeCell(FileCell):
         else:
             self._update((value,))  # a tuple: a set, not a delta
 
-    add = inc = _adder(1.0)
+    add = inc = make_adder(1.0)
 
     def _apply_locked(self, items: list[object]) -> None:
         mv, i = self._mv, self._i
@@ -402,31 +448,3 @@ class FileGaugeCell(FileCell):
                 values.append(fn)  # type: ignore[arg-type]  # called below, no lock held
                 functions = True
         return call_functions(cells, values) if functions else values
-
-
-class FileIntGaugeCell(FileGaugeCell):
-    """An integer gauge in the file (exact up to 2**53)."""
-
-    __slots__ = ()
-    _kind = int
-
-    @staticmethod
-    def _number(value: object) -> int:
-        return as_int(value, "int gauge value")
-
-    @staticmethod
-    def _function_result(value: object) -> int:
-        return as_int(value, "int gauge function result")
-
-    @staticmethod
-    def _seconds(seconds: float) -> int:
-        return int(seconds)
-
-    add = inc = _adder(1)
-
-    def dec(self, amount: Number = 1) -> None:
-        """Subtract ``amount`` (default 1)."""
-        try:
-            self.add(-amount)
-        except (TypeError, InvalidValueError):
-            self.add(-self._number(amount))

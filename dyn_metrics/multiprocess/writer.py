@@ -1,8 +1,10 @@
-"""The file one process writes: ``dm_<pid>.db``, memory-mapped, appended to, never remapped.
+"""The file one process writes: ``dm_<pid>.dmdb``, memory-mapped, appended to, never remapped.
 
 :class:`ProcessFile` creates the file in the multiprocess directory (a file
 of the same name left by a dead earlier process with this pid is renamed to
-a retired name first, so its values are kept and compaction folds them),
+a retired name first, so its values are kept and compaction folds them; both
+under the directory's exclusive lock, so a scrape sees the old file or the
+retired one, never neither),
 writes the header, and appends *groups* of entries (``layout.py``): the
 entries of one child, written whole past ``used`` and only then published
 by one aligned 4-byte store of the new ``used``. A process killed at any
@@ -11,7 +13,9 @@ moment leaves a file whose first ``used`` bytes are complete entries.
 Growth. The file is mapped in fixed-size *segments* (:data:`SEGMENT_SIZE`,
 a multiple of ``mmap.ALLOCATIONGRANULARITY``; larger for a group that needs
 more): a full segment gets a ``PAD`` entry over its rest, the file is
-extended (``ftruncate``) and the next segment is mapped at its own offset.
+extended (``posix_fallocate``: the blocks are allocated before they are
+mapped, so a full filesystem is an error here, never a SIGBUS in an update)
+and the next segment is mapped at its own offset.
 Nothing is ever remapped, so the memoryviews the cells hold stay valid for
 the life of the process, and a group never straddles two segments.
 
@@ -20,14 +24,18 @@ own thread (a child created in a signal handler or a GC callback while this
 thread is allocating): :meth:`ProcessFile.allocate` only tries the lock and
 returns None when it is busy; the caller then keeps its values in a private
 buffer and queues itself with :meth:`ProcessFile.defer`; whoever holds the
-lock attaches queued cells before and just after releasing it, so a queued
-cell is attached as soon as the allocation in progress ends.
+lock attaches queued cells before and just after releasing it. A queued
+cell whose own lock is busy at that moment (this thread was interrupted in
+one of its updates) gets this file as a marker in its pending updates, and
+the holder of the cell's lock retries the attach when it applies them, so a
+queued cell is attached as soon as neither lock is held.
 
 Entries are keyed by their key bytes: a key allocated again (a vec child
 removed and made anew) gets its existing entry back, so a file never holds
 one key twice.
 """
 
+import errno
 import logging
 import mmap
 import os
@@ -46,6 +54,8 @@ SEGMENT_SIZE = 16 * mmap.ALLOCATIONGRANULARITY
 _USED = struct.Struct("<I")
 _USED_AT = layout.HEADER_SIZE - _USED.size  # the header's last field
 _PAD_KEY = layout.encode_key(layout.Key("", layout.PAD, "", "", "", ()))
+#: posix_fallocate errors meaning "not supported here" (then the file is extended sparse).
+_NO_FALLOCATE = (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 #: The smallest PAD entry; a segment's rest is always 0 or at least this.
 MIN_PAD = layout.entry_size(_PAD_KEY)
 
@@ -79,46 +89,106 @@ def pad_entry(size: int) -> bytes:
 class ProcessFile:
     """One process's file in ``directory`` (see the module docstring).
 
-    Raises OSError when the file cannot be created or mapped.
+    Raises OSError when the file cannot be created or mapped. ``lazy``: the
+    file is created by the first allocation instead (a forked child's, so a
+    child that never writes a metric has no file); if that fails, or a later
+    segment cannot be allocated on disk (a full filesystem), the file logs one
+    ERROR and goes on in private memory: every update still succeeds, the
+    series allocated from then on are not seen by readers.
     """
 
     def __init__(
-        self, directory: str, pid: Optional[int] = None, segment_size: int = SEGMENT_SIZE
+        self,
+        directory: str,
+        pid: Optional[int] = None,
+        segment_size: int = SEGMENT_SIZE,
+        lazy: bool = False,
     ) -> None:
         if segment_size % mmap.ALLOCATIONGRANULARITY or segment_size < 2 * MIN_PAD:
             raise ValueError(f"segment size {segment_size!r} is not a multiple of the granularity")
         self.pid = os.getpid() if pid is None else pid
+        self.directory = directory
         self.path = os.path.join(directory, layout.process_file_name(self.pid))
         self.segment_size = segment_size
         self._lock = threading.Lock()
         self._deferred: list[Deferred] = []
+        self._wakeups = 0  # see attach_deferred
         # key bytes -> (segment index, double index of the value in that segment)
         self._entries: dict[bytes, tuple[int, int]] = {}
         # (offset, mmap, memoryview cast to doubles) of each mapped segment
         self._segments: list[tuple[int, mmap.mmap, Doubles]] = []
-        self._retire_stale(directory)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            self._map(0, segment_size)
-        except BaseException:
-            os.close(self._fd)
-            raise
+        self._fd = -1
+        #: True once the file failed (no space, ...): segments are then private memory.
+        self.private = False
+        self._used = layout.HEADER_SIZE
+        if not lazy:
+            self._open()
+
+    def _open(self) -> None:
+        """Create the file and map its first segment; OSError if it cannot be."""
+        from .collector import locked  # the reader's lock; imported late: it is the reader's
+
+        # Under the directory lock: a scrape never lists the stale file, then
+        # finds it gone and this one empty (pid reuse).
+        with locked(self.directory, exclusive=True):
+            self._retire_stale()
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+            self._fd = os.open(self.path, flags, 0o644)
+            try:
+                self._map(0, self.segment_size)
+            except BaseException:
+                os.close(self._fd)
+                self._fd = -1
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
+                raise
+            self._start_header()  # before the lock goes: a scrape never sees no header
+
+    def _start_header(self) -> None:
         first = self._segments[0][1]
         first[: layout.HEADER_SIZE] = layout.header(layout.HEADER_SIZE)
         self._used_view = memoryview(first)[_USED_AT : layout.HEADER_SIZE].cast("I")
         self._used = layout.HEADER_SIZE
 
-    def _retire_stale(self, directory: str) -> None:
+    def _retire_stale(self) -> None:
         """Rename a file of this pid left by a dead earlier process (its values are kept)."""
         if os.path.lexists(self.path):
-            stale = os.path.join(directory, layout.retired_file_name(self.pid, time.time_ns()))
+            name = layout.retired_file_name(self.pid, time.time_ns())
+            stale = os.path.join(self.directory, name)
             os.replace(self.path, stale)
             _log.info("retired the stale multiprocess file %s as %s", self.path, stale)
 
     def _map(self, offset: int, size: int) -> None:
-        os.ftruncate(self._fd, offset + size)
-        mapped = mmap.mmap(self._fd, size, mmap.MAP_SHARED, offset=offset)
+        """Map ``size`` more bytes at ``offset``, allocated on disk first (no SIGBUS later)."""
+        if self.private:
+            mapped = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+        else:
+            try:
+                os.posix_fallocate(self._fd, offset, size)
+            except OSError as exc:
+                if exc.errno not in _NO_FALLOCATE:
+                    raise
+                os.ftruncate(self._fd, offset + size)  # the filesystem cannot allocate ahead
+            except AttributeError:  # no posix_fallocate on this platform
+                os.ftruncate(self._fd, offset + size)
+            mapped = mmap.mmap(self._fd, size, mmap.MAP_SHARED, offset=offset)
         self._segments.append((offset, mapped, memoryview(mapped).cast("d")))
+
+    def _fail(self, exc: OSError) -> None:
+        """Go on in private memory after the file failed (logged once: values lost to readers)."""
+        _log.error(
+            "multiprocess mode: process %d cannot write its file %r (%s); "
+            "its new series stay in its memory and are not aggregated",
+            self.pid,
+            self.path,
+            exc,
+        )
+        self.private = True
+        if self._fd >= 0:
+            self.close()
+            self._fd = -1
 
     @property
     def used(self) -> int:
@@ -152,15 +222,35 @@ class ProcessFile:
         self.attach_deferred()
 
     def attach_deferred(self) -> None:
-        """Attach the queued cells while the lock can be had without waiting."""
+        """Attach the queued cells while the lock can be had without waiting.
+
+        A queued cell whose own lock is busy is left to the holder of that
+        lock (it finds this file in the cell's pending updates and retries);
+        if that retry finds this lock busy in turn it calls :meth:`wake`
+        first, and this loop goes round again after releasing.
+        """
         lock = self._lock
         while self._deferred and lock.acquire(False):
+            seen = self._wakeups
             try:
                 progress = self._attach_deferred()
             finally:
                 lock.release()
-            if not progress:
-                break  # the queued cells are busy themselves: the next allocation retries
+            if not progress and self._wakeups == seen:
+                break  # each queued cell's lock holder retries (see above)
+
+    def wake(self) -> None:
+        """Note that a cell retried its attach: :meth:`attach_deferred` then loops again."""
+        self._wakeups += 1
+
+    def _take_deferred(self, cell: Deferred) -> bool:
+        """Take ``cell`` off the queue if it is on it; the lock is held."""
+        queued = self._deferred
+        for i, other in enumerate(queued):
+            if other is cell:
+                del queued[i]
+                return True
+        return False
 
     def _attach_deferred(self) -> bool:
         """Attach queued cells; the lock is held. False if none could be (each was busy)."""
@@ -175,6 +265,13 @@ class ProcessFile:
         return len(stay) < n
 
     def _allocate_locked(self, entries: Sequence[Entry]) -> tuple[Doubles, list[int]]:
+        if not self._segments:  # a lazy file: created by its first allocation
+            try:
+                self._open()
+            except OSError as exc:
+                self._fail(exc)
+                self._map(0, self.segment_size)
+                self._start_header()
         known = self._entries
         places = [known.get(key) for key, _, _ in entries]
         if all(p is not None for p in places):
@@ -209,20 +306,27 @@ class ProcessFile:
             self._publish(end)
         grain = mmap.ALLOCATIONGRANULARITY
         needed = size + MIN_PAD
-        self._map(end, max(self.segment_size, (needed + grain - 1) // grain * grain))
+        more = max(self.segment_size, (needed + grain - 1) // grain * grain)
+        try:
+            self._map(end, more)
+        except OSError as exc:
+            self._fail(exc)
+            self._map(end, more)
         return end, len(self._segments) - 1
 
     def _publish(self, used: int) -> None:
         """Make the entries up to ``used`` visible: one aligned 4-byte store."""
         self._used = used
-        self._used_view[0] = used
+        if not self.private:  # past a failure the file's readers stop at what it holds
+            self._used_view[0] = used
 
     def close(self) -> None:
         """Close the file descriptor; the mappings stay for cells that still write to them."""
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
+        if self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         return f"<ProcessFile {self.path!r} used={self._used} segments={len(self._segments)}>"

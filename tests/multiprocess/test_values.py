@@ -241,3 +241,91 @@ def _text(metric):
     reg = dm.Registry()
     reg.register(metric)
     return reg.prometheus_expfmt()
+
+
+# -- regressions -------------------------------------------------------------------------------
+
+
+def test_a_queued_cell_whose_lock_is_busy_still_reaches_the_file(mp):
+    # Replayed interleaving: another thread allocates (file lock held) while this
+    # child is created (queued with a private buffer); the allocation ends while
+    # the child's own lock is held mid-update, and nothing else is ever created.
+    vec = dm.CounterVec("queued_total", "Queued", ["k"])
+    file = mode._backend.file
+    assert file._lock.acquire(False)
+    cell = vec.labels("a")
+    assert not cell._attached
+    assert cell._lock.acquire(False)
+    file._lock.release()
+    file.attach_deferred()  # finds the cell busy
+    cell._lock.release()
+    for _ in range(1000):
+        vec.labels("a").inc()
+    assert cell._attached and not file._deferred
+    assert mp()[("queued_total", (("k", "a"),))][0] == 1000.0
+
+
+def test_a_queued_cell_retry_that_finds_the_file_busy_is_not_lost(mp):
+    # The cell's lock holder retries while the file is still held: the file's
+    # holder, on its way out, sees the wake-up and attaches the cell.
+    vec = dm.CounterVec("requeued_total", "Queued", ["k"])
+    file = mode._backend.file
+    assert file._lock.acquire(False)
+    cell = vec.labels("a")
+    assert cell._lock.acquire(False)
+    cell._pending.append(file)  # the marker an attach leaves when it finds the cell busy
+    cell._lock.release()
+    cell.inc()  # retries the attach: the file lock is busy
+    assert not cell._attached
+    file._lock.release()
+    file.attach_deferred()
+    assert cell._attached and mp()[("requeued_total", (("k", "a"),))][0] == 1.0
+
+
+def test_info_set_while_the_file_is_busy_reaches_the_file(mp):
+    info = dm.Info("build", "Build")
+    info.info({"version": "1"})
+    file = mode._backend.file
+    assert file._lock.acquire(False)  # another thread is allocating
+    info.info({"version": "2"})
+    file._lock.release()
+    file.attach_deferred()  # what that allocation does on its way out
+    values = {labels: v for (sample, labels), (v, _, _) in mp().items() if sample == "build_info"}
+    assert values == {(): 0.0, (("version", "1"),): 0.0, (("version", "2"),): 1.0}
+    assert info.get() == {"version": "2"}
+
+
+def test_a_cell_that_loses_the_race_to_become_the_child_writes_nothing(mp):
+    # Replayed: thread 2 is inside new_cell for child "a" while thread 1 creates
+    # the child and sets it; thread 2's cell then loses the setdefault.
+    vec = dm.GaugeVec("temp", "Temp", ["k"], multiprocess_mode="max")
+    states = dm.StateSetVec("phase", "Phase", ["k"], states=["up", "down"])
+    vec.labels("a").set(1)
+    states.labels("a").state("down")
+    for family in (vec, states):
+        loser = mode._backend.new_cell(family, ("a",))
+        assert family._children.setdefault(("a",), loser) is not loser
+    got = mp()
+    assert got[("temp", (("k", "a"),))][0] == 1.0
+    assert got[("phase", (("k", "a"), ("phase", "down")))][0] == 1.0
+    assert got[("phase", (("k", "a"), ("phase", "up")))][0] == 0.0
+
+
+def test_a_forked_child_summary_starts_its_quantiles_over(mp):
+    s = dm.Summary("lat", "Latency", objectives={0.5: 0.05})
+    for _ in range(100):
+        s.observe(1000.0)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            s.observe(1.0)
+            os.write(w, _text(s).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r) as out:
+        text = out.read()
+    lines = text.splitlines()
+    assert 'lat{quantile="0.5"} 1' in lines and "lat_count 1" in lines

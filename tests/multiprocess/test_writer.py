@@ -4,6 +4,8 @@ The process scenarios run real child processes (``subprocess``) writing their
 own files; the parent reads them with ``layout.read_file``, as a collector does.
 """
 
+import contextlib
+import errno
 import json
 import os
 import random
@@ -15,7 +17,8 @@ import textwrap
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.multiprocess import layout, mode, writer
+from dyn_metrics.errors import ConfigError
+from dyn_metrics.multiprocess import collector, layout, mode, writer
 from dyn_metrics.multiprocess.values import FileCounterCell
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,7 +34,9 @@ def _entries(path):
 
 def test_a_new_file_is_a_header_only(tmp_path):
     f = writer.ProcessFile(str(tmp_path), pid=12345)
-    assert f.path == str(tmp_path / "dm_12345.db") and f.used == layout.HEADER_SIZE
+    assert (
+        f.path == str(tmp_path / layout.process_file_name(12345)) and f.used == layout.HEADER_SIZE
+    )
     assert layout.read_file(f.path) == []
     assert os.path.getsize(f.path) == writer.SEGMENT_SIZE
 
@@ -81,11 +86,11 @@ def test_a_stale_file_of_the_same_pid_is_retired_not_overwritten(tmp_path):
     view, (i,) = old.allocate([(_key("old_total"), 3.0, 0.0)])
     old.close()
     writer.ProcessFile(str(tmp_path), pid=77)
-    names = sorted(os.listdir(tmp_path))
+    names = _process_files(tmp_path)
     retired = [n for n in names if layout.parse_file_name(n) == ("retired", 77)]
-    assert len(names) == 2 and len(retired) == 1 and "dm_77.db" in names
+    assert len(names) == 2 and len(retired) == 1 and layout.process_file_name(77) in names
     assert [v for _, v in _entries(tmp_path / retired[0])] == [3.0]
-    assert _entries(tmp_path / "dm_77.db") == []
+    assert _entries(tmp_path / layout.process_file_name(77)) == []
 
 
 def test_an_allocation_that_finds_the_file_busy_defers_the_cell(tmp_path):
@@ -165,6 +170,11 @@ def _run(script, *args, timeout=60, **kwargs):
     )
 
 
+def _process_files(directory):
+    """The names of the process files in ``directory`` (not the lock, not others)."""
+    return sorted(n for n in os.listdir(directory) if layout.parse_file_name(n) is not None)
+
+
 def _totals(directory):
     """{sample: summed value} over every process file in ``directory``."""
     totals = {}
@@ -217,7 +227,7 @@ def test_processes_and_threads_add_up_exactly(tmp_path):
     assert [p.wait(timeout=60) for p in running] == [0] * processes
     n = processes * threads * each
     totals = _totals(tmp_path)
-    assert len(os.listdir(tmp_path)) == processes
+    assert len(_process_files(tmp_path)) == processes
     assert (totals["c_total"], totals["v_total"], totals["g"]) == (n, 2 * n, n)
     assert (totals["h_bucket"], totals["h_sum"]) == (n, 0.25 * n)
 
@@ -298,7 +308,7 @@ def test_a_forked_child_writes_its_own_file(tmp_path):
     assert out["status"] == 0 and out["parent"] == 6
     child = {k.sample: v for k, v in _entries(tmp_path / layout.process_file_name(out["child"]))}
     assert child == {"c_total": 3.0, "g": 0.0, "late_total": 1.0}
-    parent = [n for n in os.listdir(tmp_path) if n != layout.process_file_name(out["child"])]
+    parent = [n for n in _process_files(tmp_path) if n != layout.process_file_name(out["child"])]
     assert {k.sample: v for k, v in _entries(tmp_path / parent[0])} == {"c_total": 6.0, "g": 9.0}
 
 
@@ -350,3 +360,114 @@ def test_signal_handlers_and_gc_callbacks_mid_update_lose_nothing(tmp_path):
     assert out["calls"] >= 3000
     assert out["sums"] == {"c_total": n, "g": n, "h_bucket": n, "h_sum": 0.25 * n, "v_total": n}
     assert out["c"] == n
+
+
+# -- regressions -------------------------------------------------------------------------------
+
+
+def _no_space(*_):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_no_space_at_enable_is_a_config_error_naming_the_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", _no_space)
+    with pytest.raises(ConfigError, match="has no space") as caught:
+        mode.enable(str(tmp_path))
+    assert repr(str(tmp_path)) in str(caught.value)
+    assert mode.enabled_path() is None and _process_files(tmp_path) == []
+
+
+def test_no_space_later_keeps_every_update_in_private_memory(tmp_path, monkeypatch, caplog):
+    f = writer.ProcessFile(str(tmp_path), pid=5, segment_size=4096)
+    first = FileCounterCell(f, [_key("first_total")])
+    monkeypatch.setattr(os, "posix_fallocate", _no_space)  # the filesystem is full now
+    cells = [FileCounterCell(f, [_key("c_total", (("i", str(i)),))]) for i in range(200)]
+    for i, cell in enumerate(cells):
+        cell.inc_by(i)
+    first.inc()
+    assert f.private and [c.get() for c in cells] == list(range(200))
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f.path in errors[0].getMessage()
+    got = {k.sample + str(k.labels): v for k, v in _entries(f.path)}  # still a valid file
+    assert got["first_total()"] == 1.0 and len(got) < 201
+
+
+FORK_EXEC = """
+import json, os, sys
+import dyn_metrics as dm
+from dyn_metrics.multiprocess import layout, mode
+mode.enable(sys.argv[1])
+v = dm.CounterVec("v_total", "v", ["k"])
+for i in range(1000):
+    v.labels(str(i)).inc()
+idle = os.fork()
+if idle == 0:
+    os._exit(0)  # as fork + exec: no metric touched
+os.waitpid(idle, 0)
+busy = os.fork()
+if busy == 0:
+    v.labels("7").inc(5)
+    os._exit(0)
+os.waitpid(busy, 0)
+print(json.dumps({"idle": idle, "busy": busy}))
+"""
+
+
+def test_a_forked_child_creates_its_file_only_when_it_uses_a_metric(tmp_path):
+    done = _run(FORK_EXEC, tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    names = _process_files(tmp_path)
+    assert layout.process_file_name(out["idle"]) not in names and len(names) == 2
+    busy = _entries(tmp_path / layout.process_file_name(out["busy"]))
+    assert [(k.labels, v) for k, v in busy] == [((("k", "7"),), 5.0)]
+
+
+def test_retiring_a_stale_file_and_creating_the_new_one_hold_the_directory_lock(
+    tmp_path, monkeypatch
+):
+    stale = writer.ProcessFile(str(tmp_path), pid=88)
+    stale.close()
+    seen = []
+
+    @contextlib.contextmanager
+    def recording(directory, exclusive):
+        seen.append(("enter", directory, exclusive, _process_files(directory)))
+        yield True
+        seen.append(("exit", directory, exclusive, _process_files(directory)))
+
+    monkeypatch.setattr(collector, "locked", recording)
+    writer.ProcessFile(str(tmp_path), pid=88)
+    (enter, exit_) = seen
+    assert enter == ("enter", str(tmp_path), True, [layout.process_file_name(88)])
+    assert exit_[:3] == ("exit", str(tmp_path), True) and len(exit_[3]) == 2
+
+
+DISABLED_FORK = """
+import json, os, sys
+import dyn_metrics as dm
+from dyn_metrics.multiprocess import layout, mode
+mode.enable(sys.argv[1])
+c = dm.Counter("c_total", "c")
+c.inc(5)
+mode.disable()
+pid = os.fork()
+if pid == 0:
+    c.inc(1000)
+    os._exit(0)
+os.waitpid(pid, 0)
+mode.enable(sys.argv[1])  # again: the same file goes on
+c.inc(100)
+print(json.dumps({"child": pid, "parent": c.get(), "path": mode._backend.file.path}))
+"""
+
+
+def test_after_disable_a_fork_still_moves_cells_and_enable_keeps_the_own_file(tmp_path):
+    done = _run(DISABLED_FORK, tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["parent"] == 105
+    names = _process_files(tmp_path)
+    assert all(layout.parse_file_name(n)[0] != "retired" for n in names) and len(names) == 2
+    assert _entries(out["path"])[0][1] == 105.0
+    assert _entries(tmp_path / layout.process_file_name(out["child"]))[0][1] == 1000.0
