@@ -2,7 +2,7 @@
 
 With ``DYN_METRICS_MULTIPROC_DIR`` set (read at ``import dyn_metrics``) or
 :func:`enable` called before the metrics are created, every process writes
-its values to its own memory-mapped file ``dm_<pid>.db`` in that directory
+its values to its own memory-mapped file ``dm_<pid>.dmdb`` in that directory
 (``writer.py``, ``values.py``; the layout in ``layout.py``), on every update
 and without a system call. Any process serves the aggregate:
 :class:`MultiProcessCollector` registered on the registry it serves reads

@@ -13,12 +13,24 @@ prometheus_client's ``MultiProcessCollector``'s:
   unknown mode) keep one series per process with a ``pid`` label (a later
   file's value wins for the same pid: files are added aggregate first, live
   last); ``min``/``max``/``sum`` and their ``live`` forms fold the processes
-  (dropping any ``pid`` label, as prometheus_client does);
+  (dropping any ``pid`` label, as prometheus_client does); ``min``/``max``
+  skip NaN values, so the result does not depend on the order files are read
+  in (NaN only when every process's value is NaN; prometheus_client's result
+  there depends on file order); ``sum`` with a NaN is NaN;
   ``mostrecent``/``livemostrecent`` keep the value with the latest timestamp,
   a value of timestamp 0 (never set) not served. (prometheus_client applies
   the mode of the last file read to a whole metric; the two differ only for
   a gauge given different modes in different processes.)
 * a dead process (``dead=True``) adds no ``live`` gauge entries.
+* info and state-set entries (key types ``info`` and ``stateset``) are
+  gauge-like: kept per process by their mode (``liveall`` as written: a
+  ``pid`` label, gone once the process is dead) and served as families of
+  their own type; an info entry of value 0 (a label set replaced by a later
+  ``info()``, or the placeholder of the labels before it) is not served.
+  Entries written with type ``gauge`` are gauges whatever they hold: an info
+  or state set written so is served as a ``gauge`` family with a ``pid``
+  label, an info's replaced label sets and its placeholder of the labels
+  before ``info()`` included at 0.
 
 A family's type, help and unit are those of the first entry seen. An entry
 of another type, or from another *source* with other help, does not join it
@@ -34,7 +46,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple, Optional
 
-from ..model import COUNTER, HISTOGRAM, SUMMARY, Family, Labels, Sample
+from ..model import COUNTER, HISTOGRAM, INFO, SUMMARY, Family, Labels, Sample
 from .layout import Key
 
 _log = logging.getLogger(__name__)
@@ -223,7 +235,11 @@ class Scrape:
                 sums[slot] = sums.get(slot, 0.0) + value
             elif kind == PER_PID:
                 if not (dead and entry.mode.startswith("live")):
-                    alls[(entry.fold, pid_label or entry.pid)] = value
+                    if value == 0.0 and entry.type == INFO:
+                        # An info label set no longer current (or the one before info()).
+                        alls.pop((entry.fold, pid_label or entry.pid), None)
+                    else:
+                        alls[(entry.fold, pid_label or entry.pid)] = value
             elif kind == GAUGE_KIND:
                 if not (dead and entry.mode.startswith("live")):
                     self._fold(entry.fold, entry.mode, value, stamp)
@@ -236,11 +252,15 @@ class Scrape:
         if mode in SUM_MODES:
             self.totals[fold] = self.totals.get(fold, 0.0) + value
         elif mode in MAX_MODES:
-            if fold not in self.maxes or value > self.maxes[fold]:
-                self.maxes[fold] = value
+            # NaN is skipped (`not <=` keeps a value over a NaN kept so far): the
+            # result does not depend on file order; NaN only when every value is.
+            if fold not in self.maxes or not value <= self.maxes[fold]:
+                if value == value or fold not in self.maxes:
+                    self.maxes[fold] = value
         elif mode in MIN_MODES:
-            if fold not in self.mins or value < self.mins[fold]:
-                self.mins[fold] = value
+            if fold not in self.mins or not value >= self.mins[fold]:
+                if value == value or fold not in self.mins:
+                    self.mins[fold] = value
         else:
             # prometheus_client starts from timestamp 0: a value of time 0 (never set)
             # is not served.

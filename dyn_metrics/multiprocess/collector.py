@@ -2,13 +2,14 @@
 
 One collector serves both kinds of files a directory may hold:
 
-* dyn_metrics' own (:mod:`.layout`): the live processes' ``dm_<pid>.db``,
-  the dead ones' retired ``dm_<pid>_<stamp>.retired.db``, and the aggregate
-  ``dm_aggregate.db`` compaction folds retired files into. The process files
+* dyn_metrics' own (:mod:`.layout`): the live processes' ``dm_<pid>.dmdb``,
+  the dead ones' retired ``dm_<pid>_<stamp>.retired.dmdb``, and the aggregate
+  ``dm_aggregate.dmdb`` compaction folds retired files into. The process files
   the aggregate lists as folded are not read again (a compactor stopped
   between writing the aggregate and deleting them leaves them behind). These
   are read under a shared ``fcntl.flock`` on ``dm.lock``, so a compaction
-  (exclusive) is never seen half done.
+  (exclusive) is never seen half done (but see :func:`locked`: the wait is
+  bounded).
 * prometheus_client's ``*.db`` files, through :class:`PrometheusFilesReader`.
 
 The aggregation is :mod:`.aggregate`'s (prometheus_client's rules; retired
@@ -16,18 +17,28 @@ processes add no ``live`` gauge values). A family both kinds of files have
 is served once, merged, when type and help agree; otherwise dyn_metrics'
 family is served and the conflict logged once.
 
-A file that cannot be read (truncated, corrupt, another layout version, an
-unknown type, a ``dm_*.db`` name that is not one of ours) is skipped with one
-ERROR log line per file; a file gone between listing and reading is skipped
-silently, and so is a live file still being created (its header not yet
-written). A scrape never fails because of a file.
+A file that cannot be read for any reason (not a regular file, truncated,
+corrupt, another layout version, an unknown type, a key that is not ours, a
+``dm_*.dmdb`` name that is not one of ours: any exception while reading or
+adding it) is skipped with one ERROR log line per file name and kind of
+problem; a file gone between listing and reading is skipped silently, and so
+is a live file still being created (its header not yet written). Files are
+opened without blocking and only regular files are read. So no file makes a
+scrape fail or hang; an unreadable directory gives an empty scrape (logged).
+
+Re-entrancy: a scrape never waits for its own thread. A ``collect()`` that
+finds another scrape of the same collector in progress (another thread, or a
+signal handler interrupting one) reads the directory afresh without the
+collector's caches instead of waiting.
 """
 
 import contextlib
 import logging
 import os
 import struct
+import sys
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, NamedTuple, Optional, Union
 
@@ -77,35 +88,93 @@ def resolve_directory(path: Optional[PathLike]) -> str:
 
 def _enabled_directory() -> Optional[str]:
     """The directory multiprocess mode was enabled with in this process, if any."""
-    from . import mode  # imported here: mode brings the metrics' writer, a reader needs none
+    # Looked up, not imported: mode (the writer side) imports this module's lock,
+    # and a process that never imported it has not enabled anything.
+    mode = sys.modules.get(__name__.rpartition(".")[0] + ".mode")
+    enabled: Optional[str] = None if mode is None else mode.enabled_path()
+    return enabled
 
-    return mode.enabled_path()
+
+#: The longest :func:`locked` waits for the lock before going on without it (seconds).
+LOCK_TIMEOUT = 2.0
+#: Threads of this process holding the exclusive lock (a compaction, a retirement).
+_exclusive_holders: set[int] = set()
 
 
 @contextlib.contextmanager
-def locked(directory: str, exclusive: bool) -> Iterator[None]:
+def locked(directory: str, exclusive: bool) -> Iterator[bool]:
     """Hold ``fcntl.flock`` on the directory's :data:`layout.LOCK` (shared or exclusive).
 
+    Yields whether the lock is held. The lock is tried without blocking and
+    retried with short waits for at most :data:`LOCK_TIMEOUT` seconds; past
+    that the body runs without it (logged once): a reader may then see a
+    compaction half done (a dead process's values missing from one scrape,
+    never counted twice). Nested in this thread's own exclusive hold (a
+    signal handler scraping during a compaction), a shared request runs
+    without the lock at once (the exclusive one covers it) and an exclusive
+    one yields False at once (the caller must not compact then).
+
     Where the lock file cannot be opened (a read-only directory without one)
-    or there is no ``fcntl``, this holds nothing.
+    or there is no ``fcntl``, this holds nothing and yields False.
     """
+    me = threading.get_ident()
+    if me in _exclusive_holders:
+        yield False
+        return
     path = os.path.join(directory, layout.LOCK)
     fd = -1
     if fcntl is not None:
+        flags = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
         except OSError:
             try:
-                fd = os.open(path, os.O_RDONLY)
+                fd = os.open(path, os.O_RDONLY | flags)
             except OSError:
                 fd = -1
     try:
-        if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
+        held = fd >= 0 and _flock(fd, path, exclusive)
+        if held and exclusive:
+            _exclusive_holders.add(me)
+        try:
+            yield held
+        finally:
+            if held and exclusive:
+                _exclusive_holders.discard(me)
     finally:
         if fd >= 0:
             os.close(fd)  # releases the lock
+
+
+_lock_logged: dict[str, object] = {}
+
+
+def _flock(fd: int, path: str, exclusive: bool) -> bool:
+    """Take the flock within :data:`LOCK_TIMEOUT`; False (logged once per path) if not."""
+    operation = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    wait = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, operation)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            _warn_lock(path, f"cannot be locked: {exc}")
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _warn_lock(path, f"still locked after {LOCK_TIMEOUT} s: going on without it")
+            return False
+        time.sleep(min(wait, left))  # polling: flock has no timed wait
+        wait = min(wait * 2, 0.05)
+
+
+def _warn_lock(path: str, problem: str) -> None:
+    token = object()
+    if _lock_logged.setdefault(path, token) is token:
+        _log.warning("multiprocess lock %r %s (logged once)", path, problem)
 
 
 def _entry(key_bytes: bytes, series: SeriesTable) -> Entry:
@@ -234,8 +303,9 @@ class MultiProcessCollector:
     """A custom collector of a multiprocess directory's aggregate (module docstring).
 
     ``path`` None: :func:`resolve_directory`'s order. Register it on a
-    registry; each ``collect()`` reads the directory anew. Scrapes from
-    several threads take turns.
+    registry; each ``collect()`` reads the directory anew. Concurrent scrapes
+    never wait for each other: one uses the collector's caches, the others
+    read without them.
     """
 
     def __init__(self, path: Optional[PathLike] = None) -> None:
@@ -251,76 +321,89 @@ class MultiProcessCollector:
 
     def collect(self) -> list[Family]:
         """The aggregated families, sorted by name; bad files logged once and skipped."""
-        with self._lock:
+        if not self._lock.acquire(False):
+            # Another scrape holds the caches (maybe this very thread, interrupted):
+            # read afresh rather than wait.
+            series = SeriesTable()
+            prometheus = PrometheusFilesReader(self.path, series=series)
+            prometheus._logged = self._prometheus._logged  # still logged once
+            return self._collect(series, ProcessFileReader(series), prometheus)
+        try:
             self._series.trim()
-            scrape = Scrape(self._series, self._logged)
-            with locked(self.path, exclusive=False):
-                self._add_own(scrape)
-            self._prometheus.add_to(scrape)
-            return scrape.families()
+            return self._collect(self._series, self._reader, self._prometheus)
+        finally:
+            self._lock.release()
 
-    def _add_own(self, scrape: Scrape) -> None:
+    def _collect(
+        self, series: SeriesTable, reader: ProcessFileReader, prometheus: PrometheusFilesReader
+    ) -> list[Family]:
+        scrape = Scrape(series, self._logged)
+        with locked(self.path, exclusive=False):
+            self._add_own(scrape, reader)
+        prometheus.add_to(scrape)
+        return scrape.families()
+
+    def _add_own(self, scrape: Scrape, reader: ProcessFileReader) -> None:
         try:
             names = os.listdir(self.path)
         except OSError as exc:
             self._bad(self.path, exc)
             return
         live: list[tuple[int, str]] = []
-        retired: list[tuple[int, str]] = []
+        retired: list[tuple[int, int, str]] = []
         for name in names:
             kind = layout.parse_file_name(name)
             if kind is None:
-                if name.startswith("dm_") and name.endswith(".db"):
+                if name.startswith("dm_") and name.endswith(layout.EXTENSION):
                     self._bad(os.path.join(self.path, name), "not a dyn_metrics file name")
             elif kind[0] == "live":
                 live.append((kind[1], name))
             elif kind[0] == "retired":
-                retired.append((kind[1], name))
-        self._reader.forget_except(names)
+                pid_stamp = layout.retired_stamp(name)
+                if pid_stamp is not None:
+                    retired.append((pid_stamp[0], pid_stamp[1], name))
+        reader.forget_except(names)
         folded: set[str] = set()
         if layout.AGGREGATE in names:
-            got = self._read(layout.AGGREGATE, live=False)
-            if got is not None:
-                entries, values, stamps, names_folded = got
-                folded.update(names_folded)
-                scrape.add(entries, values, stamps, None, SOURCE, dead=True)
+            self._add(scrape, reader, layout.AGGREGATE, None, False, folded)
         # A reused pid's retirements in order, then the live files: the latest `all` value wins.
-        for pid, name in sorted(retired, key=_retired_order):
+        for pid, _, name in sorted(retired):
             if name not in folded:
-                got = self._read(name, live=False)
-                if got is not None:
-                    scrape.add(got[0], got[1], got[2], str(pid), SOURCE, dead=True)
+                self._add(scrape, reader, name, str(pid), False, None)
         for pid, name in sorted(live):
             if name not in folded:
-                got = self._read(name, live=True)
-                if got is not None:
-                    scrape.add(got[0], got[1], got[2], str(pid), SOURCE)
+                self._add(scrape, reader, name, str(pid), True, None)
 
-    def _read(self, name: str, live: bool) -> Optional[Read]:
+    def _add(
+        self,
+        scrape: Scrape,
+        reader: ProcessFileReader,
+        name: str,
+        pid: Optional[str],
+        live: bool,
+        folded: Optional[set[str]],
+    ) -> None:
+        """Read one file and add it to ``scrape``; any problem is logged and the file skipped."""
         path = os.path.join(self.path, name)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = layout.read_bytes(path)
         except FileNotFoundError:
-            return None  # retired or compacted since the listing
-        except OSError as exc:
+            return  # retired or compacted since the listing
+        except Exception as exc:  # a file never fails a scrape
             self._bad(path, exc)
-            return None
+            return
         if live and data[: len(layout.MAGIC)].ljust(len(layout.MAGIC), b"\x00") == _ZERO_MAGIC:
-            return None  # a process creating its file: no header yet
+            return  # a process creating its file: no header yet
         try:
-            return self._reader.read(name, data)
-        except layout.LayoutError as exc:
+            entries, values, stamps, names_folded = reader.read(name, data)
+            if folded is not None:
+                folded.update(names_folded)
+            scrape.add(entries, values, stamps, pid, SOURCE, dead=not live)
+        except Exception as exc:  # a file never fails a scrape
             self._bad(path, exc)
-            return None
 
     def _bad(self, path: str, problem: object) -> None:
+        kind = type(problem).__name__ if isinstance(problem, BaseException) else str(problem)
         token = object()
-        if self._logged.setdefault(path, token) is token:
+        if self._logged.setdefault(f"{path}\0{kind}", token) is token:
             _log.error("multiprocess file %r skipped (logged once): %s", path, problem)
-
-
-def _retired_order(item: tuple[int, str]) -> tuple[int, int]:
-    pid, name = item
-    stamp = name[len("dm_") : -len(".retired.db")].partition("_")[2]
-    return pid, int(stamp)

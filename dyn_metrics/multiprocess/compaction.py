@@ -1,8 +1,8 @@
 """Retiring dead processes' files and folding them into one aggregate file.
 
-:func:`mark_process_dead` renames a dead process's ``dm_<pid>.db`` to its
+:func:`mark_process_dead` renames a dead process's ``dm_<pid>.dmdb`` to its
 retired name and compacts; :func:`compact` folds every retired file into
-``dm_aggregate.db``, so a directory holds the live processes' files, the
+``dm_aggregate.dmdb``, so a directory holds the live processes' files, the
 aggregate and the lock, however many processes came and went.
 
 Compaction, under an exclusive ``fcntl.flock`` on ``dm.lock`` (readers take
@@ -22,7 +22,15 @@ A compactor stopped anywhere leaves either the old aggregate with the
 retired files unfolded (step 4 not done: they are still read) or the new
 aggregate listing them (readers skip them; the next compaction deletes them
 and, once they are gone, drops them from the list): nothing is counted twice
-or lost. A retired file that cannot be read is logged once and left in place.
+or lost. A retired file that cannot be read or folded for any reason (not a
+regular file, corrupt, any exception) is logged once per name and kind of
+problem, left in place and not folded; the others still are. Files are opened
+without blocking (a FIFO named like a retired file never hangs a compaction).
+
+The exclusive lock is waited for at most ``collector.LOCK_TIMEOUT`` seconds;
+past that, or nested in this thread's own compaction (a signal handler), the
+retired files are left for the next compaction (logged; readers still read
+them), since compacting without the lock could lose values.
 """
 
 import logging
@@ -32,7 +40,7 @@ from typing import Optional
 
 from . import layout
 from .aggregate import Scrape, SeriesTable
-from .collector import PathLike, ProcessFileReader, locked, resolve_directory
+from .collector import LOCK_TIMEOUT, PathLike, ProcessFileReader, locked, resolve_directory
 
 __all__ = ["compact", "mark_process_dead"]
 
@@ -41,21 +49,20 @@ _log = logging.getLogger(__name__)
 #: prometheus_client's gauge modes whose files ``mark_process_dead`` deletes.
 _LIVE_GAUGE_MODES = ("liveall", "livemin", "livemax", "livesum", "livemostrecent")
 _logged: dict[str, object] = {}
-#: How :func:`layout.write_file` names its temporary files.
-_TEMPORARY = ".dm-tmp-"
+_TEMPORARY = layout.TEMPORARY_PREFIX
 
 
 def mark_process_dead(pid: int, path: Optional[PathLike] = None) -> None:
     """Retire the files of process ``pid`` (dead) in ``path`` and compact the directory.
 
     ``path`` None: :func:`~.collector.resolve_directory`'s order. dyn_metrics'
-    ``dm_<pid>.db`` is renamed to its retired name and folded into the
+    ``dm_<pid>.dmdb`` is renamed to its retired name and folded into the
     aggregate; prometheus_client's ``live`` gauge files of that pid are
     deleted, as its own ``mark_process_dead`` does. A pid without files is
     not an error.
     """
     directory = resolve_directory(path)
-    with locked(directory, exclusive=True):
+    with locked(directory, exclusive=True) as held:
         live = os.path.join(directory, layout.process_file_name(pid))
         retired = os.path.join(directory, layout.retired_file_name(pid, time.time_ns()))
         try:
@@ -67,19 +74,33 @@ def mark_process_dead(pid: int, path: Optional[PathLike] = None) -> None:
                 os.remove(os.path.join(directory, f"gauge_{mode}_{pid}.db"))
             except FileNotFoundError:
                 pass
-        _compact_locked(directory)
+        _compact_if(held, directory)
 
 
 def compact(path: Optional[PathLike] = None) -> None:
     """Fold every retired file of ``path`` into the aggregate file (module docstring)."""
     directory = resolve_directory(path)
-    with locked(directory, exclusive=True):
+    with locked(directory, exclusive=True) as held:
+        _compact_if(held, directory)
+
+
+def _compact_if(held: bool, directory: str) -> None:
+    if held:
         _compact_locked(directory)
-
-
-def _log_once(path: str, problem: object) -> None:
+        return
     token = object()
-    if _logged.setdefault(path, token) is token:
+    if _logged.setdefault(f"unlocked:{directory}", token) is token:
+        _log.warning(
+            "multiprocess directory %r not compacted: its lock was not taken within %s s or "
+            "a compaction is in progress in this thread (logged once)",
+            directory,
+            LOCK_TIMEOUT,
+        )
+
+
+def _log_once(path: str, problem: BaseException) -> None:
+    token = object()
+    if _logged.setdefault(f"{path}\0{type(problem).__name__}", token) is token:
         _log.error("multiprocess file %r not compacted (logged once): %s", path, problem)
 
 
@@ -93,9 +114,9 @@ def _compact_locked(directory: str) -> None:
     aggregate = os.path.join(directory, layout.AGGREGATE)
     if layout.AGGREGATE in names:
         try:
-            with open(aggregate, "rb") as f:
-                entries, values, stamps, folded_before = reader.read(layout.AGGREGATE, f.read())
-        except (OSError, layout.LayoutError) as exc:
+            data = layout.read_bytes(aggregate)
+            entries, values, stamps, folded_before = reader.read(layout.AGGREGATE, data)
+        except Exception as exc:
             # Rewriting it would lose what it holds: leave the directory as it is.
             _log_once(aggregate, exc)
             return
@@ -103,18 +124,20 @@ def _compact_locked(directory: str) -> None:
     listed = set(folded_before)
     retired = []
     for name in names:
-        kind = layout.parse_file_name(name)
-        if kind is not None and kind[0] == "retired" and name not in listed:
-            retired.append((kind[1], int(name[3:-11].partition("_")[2]), name))
+        pid_stamp = layout.retired_stamp(name)
+        if pid_stamp is not None and name not in listed:
+            retired.append((pid_stamp[0], pid_stamp[1], name))
     folding: list[str] = []
     for pid, _, name in sorted(retired):
         path = os.path.join(directory, name)
         try:
-            with open(path, "rb") as f:
-                entries, values, stamps, _ = reader.read(name, f.read())
-        except (OSError, layout.LayoutError) as exc:
+            entries, values, stamps, _ = reader.read(name, layout.read_bytes(path))
+        except FileNotFoundError:
+            continue  # gone (removed by hand): nothing to fold
+        except Exception as exc:  # one bad file must not stop the others
             _log_once(path, exc)
             continue
+        # Read and decoded whole before being added: a bad file adds nothing.
         scrape.add(entries, values, stamps, str(pid), "dyn_metrics", dead=True)
         folding.append(name)
     leftover = [name for name in folded_before if name in names]

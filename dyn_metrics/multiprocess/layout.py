@@ -38,16 +38,24 @@ name, as their sample, the process files already folded into it. Entries of
 type :data:`PAD` carry nothing and are skipped by readers.
 
 File names (:func:`process_file_name`, :func:`retired_file_name`,
-:func:`parse_file_name`): ``dm_<pid>.db`` for a live process,
-``dm_<pid>_<stamp>.retired.db`` once it is dead, :data:`AGGREGATE` for the
-folded dead ones, :data:`LOCK` for compaction's lock; anything else in the
-directory (prometheus_client's ``*.db`` files included) is not ours.
+:func:`parse_file_name`): ``dm_<pid>.dmdb`` for a live process,
+``dm_<pid>_<stamp>.retired.dmdb`` once it is dead, :data:`AGGREGATE`
+(``dm_aggregate.dmdb``) for the folded dead ones, :data:`LOCK` (``dm.lock``)
+for compaction's lock; anything else in the directory (prometheus_client's
+``*.db`` files included) is not ours. The extension :data:`EXTENSION` is one
+prometheus_client's ``MultiProcessCollector`` (which reads every ``*.db``
+file of the directory) never globs, so both libraries share a directory.
+
+Files are read with :func:`read_bytes`: opened without blocking and read
+only if they are regular files (a FIFO or device named like ours never
+hangs a reader).
 """
 
 import json
 import os
+import secrets
+import stat
 import struct
-import tempfile
 from collections.abc import Iterable
 from typing import NamedTuple, Optional
 
@@ -62,8 +70,12 @@ LENGTH = struct.Struct("<I")
 #: The key type of an aggregate file's record of a process file folded into it.
 FOLDED = "_folded"
 #: The aggregate file of dead processes, and the lock file compaction takes.
-AGGREGATE = "dm_aggregate.db"
+#: The extension of every dyn_metrics data file (not ``.db``: prometheus_client globs those).
+EXTENSION = ".dmdb"
+AGGREGATE = "dm_aggregate" + EXTENSION
 LOCK = "dm.lock"
+#: How :func:`write_file` names its temporary files.
+TEMPORARY_PREFIX = ".dm-tmp-"
 #: Padding entries (type ``_pad``) fill the end of a mapped segment an entry would straddle.
 PAD = "_pad"
 
@@ -81,32 +93,44 @@ class Key(NamedTuple):
 
 
 def process_file_name(pid: int) -> str:
-    """The file a live process ``pid`` writes: ``dm_<pid>.db``."""
-    return f"dm_{pid}.db"
+    """The file a live process ``pid`` writes: ``dm_<pid>.dmdb``."""
+    return f"dm_{pid}{EXTENSION}"
 
 
 def retired_file_name(pid: int, stamp: int) -> str:
-    """The name a process file gets once its process is dead: ``dm_<pid>_<stamp>.retired.db``.
+    """The name a process file gets once its process is dead: ``dm_<pid>_<stamp>.retired.dmdb``.
 
     ``stamp`` (``time.time_ns()`` at retirement) keeps two retirements of a
     reused pid apart.
     """
-    return f"dm_{pid}_{stamp}.retired.db"
+    return f"dm_{pid}_{stamp}{_RETIRED}"
+
+
+_RETIRED = ".retired" + EXTENSION
 
 
 def parse_file_name(name: str) -> Optional[tuple[str, int]]:
     """``("live", pid)``, ``("retired", pid)``, ``("aggregate", 0)``, or None for another file."""
     if name == AGGREGATE:
         return "aggregate", 0
-    if not (name.startswith("dm_") and name.endswith(".db")):
+    if not (name.startswith("dm_") and name.endswith(EXTENSION)):
         return None
-    middle = name[3:-3]
+    middle = name[3 : -len(EXTENSION)]
     if middle.isdigit() and middle.isascii():
         return "live", int(middle)
-    if middle.endswith(".retired"):
-        pid, _, stamp = middle[: -len(".retired")].partition("_")
-        if pid.isdigit() and stamp.isdigit() and pid.isascii() and stamp.isascii():
-            return "retired", int(pid)
+    stamped = retired_stamp(name)
+    if stamped is not None:
+        return "retired", stamped[0]
+    return None
+
+
+def retired_stamp(name: str) -> Optional[tuple[int, int]]:
+    """``(pid, stamp)`` of a retired file's name, else None."""
+    if not (name.startswith("dm_") and name.endswith(_RETIRED)):
+        return None
+    pid, _, stamp = name[3 : -len(_RETIRED)].partition("_")
+    if pid.isdigit() and stamp.isdigit() and pid.isascii() and stamp.isascii():
+        return int(pid), int(stamp)
     return None
 
 
@@ -128,7 +152,7 @@ def decode_key(data: bytes) -> Key:
         pairs = tuple((str(k), str(v)) for k, v in labels)
         if not all(isinstance(f, str) for f in (family, type_word, help_text, unit, sample, mode)):
             raise TypeError("a key field is not a string")
-    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+    except (UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:
         raise LayoutError(f"bad entry key {data[:80]!r}: {exc}") from None
     return Key(family, type_word, help_text, unit, sample, pairs, mode)
 
@@ -182,21 +206,49 @@ def parse(data: bytes) -> list[tuple[Key, float, float]]:
     return out
 
 
+class NotRegularFileError(OSError):
+    """A path named like a data file that is not a regular file (a FIFO, a device, ...)."""
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole content of the regular file at ``path``, opened without blocking.
+
+    OSError if it cannot be read (FileNotFoundError if gone);
+    :class:`NotRegularFileError` if it is not a regular file (nothing is read
+    from it, so a FIFO or a device never blocks the caller).
+    """
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(f"{path!r} is not a regular file (mode {oct(mode)})")
+        return f.read()
+
+
 def read_file(path: str) -> list[tuple[Key, float, float]]:
-    """:func:`parse` of the file at ``path`` (OSError if it cannot be read)."""
-    with open(path, "rb") as f:
-        return parse(f.read())
+    """:func:`parse` of the file at ``path`` (OSError as :func:`read_bytes` raises)."""
+    return parse(read_bytes(path))
 
 
 def write_file(path: str, entries: Iterable[tuple[Key, float, float]]) -> None:
     """Write a whole file atomically: a temporary file beside ``path``, fsync, rename.
 
     A reader sees the old file or the new one, never a part; a crash leaves at
-    worst a temporary file, which is not a process file and is ignored.
+    worst a temporary file (named :data:`TEMPORARY_PREFIX`...), which is not a
+    process file and is ignored. The file is created with mode ``0o644`` less
+    the umask, as a process file is, so processes of other users can read it.
     """
     body = b"".join(encode_entry(encode_key(k), v, t) for k, v, t in entries)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dm-tmp-", dir=directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = os.path.join(directory, TEMPORARY_PREFIX + secrets.token_hex(8))
+        try:
+            fd = os.open(tmp, flags, 0o644)  # the umask applies, as to any new file
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(header(HEADER_SIZE + len(body)) + body)

@@ -31,13 +31,16 @@ The aggregation itself is :mod:`.aggregate`'s, shared with
 :class:`~.collector.MultiProcessCollector` (which reads these files beside
 dyn_metrics' own through :meth:`PrometheusFilesReader.add_to`); keys are
 parsed once per distinct key bytes and kept across scrapes. dyn_metrics'
-own files (``dm_*``) in the same directory are left alone.
+own files (``*.dmdb``, not globbed; any ``dm_*.db``) are left alone.
 
-A file that cannot be read (truncated, corrupt, a key that is not
-prometheus_client's, an unknown type in its name) is skipped as a whole with
-one ERROR log line per file name, and the other files are served: a bad file
-never fails a scrape. A file that disappears between listing and reading is
-skipped silently (``mark_process_dead`` removes files while others scrape).
+A file that cannot be read for any reason (not a regular file, truncated,
+corrupt, a key that is not prometheus_client's, an unknown type in its name:
+any exception) is skipped as a whole with one ERROR log line per file name
+and kind of problem, and the other files are served: a bad file never fails
+a scrape. Files are opened without blocking and only regular files are read,
+so a FIFO or device named ``*.db`` never hangs one. A file that disappears
+between listing and reading is skipped silently (``mark_process_dead``
+removes files while others scrape).
 
 The families follow :mod:`dyn_metrics.model`: a counter family is named as
 its ``_total`` samples, labels are sorted by name with ``le`` last, histogram
@@ -55,6 +58,7 @@ from collections.abc import Callable
 from typing import Any, Optional, Union
 
 from ..model import COUNTER, GAUGE, HISTOGRAM, SUMMARY, Family, Labels
+from . import layout
 from .aggregate import Entry, Scrape, SeriesTable
 
 __all__ = ["PrometheusFilesReader", "float_to_go_string", "read_db_file"]
@@ -116,11 +120,11 @@ def _entries(data: bytes) -> list[tuple[bytes, float, float]]:
 def read_db_file(path: str) -> list[tuple[str, float, float]]:
     """The ``(key, value, timestamp)`` entries of one file, in file order.
 
-    Raises :class:`FileNotFoundError` when it is gone and :class:`ValueError`
-    when it is not a whole prometheus_client file.
+    Raises :class:`FileNotFoundError` when it is gone, another OSError when it
+    cannot be read or is not a regular file, and :class:`ValueError` when it is
+    not a whole prometheus_client file.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = layout.read_bytes(path)
     return [(key.decode("utf-8"), value, ts) for key, value, ts in _entries(data)]
 
 
@@ -145,8 +149,9 @@ class PrometheusFilesReader:
     """The aggregate of a prometheus_client multiprocess directory (module docstring).
 
     ``families()`` reads every ``*.db`` file of ``path`` anew; call it at
-    each scrape. dyn_metrics' own files (``dm_*``) are not read. Safe to call
-    from several threads (scrapes take turns).
+    each scrape. dyn_metrics' own files are not read. Safe to call from
+    several threads and from signal handlers: a call that finds another in
+    progress reads afresh, without the caches, rather than wait.
     """
 
     def __init__(
@@ -169,11 +174,19 @@ class PrometheusFilesReader:
 
     def families(self) -> list[Family]:
         """The aggregated families, sorted by name; bad files logged and skipped."""
-        with self._lock:
+        if not self._lock.acquire(False):
+            fresh = PrometheusFilesReader(self.path)
+            fresh._logged = self._logged
+            scrape = Scrape(fresh.series, self._logged)
+            fresh.add_to(scrape)
+            return scrape.families()
+        try:
             self.series.trim()
             scrape = Scrape(self.series, self._logged)
             self.add_to(scrape)
             return scrape.families()
+        finally:
+            self._lock.release()
 
     def add_to(self, scrape: Scrape) -> None:
         """Add every prometheus_client file of the directory to ``scrape`` (same series table)."""
@@ -188,9 +201,9 @@ class PrometheusFilesReader:
                 self._read_into(path, scrape)
             except FileNotFoundError:
                 continue  # removed by mark_process_dead since the listing
-            except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            except Exception as exc:  # a bad file never fails a scrape
                 token = object()
-                if self._logged.setdefault(path, token) is token:
+                if self._logged.setdefault(f"{path}\0{type(exc).__name__}", token) is token:
                     _log.error(
                         "prometheus_client multiprocess file %r skipped (logged once): %s",
                         path,
@@ -211,8 +224,7 @@ class PrometheusFilesReader:
         if keys is None:
             keys = self._keys[prefix] = self.series.cache()
         pid = parts[2][:-3] if type_word == GAUGE else None
-        with open(path, "rb") as f:
-            data = f.read()
+        data = layout.read_bytes(path)
         shape = self._shapes.get(path)
         if shape is not None and len(data) >= shape[0] and _INT.unpack_from(data)[0] == shape[0]:
             # Same size as last time: one struct call reads every key and value;

@@ -216,12 +216,12 @@ def test_bad_files_are_logged_once_and_skipped(tmp_path, caplog):
     corrupt.write_bytes(data[:20] + b"\xff{" + data[22:])
     newer = tmp_path / write_process(tmp_path, 4, [(good, 8.0, 0)], retired_stamp=1)
     newer_version(newer)
-    foreign = tmp_path / "dm_stray.db"
+    foreign = tmp_path / "dm_stray.dmdb"
     foreign.write_bytes(b"hello")
     unknown = tmp_path / write_process(tmp_path, 5, [(good._replace(type="gaugehistogram"), 1, 0)])
     bucket = K("h", "histogram", "H", "", "h_bucket", (("le", "x"),))
     no_bound = tmp_path / write_process(tmp_path, 6, [(bucket, 1, 0)])
-    (tmp_path / "dm_7.db").write_bytes(b"\x00" * 4096)  # being created: silent
+    (tmp_path / "dm_7.dmdb").write_bytes(b"\x00" * 4096)  # being created: silent
     collector = MultiProcessCollector(tmp_path)
     with caplog.at_level(logging.ERROR, logger="dyn_metrics.multiprocess"):
         first = collector.collect()
@@ -389,3 +389,39 @@ def test_scrapes_while_real_processes_write(tmp_path):
             last[labels] = value
     assert [child.wait() for child in children] == [0, 0, 0]
     assert values_of(view(collector.collect()), "ticks_total") == {(): 3.0 * rounds}
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A signal handler scraping while the main thread is inside collect() (SIGUSR1 sent
+# from within the scrape, so the handler runs while the collector's lock is held).
+NESTED_SCRAPE = r"""
+import os, signal, sys
+from dyn_metrics.multiprocess import layout
+from dyn_metrics.multiprocess.collector import MultiProcessCollector
+d = sys.argv[1]
+key = layout.Key("c_total", "counter", "C", "", "c_total", ())
+layout.write_file(os.path.join(d, layout.process_file_name(5)), [(key, 3.0, 0.0)])
+collector = MultiProcessCollector(d)
+nested = []
+signal.signal(signal.SIGUSR1, lambda *_: nested.append(collector.collect()))
+add_to = collector._prometheus.add_to
+def add_to_interrupted(scrape):
+    os.kill(os.getpid(), signal.SIGUSR1)
+    add_to(scrape)
+collector._prometheus.add_to = add_to_interrupted
+outer = collector.collect()
+print([s.value for f in nested[0] for s in f.samples], [s.value for f in outer for s in f.samples])
+"""
+
+
+def test_scrape_in_a_signal_handler_during_a_scrape_does_not_wait(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", NESTED_SCRAPE, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[3.0]", "[3.0]"]

@@ -2,7 +2,10 @@
 
 import logging
 import math
+import os
 import shutil
+import struct
+import threading
 
 import pytest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
@@ -11,7 +14,9 @@ from prometheus_client.utils import floatToGoString
 
 import dyn_metrics as dm
 from dyn_metrics.exposition import openmetrics, text
-from dyn_metrics.multiprocess import PrometheusFilesReader
+from dyn_metrics.multiprocess import PrometheusFilesReader, layout
+from dyn_metrics.multiprocess.collector import MultiProcessCollector as MultiProcessCollector_
+from dyn_metrics.multiprocess.compaction import compact
 from dyn_metrics.multiprocess.prometheus_files import float_to_go_string, read_db_file
 from tests.multiprocess import write_client_dir
 
@@ -185,3 +190,113 @@ def test_repeated_scrapes_follow_changes_in_place_and_new_files(tmp_path):
     assert served() == {(("route", "/c"),): 7.0, (("route", "/d"),): 8.0}
     path.unlink()
     assert served() == {}
+
+
+def test_prometheus_client_scrapes_a_directory_holding_dyn_metrics_files(tmp_path):
+    write_client_dir(tmp_path, children=1)
+    counter = layout.Key("dm_c_total", "counter", "C", "", "dm_c_total", ())
+    layout.write_file(str(tmp_path / layout.retired_file_name(5, 1)), [(counter, 1.0, 0.0)])
+    compact(tmp_path)
+    layout.write_file(str(tmp_path / layout.retired_file_name(6, 1)), [(counter, 2.0, 0.0)])
+    layout.write_file(str(tmp_path / layout.process_file_name(7)), [(counter, 4.0, 0.0)])
+    assert layout.AGGREGATE in os.listdir(tmp_path)
+    theirs = client_view(tmp_path)  # raised JSONDecodeError on dm_*.db files
+    assert "dm_c" not in theirs and "tokens" in theirs
+    ours = by_name(MultiProcessCollector_(tmp_path).collect())
+    assert [s.value for s in ours["dm_c_total"].samples] == [7.0]
+    assert [s.value for s in ours["tokens_total"].samples] == [100.0]
+
+
+def gauge_files(directory, values, mode):
+    for pid, value in enumerate(values, start=1):
+        key = layout.Key("g", "gauge", "G", "", "g", (), mode)
+        layout.write_file(str(directory / layout.process_file_name(pid)), [(key, value, 0.0)])
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("max", 5.0), ("min", 2.0), ("livemax", 5.0)])
+def test_nan_gauges_of_min_max_modes_are_skipped_whatever_the_file_order(tmp_path, mode, expected):
+    nan = float("nan")
+    served = []
+    for i, values in enumerate([(nan, 5.0, 2.0), (5.0, nan, 2.0), (2.0, 5.0, nan)]):
+        directory = tmp_path / str(i)
+        directory.mkdir()
+        gauge_files(directory, values, mode)
+        served += [
+            s.value for s in by_name(MultiProcessCollector_(directory).collect())["g"].samples
+        ]
+    assert served == [expected] * 3
+    only_nan = tmp_path / "nan"
+    only_nan.mkdir()
+    gauge_files(only_nan, (nan, nan), mode)
+    [sample] = by_name(MultiProcessCollector_(only_nan).collect())["g"].samples
+    assert math.isnan(sample.value)
+
+
+def test_info_and_stateset_keys_are_served_as_their_types(tmp_path):
+    def info(labels, value):
+        return (
+            layout.Key("build_info", "info", "B", "", "build_info", labels, "liveall"),
+            value,
+            0,
+        )
+
+    def state(name, value):
+        key = layout.Key("st", "stateset", "S", "", "st", (("st", name),), "liveall")
+        return (key, value, 0.0)
+
+    entries = [info((), 0.0), info((("v", "1"),), 0.0), info((("v", "2"),), 1.0)]
+    entries += [state("a", 0.0), state("b", 1.0)]
+    layout.write_file(str(tmp_path / layout.process_file_name(4)), entries)
+    layout.write_file(str(tmp_path / layout.retired_file_name(3, 1)), [info((("v", "0"),), 1.0)])
+    got = by_name(MultiProcessCollector_(tmp_path).collect())
+    assert got["build_info"].type == "info" and got["st"].type == "stateset"
+    assert [(s.labels, s.value) for s in got["build_info"].samples] == [
+        ((("pid", "4"), ("v", "2")), 1.0)
+    ]
+    assert [(s.labels, s.value) for s in got["st"].samples] == [
+        ((("pid", "4"), ("st", "a")), 0.0),
+        ((("pid", "4"), ("st", "b")), 1.0),
+    ]
+
+
+def test_a_fifo_or_a_nested_key_among_client_files_is_skipped(tmp_path, caplog):
+    write_client_dir(tmp_path, children=1)
+    expected = our_view(PrometheusFilesReader(tmp_path).families())
+    os.mkfifo(tmp_path / "counter_77.db")
+    key = b"[" * 100_000
+    entry = struct.pack("i", len(key)) + key
+    entry += b" " * (8 - (len(key) + 4) % 8) + struct.pack("dd", 1.0, 0.0)
+    (tmp_path / "counter_78.db").write_bytes(struct.pack("i", 8 + len(entry)) + b"\0" * 4 + entry)
+    reader = PrometheusFilesReader(tmp_path)
+    result = []
+    thread = threading.Thread(target=lambda: result.append(reader.families()), daemon=True)
+    thread.start()
+    thread.join(30)  # a bound on a hang, not a timing assertion
+    assert not thread.is_alive(), "blocked on the FIFO"
+    assert our_view(result[0]) == expected
+    assert our_view(reader.families()) == expected
+    names = sorted(r.getMessage().split("'")[1].rsplit("/", 1)[1] for r in caplog.records)
+    assert names == ["counter_77.db", "counter_78.db"]
+
+
+def test_families_called_during_families_does_not_wait(client_dir):
+    reader = PrometheusFilesReader(client_dir)
+    nested = []
+    read_into = reader._read_into
+
+    def interrupted(path, scrape):
+        if not nested:
+            # Another caller (a thread, or a signal handler) while this one holds the lock.
+            thread = threading.Thread(target=lambda: nested.append(reader.families()))
+            nested.append(thread)
+            thread.start()
+            thread.join(30)  # a bound on a hang, not a timing assertion
+            waited.append(thread.is_alive())
+        read_into(path, scrape)
+
+    waited = []
+    reader._read_into = interrupted
+    outer = reader.families()
+    assert waited == [False], "the second call waited for the first"
+    assert len(nested) == 2
+    assert our_view(nested[1]) == our_view(outer) == client_view(client_dir)
