@@ -25,7 +25,7 @@ from typing import Optional, cast
 from ..model import NativeHistogram, Number
 from .cells import EXACT_INT, FOLD_AT, as_real, drop, drop_all, stripe, take, take_all
 from .exemplars import RawExemplar, make_exemplar
-from .timer import Timer
+from .timer import ObservedCell
 
 DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -67,7 +67,7 @@ def _fold(bounds: tuple[float, ...], items: list[object]) -> _Folded:
     return tuple(new), total
 
 
-class HistogramCell:
+class HistogramCell(ObservedCell):
     """A histogram child: pending observations and folded totals in one private list.
 
     Bucket ``i`` counts observations in ``(bounds[i-1], bounds[i]]``, the
@@ -170,22 +170,3 @@ class HistogramCell:
             return [cell._snapshot(folding=True) for cell in cells]
         finally:
             drop_all()
-
-    def get_sample_count(self) -> int:
-        """Number of observations so far."""
-        return self._read()[2]
-
-    def get_sample_sum(self) -> float:
-        """Sum of observations so far."""
-        return self._read()[1]
-
-    def time(self) -> Timer:
-        """Observe the seconds spent in a ``with`` block or decorated function."""
-        return Timer(self.observe)
-
-    def start_timer(self) -> Timer:
-        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
-        return Timer(self.observe).start()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} count={self.get_sample_count()}>"

@@ -43,7 +43,7 @@ from .desc import Desc, LabelsArg
 from .family import MetricFamily, Write, expose_only_child
 from .quantiles import AgeWindow, targets_of
 from .summary_options import check_age_buckets, check_max_age, check_objectives, check_window
-from .timer import Timer
+from .timer import ObservedCell, Timer
 from .vec import MetricVec, check_max_children
 
 #: Pending observations folded at once (sorting a batch is the fold's main cost).
@@ -115,7 +115,7 @@ def _fold(items: list[object], now: Optional[float]) -> _Folded:
     return window, count, total
 
 
-class SummaryCell:
+class SummaryCell(ObservedCell):
     """A summary child: pending observations and the folded window, sum and count."""
 
     __slots__ = ("_items", "_config", "_clock", "_expiry")
@@ -213,25 +213,6 @@ class SummaryCell:
             return [cell._snapshot(True, now) for cell, now in zip(cells, nows)]
         finally:
             drop_all()
-
-    def get_sample_count(self) -> int:
-        """Number of observations so far (all time)."""
-        return self._read()[2]
-
-    def get_sample_sum(self) -> float:
-        """Sum of observations so far (all time)."""
-        return self._read()[1]
-
-    def time(self) -> Timer:
-        """Observe the seconds spent in a ``with`` block or decorated function."""
-        return Timer(self.observe)
-
-    def start_timer(self) -> Timer:
-        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
-        return Timer(self.observe).start()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} count={self.get_sample_count()}>"
 
 
 class PlainSummaryCell(SummaryCell):

@@ -8,10 +8,10 @@ stays one and is timed until its coroutine finishes.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter as _perf_counter
 from types import TracebackType
-from typing import Any, Literal, Optional, TypeVar, cast
+from typing import Any, Literal, Optional, Protocol, TypeVar, cast
 
 from .instrument import check_decorated, is_async_function
 
@@ -85,3 +85,39 @@ class Timer:
                 observe(max(_perf_counter() - start, 0.0))
 
         return cast(_F, wrapped)
+
+
+class _Observing(Protocol):
+    def _read(self) -> Sequence[Any]: ...
+
+    def observe(self, value: float) -> None: ...
+
+
+class ObservedCell:
+    """The reads and timers every observing cell (histogram, summary) shares.
+
+    A cell mixing this in has ``observe(value)`` and a ``_read()`` whose items
+    1 and 2 are the sum and the count (a summary's: all time; a multiprocess
+    cell's: this process's).
+    """
+
+    __slots__ = ()
+
+    def get_sample_count(self: _Observing) -> int:
+        """Number of observations so far."""
+        return cast(int, self._read()[2])
+
+    def get_sample_sum(self: _Observing) -> float:
+        """Sum of observations so far."""
+        return cast(float, self._read()[1])
+
+    def time(self: _Observing) -> Timer:
+        """Observe the seconds spent in a ``with`` block or decorated function."""
+        return Timer(self.observe)
+
+    def start_timer(self: _Observing) -> Timer:
+        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
+        return Timer(self.observe).start()
+
+    def __repr__(self: _Observing) -> str:
+        return f"<{type(self).__name__} count={self._read()[2]}>"

@@ -22,7 +22,7 @@ from ..metrics.histogram_cell import HistogramSnapshot
 from ..metrics.info import InfoKeys
 from ..metrics.stateset import StateNames
 from ..metrics.summary import SummaryCell, SummarySnapshot
-from ..metrics.timer import Timer
+from ..metrics.timer import ObservedCell
 from ..model import Labels, Number
 from .values import FileCell, FileCounterCell, FileGaugeCell, make_adder
 from .writer import ProcessFile
@@ -64,7 +64,7 @@ class FileIntGaugeCell(FileGaugeCell):
             self.add(-self._number(amount))
 
 
-class FileHistogramCell(FileCell):
+class FileHistogramCell(FileCell, ObservedCell):
     """A classic histogram child in the file: ``observe``, ``time``, ``start_timer``, reads."""
 
     __slots__ = ("_bounds", "_buckets", "_si", "_exemplars")
@@ -131,24 +131,8 @@ class FileHistogramCell(FileCell):
     def _read_many(cells: list["FileHistogramCell"]) -> list[HistogramSnapshot]:
         return [cell._read() for cell in cells]
 
-    def get_sample_count(self) -> int:
-        """Number of observations (this process's)."""
-        return self._read()[2]
 
-    def get_sample_sum(self) -> float:
-        """Sum of observations (this process's)."""
-        return self._read()[1]
-
-    def time(self) -> Timer:
-        """Observe the seconds spent in a ``with`` block or decorated function."""
-        return Timer(self.observe)
-
-    def start_timer(self) -> Timer:
-        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
-        return Timer(self.observe).start()
-
-
-class FileSummaryCell(FileCell):
+class FileSummaryCell(FileCell, ObservedCell):
     """A summary child: ``_sum`` and ``_count`` in the file, quantiles in ``inner``."""
 
     __slots__ = ("_inner", "_si", "_ci")
@@ -207,22 +191,6 @@ class FileSummaryCell(FileCell):
     @staticmethod
     def _read_many(cells: list["FileSummaryCell"]) -> list[SummarySnapshot]:
         return [cell._read() for cell in cells]
-
-    def get_sample_count(self) -> int:
-        """Number of observations (this process's)."""
-        return self._read()[2]
-
-    def get_sample_sum(self) -> float:
-        """Sum of observations (this process's)."""
-        return self._read()[1]
-
-    def time(self) -> Timer:
-        """Observe the seconds spent in a ``with`` block or decorated function."""
-        return Timer(self.observe)
-
-    def start_timer(self) -> Timer:
-        """Start a timer; its ``observe_duration()`` records the elapsed seconds."""
-        return Timer(self.observe).start()
 
 
 class FileStateSetCell(FileCell):
