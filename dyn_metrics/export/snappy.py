@@ -33,6 +33,7 @@ import struct
 from typing import Union
 
 from ..errors import InvalidValueError
+from ..exposition.protowire import varint
 
 __all__ = ["MAX_LENGTH", "compress", "decompress"]
 
@@ -47,15 +48,6 @@ _PACK_COPY2 = struct.Struct("<BH").pack  # tag, offset
 _COPY1 = 1
 _COPY2 = 2
 _COPY4 = 3
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _literal(out: bytearray, src: bytes, start: int, end: int) -> None:
@@ -112,7 +104,7 @@ def compress(data: BytesLike) -> bytes:
     n = len(src)
     if n > MAX_LENGTH:
         raise InvalidValueError(f"snappy blocks hold at most {MAX_LENGTH} bytes, got {n}")
-    out = bytearray(_varint(n))
+    out = bytearray(varint(n))  # the preamble: the uncompressed length, as protobuf's varint
     table: dict[bytes, int] = {}
     get = table.get
     from_bytes = int.from_bytes

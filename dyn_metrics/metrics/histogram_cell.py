@@ -42,13 +42,14 @@ def as_observation(value: object) -> float:
 _Folded = tuple[tuple[int, ...], float]
 
 
-def _fold(bounds: tuple[float, ...], items: list[object]) -> _Folded:
-    """``items`` = ``[folded, observations...]`` folded into one ``_Folded``."""
-    folded = cast(_Folded, items[0])
-    pending = cast(list[float], items[1:])
-    if not pending:
-        return folded
-    counts, total = folded
+def fold_classic(
+    bounds: tuple[float, ...], counts: tuple[int, ...], total: float, pending: list[float]
+) -> tuple[tuple[int, ...], float, list[float]]:
+    """``(counts, sum)`` with the ``pending`` observations added, and those sorted, NaN left out.
+
+    ``counts`` are per bucket, the last above every bound; a native fold goes
+    on to index the returned sorted values.
+    """
     new = list(counts)
     # Left to right, so the sum rounds exactly as Rust's `sum += v`.
     total = functools.reduce(operator.add, pending, total)
@@ -64,7 +65,17 @@ def _fold(bounds: tuple[float, ...], items: list[object]) -> _Folded:
         new[i] += upto - below
         below = upto
     new[-1] += len(pending) - below
-    return tuple(new), total
+    return tuple(new), total, numbers
+
+
+def _fold(bounds: tuple[float, ...], items: list[object]) -> _Folded:
+    """``items`` = ``[folded, observations...]`` folded into one ``_Folded``."""
+    folded = cast(_Folded, items[0])
+    pending = cast(list[float], items[1:])
+    if not pending:
+        return folded
+    counts, total, _ = fold_classic(bounds, folded[0], folded[1], pending)
+    return counts, total
 
 
 class HistogramCell(ObservedCell):

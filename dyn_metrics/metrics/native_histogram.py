@@ -16,16 +16,14 @@ at most the configured one, at which every observation so far fits: the
 same whatever the batches were, since merging never adds buckets.
 """
 
-import functools
 import math
 import numbers
-import operator
-from bisect import bisect_right
 from collections.abc import Iterable
 from typing import NamedTuple, Optional, cast
 
 from ..errors import InvalidBucketsError
 from ..model import NativeHistogram
+from .histogram_cell import fold_classic
 from .native_buckets import (
     DEFAULT_ZERO_THRESHOLD,
     MAX_SCHEMA,
@@ -132,26 +130,16 @@ def fold(bounds: tuple[float, ...], options: NativeOptions, items: list[object])
     pending = cast(list[float], items[1:])
     if not pending:
         return folded
-    # Left to right, so the sum rounds as a classic histogram's does.
-    total = functools.reduce(operator.add, pending, folded.total)
-    numbers = [v for v in pending if v == v] if total != total else pending
-    numbers.sort()
-    classic = list(folded.classic)
-    below = 0
-    for i, bound in enumerate(bounds):
-        upto = bisect_right(numbers, bound)
-        classic[i] += upto - below
-        below = upto
-    classic[-1] += len(pending) - below
+    classic, total, values = fold_classic(bounds, folded.classic, folded.total, pending)
     positive = dict(folded.positive)
     negative = dict(folded.negative)
     schema = folded.schema
     zero = folded.zero_count + fold_sorted(
-        numbers, schema, options.zero_threshold, positive, negative
+        values, schema, options.zero_threshold, positive, negative
     )
     while len(positive) + len(negative) > options.max_buckets and schema > MIN_SCHEMA:
         positive, negative, schema = reduce_schema(positive), reduce_schema(negative), schema - 1
-    return NativeFolded(tuple(classic), total, schema, zero, positive, negative)
+    return NativeFolded(classic, total, schema, zero, positive, negative)
 
 
 def _pairs(buckets: dict[int, int]) -> tuple[tuple[int, int], ...]:
