@@ -18,7 +18,6 @@ same whatever the batches were, since merging never adds buckets.
 
 import math
 import numbers
-from collections.abc import Iterable
 from typing import NamedTuple, Optional, cast
 
 from ..errors import InvalidBucketsError
@@ -155,9 +154,3 @@ def record(folded: NativeFolded, options: NativeOptions) -> NativeHistogram:
         _pairs(folded.positive),
         _pairs(folded.negative),
     )
-
-
-def bucket_totals(native: NativeHistogram) -> int:
-    """Observations in the native buckets, the zero bucket included (NaN is in none)."""
-    buckets: Iterable[tuple[int, int]] = native.positive + native.negative
-    return native.zero_count + sum(c for _, c in buckets)
