@@ -10,7 +10,12 @@ call into the cell. The Vec types (``vec.py``) add access by label values.
 A family renders itself in two ways that give the same bytes:
 :meth:`MetricFamily.collect` builds the plain model (``model.Family``) and
 ``write_text`` writes text 0.0.4 directly; :class:`ScalarFamily` (counters and
-gauges) caches each child's line prefix so a steady scrape formats values only.
+gauges) keeps its lines as block templates (``order.py``), so a steady scrape
+formats values only.
+
+The exposition order is kept up to date incrementally: creating or removing a
+child logs its key (one ``list.append``), and the next read replays the log on
+a copy of the last order (``order.replay``) instead of sorting again.
 """
 
 import itertools
@@ -25,6 +30,7 @@ from ..model import COUNTER, HISTOGRAM, SUMMARY, Family, Labels, Number, Sample
 from . import backends
 from .cells import drop, take
 from .desc import Desc, LabelsArg
+from .order import Order, build, replay, worth_replaying
 
 #: The label values of one child, in the declared order of the label names.
 Key = tuple[str, ...]
@@ -36,7 +42,10 @@ Write = Callable[[str], object]
 _C = TypeVar("_C")  # the child cell type
 _V = TypeVar("_V")  # what reading one child gives
 
-_first = operator.itemgetter(0)
+#: Keys logged since the last read beyond which the log is dropped and the
+#: next read sorts afresh (bounds the memory of a family that is never read).
+LOG_LIMIT = 4096
+_INTS = {int}
 
 # Types whose OpenMetrics form may carry a `_created` sample.
 _HAS_CREATED = (COUNTER, HISTOGRAM, SUMMARY)
@@ -65,10 +74,12 @@ class MetricFamily(Generic[_C, _V]):
     one), removed with one ``dict.pop``, and a scrape copies the map with one
     ``list(dict.items())``, so a metric call nested anywhere (signal handler,
     GC callback, finalizer) neither waits nor breaks the scrape it interrupts.
-    The sorted-children caches are tuples stored in one assignment, tagged
-    with the version they were built from. The family lock only keeps
-    :meth:`track_created` from racing itself, and keeps a vec with
-    ``max_children`` within its limit (``vec.py``).
+    The sorted order is an :class:`~.order.Order` published with one
+    assignment and never changed afterwards; the order lock keeps two reads
+    from replaying the log at once (a read nested in one that holds it sorts
+    a private copy). The family lock only keeps :meth:`track_created` from
+    racing itself, and keeps a vec with ``max_children`` within its limit
+    (``vec.py``).
     """
 
     # Set by each concrete type as a class attribute (not a ClassVar: a
@@ -82,13 +93,16 @@ class MetricFamily(Generic[_C, _V]):
         # A new number whenever the set of children changes (next() is atomic).
         self._versions = itertools.count(1)
         self._version = 0
-        # (version, keys, cells) sorted as rust-prometheus sorts children, and
-        # (version, line prefixes) for write_text: rebuilt only when the set
-        # of children changes, so a steady scrape neither sorts nor escapes.
-        self._order: Optional[tuple[int, list[Key], list[_C]]] = None
+        # The children sorted as rust-prometheus sorts them, as of a version,
+        # and the keys created or removed since (None: sort afresh next time;
+        # also before the first read, so an unread family logs nothing).
+        self._order: Optional[Order[_C]] = None
+        self._log: Optional[list[Key]] = None
+        self._order_lock = threading.Lock()
+        # (version, line prefixes) of types that cache their own lines (stateset).
         self._text: Optional[tuple[int, list[str]]] = None
-        # (version, {key: label pairs}) for collect_groups, made by the first one.
-        self._pairs: Optional[tuple[int, dict[Key, Labels]]] = None
+        # {key: label pairs} for collect_groups, filled as it goes.
+        self._pairs: dict[Key, Labels] = {}
         self._born = time.time()
         # {key: creation time} once track_created() is called
         self._created_at: Optional[dict[Key, float]] = None
@@ -119,6 +133,13 @@ class MetricFamily(Generic[_C, _V]):
             if cell_class is not None:
                 self._cell_class = cell_class  # type: ignore[assignment]  # the backend's cells
                 self._backend = backend
+        # How a child's cell is made: the class's own C-level maker when it
+        # has one (counters), else _new_cell.
+        fresh = getattr(self._cell_class, "_fresh", None)
+        if fresh is None or type(self)._new_cell is not MetricFamily._new_cell:
+            self._make: Callable[[], _C] = self._new_cell
+        else:
+            self._make = fresh
 
     def _make_header(self) -> str:
         parts: list[str] = []
@@ -133,21 +154,39 @@ class MetricFamily(Generic[_C, _V]):
     def _get_or_create_child(self, key: Key) -> _C:
         """The child for a validated key, created if missing (slow path, lock-free)."""
         backend = self._backend
-        cell = self._new_cell() if backend is None else cast(_C, backend.new_cell(self, key))
+        cell = self._make() if backend is None else cast(_C, backend.new_cell(self, key))
         child = self._children.setdefault(key, cell)
         if child is cell:
             if backend is not None:  # only the cell that won: a loser never touches the backend
                 backend.adopt(cell)
+            # _logged, inlined on this path (child creation is timed per child).
+            log = self._log
+            if log is not None:
+                log.append(key)
+                if len(log) > LOG_LIMIT:
+                    self._log = None
             self._version = next(self._versions)
             created = self._created_at
             if created is not None:
                 created.setdefault(key, time.time())
         return child
 
+    def _logged(self, key: Key) -> None:
+        """Log a created or removed child, then move the version on.
+
+        Logged first: a read that sees the new version finds the key in the log.
+        """
+        log = self._log
+        if log is not None:
+            log.append(key)
+            if len(log) > LOG_LIMIT:
+                self._log = None
+        self._version = next(self._versions)
+
     def _remove(self, key: Key) -> bool:
         if self._children.pop(key, None) is None:
             return False
-        self._version = next(self._versions)
+        self._logged(key)
         if self._created_at is not None:
             self._created_at.pop(key, None)
         return True
@@ -155,6 +194,7 @@ class MetricFamily(Generic[_C, _V]):
     def _clear(self) -> None:
         if self._children:
             self._children.clear()
+            self._log = None
             self._version = next(self._versions)
             if self._created_at is not None:
                 self._created_at.clear()
@@ -172,19 +212,47 @@ class MetricFamily(Generic[_C, _V]):
             finally:
                 drop(lock)
 
-    def _sorted_children(self) -> tuple[int, list[Key], list[_C]]:
-        """``(version, keys, cells)`` in exposition order, cached per version."""
+    def _sorted_children(self) -> Order[_C]:
+        """The children in exposition order, brought up to date with the child map."""
         order = self._order
-        version = self._version  # read before the copy: a change after it rebuilds
-        if order is None or order[0] != version:
+        if order is not None and order.version == self._version:
+            return order
+        lock = self._order_lock
+        if not take(lock):
+            # A read nested in one replaying the log (a signal handler, a GC
+            # callback): sort a private copy, touching nothing shared.
+            return build(self._version, self._children.copy(), self._sort_key, self._line_of())
+        try:
+            return self._update_order()
+        finally:
+            drop(lock)
+
+    def _update_order(self) -> Order[_C]:
+        """Replay the log onto the last order, or sort afresh; the order lock is held."""
+        version = self._version  # read before the log: a change after it is seen next time
+        order = self._order
+        if order is not None and order.version == version:
+            return order
+        log = self._log
+        changed: list[Key] = []
+        if log is not None and order is not None:
+            n = len(log)
+            changed = log[:n]
+            del log[:n]  # appenders only add at the end
+        if log is None or order is None or not worth_replaying(len(changed), len(order.keys)):
+            # A new log first: a child created after the copy below is logged.
+            self._log = []
             # dict.copy() is one atomic C call; list(d.items()) is not: its
             # tuples may start a GC pass whose callbacks create children.
-            items = list(self._children.copy().items())
-            key = self._sort_key
-            items.sort(key=_first if key is None else lambda item: key(item[0]))
-            order = (version, [k for k, _ in items], [c for _, c in items])
-            self._order = order
+            order = build(version, self._children.copy(), self._sort_key, self._line_of())
+        else:
+            order = replay(order, version, changed, self._children, self._sort_key, self._line_of())
+        self._order = order
         return order
+
+    def _line_of(self) -> Optional[Callable[[Key], str]]:
+        """The block-template line of a key, for types whose text uses block templates."""
+        return None
 
     def _label_pairs(self, key: Key) -> Labels:
         return tuple((k, key[i] if i is not None else v) for k, v, i in self._slots)
@@ -197,7 +265,8 @@ class MetricFamily(Generic[_C, _V]):
         A cell class may read a child as None (a gauge whose function failed):
         that child has no samples in this scrape.
         """
-        _, keys, cells = self._sorted_children()
+        order = self._sorted_children()
+        keys, cells = order.keys, order.cells
         created = self._created_at or {}
         values = self._cell_class._read_many(cells)
         return [
@@ -229,10 +298,9 @@ class MetricFamily(Generic[_C, _V]):
         """
         created = created and self.desc.type in _HAS_CREATED
         groups = []
-        known = self._pairs
-        if known is None or known[0] != self._version:
-            known = self._pairs = (self._version, {})
-        pairs_of = known[1]
+        pairs_of = self._pairs
+        if len(pairs_of) > 2 * len(self._children) + 64:  # removed children linger: start over
+            pairs_of = self._pairs = {}
         for key, value, born, cell in self._snapshot():
             pairs = pairs_of.get(key)
             if pairs is None:
@@ -285,21 +353,46 @@ class ScalarFamily(MetricFamily[_C, Number]):
 
     def write_text(self, write: Write) -> None:
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
-        version, keys, cells = self._sorted_children()
-        text = self._text
-        if text is None or text[0] != version:
-            text = self._text = (version, [self._line_prefix(key) for key in keys])
-        values = self._cell_class._read_many(cells)
-        prefixes = text[1]
-        if values.__class__ is not list:  # None for a sample left out (a failed gauge function)
-            prefixes = [p for p, v in zip(prefixes, values) if v is not None]
-            values = [v for v in values if v is not None]
-        if values:
-            lines = "\n".join(map(operator.add, prefixes, expfmt.format_values(values)))
-            write(self._header + lines + "\n")
+        order = self._sorted_children()
+        cells = order.cells
+        if not cells:
+            return
+        read = getattr(self._cell_class, "_read_text", None) or self._cell_class._read_many
+        values = read(cells)
+        blocks = order.blocks
+        if values.__class__ is not list or blocks is None:
+            # None for a sample left out (a failed gauge function): line by line.
+            lines = [
+                self._line_prefix(key) + expfmt.format_value(v)
+                for key, v in zip(order.keys, values)
+                if v is not None
+            ]
+            if lines:
+                write(self._header + "\n".join(lines) + "\n")
+            return
+        # Exact ints print as they are (counters: the common case); the rest
+        # take Rust's float spelling.
+        texts: Sequence[object] = values
+        if set(map(type, values)) != _INTS:
+            texts = expfmt.format_values(values)
+        args: list[object] = [self.desc.name] * (2 * len(texts))
+        args[1::2] = texts
+        parts = [self._header]
+        end = 0
+        for template, count in zip(blocks.templates, blocks.counts):
+            start, end = end, end + 2 * count
+            parts.append(template % tuple(args[start:end]))
+        write("".join(parts))
 
     def _line_prefix(self, key: Key) -> str:
         return self.desc.name + expfmt.format_labels(self._label_pairs(key)) + " "
+
+    def _line_of(self) -> Optional[Callable[[Key], str]]:
+        return self._template_line
+
+    def _template_line(self, key: Key) -> str:
+        labels = expfmt.format_labels(self._label_pairs(key))
+        return "%s" + labels.replace("%", "%%") + " %s\n"
 
 
 def expose_only_child(metric: MetricFamily[_C, _V], methods: Sequence[str]) -> None:

@@ -172,7 +172,8 @@ class InfoFamily(MetricFamily[InfoCell, Labels]):
 
     def write_text(self, write: Write) -> None:
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
-        _, keys, cells = self._sorted_children()
+        order = self._sorted_children()
+        keys, cells = order.keys, order.cells
         values = self._cell_class._read_many(cells)
         if not values:
             return

@@ -232,7 +232,8 @@ class StateSetFamily(MetricFamily[StateSetCell, int]):
 
     def write_text(self, write: Write) -> None:
         """Write this family in text 0.0.4; the same bytes as encoding :meth:`collect`."""
-        version, keys, cells = self._sorted_children()
+        order = self._sorted_children()
+        version, keys, cells = order.version, order.keys, order.cells
         text = self._text
         if text is None or text[0] != version:
             text = self._text = (version, [p for key in keys for p in self._line_prefixes(key)])

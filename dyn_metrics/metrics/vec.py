@@ -145,9 +145,16 @@ class MetricVec(MetricFamily[_C, _V]):
         :class:`InvalidLabelsError` for a value that is not a string.
         """
         try:
-            return self._children[values]
-        except (KeyError, TypeError):  # TypeError: an unhashable value, refused below
-            return self._get_or_create_child(self._check_values(values))
+            # get, not []: a miss raising KeyError would cost more than the lookup.
+            child = self._children.get(values)
+        except TypeError:  # an unhashable value, refused below
+            child = None
+        if child is not None:
+            return child
+        key = self._check_values(values)
+        if self._max_children is None:  # unlimited: no limit check to go through
+            return MetricFamily._get_or_create_child(self, key)
+        return self._get_or_create_child(key)
 
     def labels(self, *values: object, **by_name: object) -> _C:
         """The child for label values given in order or by name, as prometheus_client's ``labels``.
@@ -190,6 +197,14 @@ class MetricVec(MetricFamily[_C, _V]):
         self._clear()
 
     def _check_values(self, values: Sequence[object]) -> Key:
+        """``values`` as a key: exact ``str`` texts, as many as label names; else an error."""
+        if values.__class__ is tuple and len(values) == len(self.desc.label_names):
+            for value in values:
+                # ASCII text always encodes: the common case skips the UTF-8 check.
+                if value.__class__ is not str or not value.isascii():
+                    break
+            else:
+                return values
         names = self.desc.label_names
         if len(values) != len(names):
             raise CardinalityError(

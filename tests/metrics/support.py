@@ -28,8 +28,9 @@ def cell_id(cls):
 
 
 def new_cell(cls):
-    """A bare cell of ``cls``, built with a family lock as a family would."""
-    return cls(threading.Lock())
+    """A bare cell of ``cls``, made as a family makes it (``_fresh()``, or with a family lock)."""
+    fresh = getattr(cls, "_fresh", None)
+    return fresh() if fresh is not None else cls(threading.Lock())
 
 
 def new_histogram(bounds=BOUNDS):

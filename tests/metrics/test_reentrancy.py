@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 import dyn_metrics as dm
-from dyn_metrics.metrics import cells, counter
+from dyn_metrics.metrics import cells, counter_cell
 from tests.metrics.support import scrape
 
 COMMON = """
@@ -273,7 +273,7 @@ NESTED_ROWS = [
 )
 def test_calls_nested_in_a_held_stripe_neither_wait_nor_lose(scenario, expected):
     assert scenario() == expected
-    assert counter.DEFERRED == []
+    assert counter_cell.DEFERRED == []
     assert cells._HELD.locks == []
 
 

@@ -12,6 +12,7 @@ import pytest
 import dyn_metrics as dm
 from dyn_metrics.dynamo.config import SystemConfig
 from dyn_metrics.metrics import counter
+from tests.metrics.support import new_cell
 
 THREADS = 8
 OPS = 100_000  # per thread
@@ -78,7 +79,7 @@ def test_counter_exact_total_under_contention():
 
 @pytest.mark.parametrize("cls", COUNTER_CELLS, ids=_cell_id)
 def test_counter_cell_inc_exact_total(cls):
-    cell = cls(threading.Lock())
+    cell = new_cell(cls)
 
     def work(_):
         inc = cell.inc
@@ -92,7 +93,7 @@ def test_counter_cell_inc_exact_total(cls):
 @pytest.mark.parametrize("cls", FLOAT_COUNTER_CELLS, ids=_cell_id)
 def test_counter_cell_inc_by_half_exact_total(cls):
     # 0.5 is a binary fraction and every partial sum is exact, so the total is too.
-    cell = cls(threading.Lock())
+    cell = new_cell(cls)
     ops = OPS
 
     def work(_):
@@ -106,7 +107,7 @@ def test_counter_cell_inc_by_half_exact_total(cls):
 
 @pytest.mark.parametrize("cls", FLOAT_COUNTER_CELLS, ids=_cell_id)
 def test_counter_cell_mixed_inc_and_inc_by_exact_total(cls):
-    cell = cls(threading.Lock())
+    cell = new_cell(cls)
     ops = 20_000
 
     def work(i):
@@ -122,7 +123,7 @@ def test_counter_cell_mixed_inc_and_inc_by_exact_total(cls):
 
 @pytest.mark.parametrize("cls", INT_COUNTER_CELLS, ids=_cell_id)
 def test_int_counter_cell_inc_by_exact_total(cls):
-    cell = cls(threading.Lock())
+    cell = new_cell(cls)
     ops = OPS // 2
 
     def work(_):
