@@ -24,6 +24,9 @@ every thread, and one idle TLS client stops every scrape. So:
   503 with ``Retry-After: 1``). A flood costs descriptors up to those bounds,
   never threads. Every route but ``/metrics`` (health and live probes) runs on
   a second small pool, so probes never queue behind scrapes.
+* :mod:`~dyn_metrics.server.sockets` -- the listening socket, and each answer
+  sent in one blocking call whose ``write_timeout`` deadline the loop keeps
+  (it shuts a late connection down).
 * :mod:`~dyn_metrics.server.flight` -- concurrent scrapes of the same format
   and ``name[]`` set share one render in progress, run on one render thread
   at a time; a scrape waits at most ``scrape_timeout`` seconds (then 503) and
@@ -35,6 +38,13 @@ every thread, and one idle TLS client stops every scrape. So:
   handed to the render callable).
 * :mod:`~dyn_metrics.server.options` -- :class:`ServerOptions`, every setting
   checked once.
+
+Few GIL releases per request. In a process whose other threads are busy,
+a thread that releases the GIL (a blocking call, a wait, a handoff to another
+thread) waits about ``sys.getswitchinterval()`` per busy thread to run again.
+So a plain request that has arrived by its accept is read at once, without a
+selector round; the render thread is kept between renders, not started per
+render; and the answer leaves in one blocking send.
 
 One request per connection (``Connection: close``). Every request is logged at
 DEBUG on the ``dyn_metrics.server`` loggers; nothing is written to stderr.

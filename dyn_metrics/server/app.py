@@ -170,7 +170,10 @@ class MetricsServer:
         self._auth = options.credentials()
         self._ssl = options.tls_context()
         self._flights = RenderFlights(
-            render, timeout=float(options.scrape_timeout), name="dyn-metrics-server"
+            render,
+            timeout=float(options.scrape_timeout),
+            name="dyn-metrics-server",
+            idle_timeout=_WORKER_IDLE,
         )
         self._on_scrape = on_scrape
         self._probe_paths = frozenset((options.health_path, options.live_path))
@@ -281,6 +284,7 @@ class MetricsServer:
                 return
             self._state = "stopped"
         self._loop.stop()
+        self._flights.close(0.1)
 
     # -- routes (handler threads) ----------------------------------------------------------
 

@@ -12,6 +12,12 @@ started beside a hung one would hang too; serialised, a hung callback pins
 exactly one thread. Once the running render has run for ``timeout``
 seconds, every scrape is refused at once (:class:`RenderHung`) until it
 returns.
+
+Why the render thread stays: a thread started per render costs a scrape
+several waits for the GIL (the new thread's start, the starter's return), each
+about ``sys.getswitchinterval()`` times the number of busy threads when the
+process is busy. So it waits for the next render on a condition (no polling)
+and exits after ``idle_timeout`` seconds without one, or at :meth:`close`.
 """
 
 import gzip
@@ -77,8 +83,9 @@ class _Flight:
 class RenderFlights:
     """Shares renders between concurrent scrapes and bounds how long a scrape waits.
 
-    ``render(fmt, names) -> str`` runs on a daemon thread named ``{name}-render``
-    (made when a render is queued and none runs, gone when the queue is empty).
+    ``render(fmt, names) -> str`` runs on a daemon thread named ``{name}-render``,
+    made when a render is queued and none exists; it exits once no render has
+    been queued for ``idle_timeout`` seconds, or after :meth:`close`.
     Thread-safe.
     """
 
@@ -88,15 +95,32 @@ class RenderFlights:
         *,
         timeout: float,
         name: str,
+        idle_timeout: float = 30.0,
     ) -> None:
         self._render = render
         self._timeout = timeout
+        self._idle_timeout = idle_timeout
         self.name = name
         self._lock = threading.Lock()  # guards every field below
+        self._queued = threading.Condition(self._lock)  # notified when a flight is queued
         self._flights: dict[Key, _Flight] = {}  # queued or running, by key
         self._queue: deque[_Flight] = deque()
         self._running: Optional[_Flight] = None
-        self._worker = False
+        self._worker: Optional[threading.Thread] = None  # the render thread, while it lives
+        self._closed = False
+
+    def close(self, timeout: float = 0.5) -> None:
+        """Let the render thread exit once its current render is done; wait up to ``timeout``.
+
+        A render thread still rendering then is abandoned (a daemon). A later
+        :meth:`get` starts a new one.
+        """
+        with self._lock:
+            self._closed = True
+            worker = self._worker
+            self._queued.notify_all()
+        if worker is not None:
+            worker.join(timeout)
 
     @property
     def waiting(self) -> int:
@@ -123,7 +147,8 @@ class RenderFlights:
             if flight is None:
                 flight = self._flights[key] = _Flight(key)
                 self._queue.append(flight)
-                if not self._worker:
+                self._closed = False
+                if self._worker is None:
                     thread = threading.Thread(
                         target=self._work, name=f"{self.name}-render", daemon=True
                     )
@@ -134,7 +159,9 @@ class RenderFlights:
                         del self._flights[key]
                         _log.error("Failed to get metrics: cannot start the render thread")
                         raise RenderFailed() from None
-                    self._worker = True
+                    self._worker = thread
+                else:
+                    self._queued.notify()
             flight.waiters += 1
         finished = flight.done.wait(self._timeout)
         with self._lock:
@@ -145,16 +172,26 @@ class RenderFlights:
             raise RenderFailed()
         return flight
 
+    def _next_locked(self) -> Optional[_Flight]:
+        """The next flight to render, waiting for one; None (thread forgotten) to exit."""
+        while True:
+            # A queued render nobody waits for any more is skipped.
+            while self._queue and self._queue[0].waiters == 0:
+                del self._flights[self._queue.popleft().key]
+            if self._queue:
+                return self._queue.popleft()
+            if self._closed or not self._queued.wait(self._idle_timeout):
+                if not self._queue:
+                    self._worker = None
+                    return None
+
     def _work(self) -> None:
         while True:
             with self._lock:
-                # A queued render nobody waits for any more is skipped.
-                while self._queue and self._queue[0].waiters == 0:
-                    del self._flights[self._queue.popleft().key]
-                if not self._queue:
-                    self._worker = False
+                flight = self._next_locked()
+                if flight is None:
                     return
-                flight = self._running = self._queue.popleft()
+                self._running = flight
                 flight.started = time.monotonic()
             try:
                 out = self._render(*flight.key)

@@ -22,12 +22,15 @@ from typing import Callable, Optional, Union
 from .handler import App, RequestHandler, busy, refuse
 from .options import ServerOptions
 from .pool import HandlerPool
+from .sockets import Sends, listen, shutdown_both
 from .wire import BadRequest, HeadReader
 
 _log = logging.getLogger(__name__)
 
-_WRITE_CHUNK = 256 * 1024
 _LINGER = 1.0
+_MAX_SLEEP = 1.0  # the loop wakes at least this often (seconds)
+# 0 where the platform lacks the flag: then every read waits for select.
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 # What a client going away looks like: resets, broken pipes, timeouts and TLS
 # errors are all OSErrors.
 _DISCONNECTS = OSError
@@ -88,7 +91,8 @@ class HttpLoop:
         self._ssl = ssl_context
         self._max_pending = options.max_pending
         self._read_timeout = float(options.read_timeout)
-        self._write_timeout = float(options.write_timeout)
+        # Answers go out in one blocking send each; the loop keeps their deadlines.
+        self._sends = Sends(float(options.write_timeout), _MAX_SLEEP, self._wake)
         self._name_prefix = name
         self._name = name
         # The handlers, and the probes' pool (its name gets "-probe" at bind()).
@@ -122,21 +126,7 @@ class HttpLoop:
 
     def bind(self) -> tuple[str, int]:
         """Bind and listen; return the bound ``(host, port)``. Raises OSError if the bind fails."""
-        host = self._host or "0.0.0.0"
-        family, kind, proto, _, sockaddr = socket.getaddrinfo(
-            host, self._port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            if hasattr(socket, "SO_REUSEADDR") and not hasattr(socket, "SO_EXCLUSIVEADDRUSE"):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-            sock.listen(1024)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        self._listener = sock
+        self._listener = sock = listen(self._host or "0.0.0.0", self._port)
         self._host, self._port = sock.getsockname()[:2]
         self._name = self._pool.name = f"{self._name_prefix}-{self._port}"
         self._probes.name = f"{self._name}-probe"
@@ -167,10 +157,7 @@ class HttpLoop:
         with self._lock:
             # Unblock handlers that are sending; they close their own sockets.
             for sock in self._conns:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                shutdown_both(sock)
         self._pool.stop(0.5)
         self._probes.stop(0.1)
         if self._thread.is_alive():  # never expected; free the port regardless
@@ -211,10 +198,11 @@ class HttpLoop:
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        timeout = 1.0
+        timeout = _MAX_SLEEP
         for conns in (self._pending, self._draining):
             if conns:
                 timeout = min(timeout, next(iter(conns)).deadline - now)
+        timeout = min(timeout, self._sends.next_deadline() - now)
         if self._paused_until is not None:
             timeout = min(timeout, self._paused_until - now)
         return max(timeout, 0.0)
@@ -228,6 +216,7 @@ class HttpLoop:
                     break
                 _log.debug("%s: closed after the read timeout", conn.peer)
                 self._drop(conn)
+        self._sends.expire(now)
         if self._paused_until is not None and now >= self._paused_until:
             self._paused_until = None
             self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
@@ -259,8 +248,13 @@ class HttpLoop:
 
     def _admit(self, raw: socket.socket, peer: str) -> None:
         sock: _Sock = raw
+        # Usually a plain request is in hand already: reading it before any selector
+        # call saves GIL releases, each may cost a switch interval in a busy process.
+        # Not with a default socket timeout: that recv would wait for input first.
+        early = self._ssl is None and bool(_DONTWAIT) and raw.gettimeout() is None
         try:
-            raw.setblocking(False)
+            if not early:
+                raw.setblocking(False)
             if self._ssl is not None:
                 sock = self._ssl.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as e:
@@ -276,7 +270,24 @@ class HttpLoop:
         with self._lock:
             self._conns.add(sock)
         self._pending[conn] = None
+        if early:
+            conn.events = 0  # not on the selector (yet)
+            return self._on_ready(conn)
         self._selector.register(sock, selectors.EVENT_READ, conn)
+        return None
+
+    def _watch(self, conn: _Conn) -> bool:
+        """Put a connection off the selector on it; False if it was dropped instead."""
+        if not conn.events:
+            try:
+                conn.sock.setblocking(False)
+                self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            except (OSError, ValueError) as e:
+                _log.debug("%s: dropped: %s", conn.peer, e)
+                self._drop(conn)
+                return False
+            conn.events = selectors.EVENT_READ
+        return True
 
     def _want(self, conn: _Conn, events: int) -> None:
         if conn.events != events:
@@ -300,8 +311,9 @@ class HttpLoop:
             self._want(conn, selectors.EVENT_READ)
         while True:
             try:
-                data = sock.recv(65536)
+                data = sock.recv(65536, 0 if conn.events else _DONTWAIT)
             except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                self._watch(conn)
                 return None
             except _DISCONNECTS as e:
                 _log.debug("%s: read failed: %s", conn.peer, e)
@@ -318,6 +330,8 @@ class HttpLoop:
 
     def _reject(self, conn: _Conn, status: int, data: bytes) -> None:
         _log.debug("%s: rejected with %d", conn.peer, status)
+        if not self._watch(conn):  # drained through the selector
+            return
         try:
             conn.sock.send(data)
         except OSError:
@@ -373,14 +387,9 @@ class HttpLoop:
                 if not self._handbacks:
                     return
                 conn = self._handbacks.popleft()
-            try:
-                conn.sock.setblocking(False)
-                conn.events = selectors.EVENT_READ
-                self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-            except (OSError, ValueError):
-                self._close(conn.sock)
-                continue
-            self._linger(conn)
+            conn.events = 0  # a handler had it: back on the selector to drain
+            if self._watch(conn):
+                self._linger(conn)
 
     def _close_all(self) -> None:
         with self._lock:
@@ -400,8 +409,8 @@ class HttpLoop:
         if not pool.reserve():
             return self._reject(conn, 503, busy())
         del self._pending[conn]
-        # Off the selector before a handler thread can touch the socket.
-        self._selector.unregister(conn.sock)
+        if conn.events:  # off the selector before a handler thread can touch the socket
+            self._selector.unregister(conn.sock)
         pool.put((conn, head))
         return None
 
@@ -424,8 +433,7 @@ class HttpLoop:
         size = len(head) + len(body)
         _log.debug('%s "%s" %d %d', conn.peer, answer.request_line, answer.status, size)
         try:
-            # Apart only when large (a shared exposition): two small writes meet Nagle's delay.
-            self._send_all(conn.sock, *((head, body) if size > _WRITE_CHUNK else (head + body,)))
+            self._sends.send(conn.sock, head, body)
         except _DISCONNECTS as e:
             _log.debug("%s: client went away: %s", conn.peer, e)
             return self._close(conn.sock)
@@ -436,15 +444,3 @@ class HttpLoop:
                     self._wake()
                     return None
         return self._close(conn.sock)
-
-    def _send_all(self, sock: _Sock, *parts: bytes) -> None:
-        # A total deadline: a client reading a byte at a time holds a thread write_timeout at most.
-        deadline = time.monotonic() + self._write_timeout
-        for data in parts:
-            view = memoryview(data)
-            while view:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise socket.timeout("write timed out")
-                sock.settimeout(left)
-                view = view[sock.send(view[:_WRITE_CHUNK]) :]

@@ -205,6 +205,39 @@ def test_sequential_scrapes_each_render(serve):
     assert len(render.calls) == 3
 
 
+def test_one_render_thread_serves_sequential_scrapes_and_ends_at_stop(serve):
+    threads = []
+
+    def render(fmt, names):
+        threads.append(threading.current_thread())
+        return BODY
+
+    server = serve(render)
+    for _ in range(3):
+        assert scrape(server) == (200, BODY.encode())
+    assert len(threads) == 3 and len(set(threads)) == 1  # made once, not per render
+    assert threads[0].name == f"dyn-metrics-server-{server.port}-render"
+    server.stop()
+    assert not threads[0].is_alive()
+
+
+def test_an_idle_render_thread_exits_and_a_new_one_renders():
+    threads = []
+
+    def render(fmt, names):
+        threads.append(threading.current_thread())
+        return BODY
+
+    flights = RenderFlights(render, timeout=5.0, name="t", idle_timeout=0.05)
+    assert flights.get("text", None).body == BODY.encode()
+    threads[0].join(10)
+    assert not threads[0].is_alive()
+    assert flights.get("text", None).body == BODY.encode()
+    assert len(threads) == 2 and threads[1] is not threads[0]
+    flights.close()
+    assert not threads[1].is_alive()
+
+
 def test_on_scrape_hears_every_metrics_request_and_its_status(serve):
     events = []
 

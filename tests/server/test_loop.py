@@ -170,6 +170,63 @@ def test_server_client_disconnect_mid_response_is_not_an_error(serve, caplog):
     assert any("client went away" in r.getMessage() for r in caplog.records)
 
 
+def _stalled_reader(server, context=None):
+    """A client that asks for /metrics and reads nothing (a small receive buffer)."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(TIMEOUT)
+    raw.connect((server.host, server.port))
+    sock = raw if context is None else context.wrap_socket(raw, server_hostname="127.0.0.1")
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+def _read_to_the_end(sock):
+    got = 0
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return got
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_server_write_timeout_frees_the_handler_of_a_client_that_stops_reading(serve, certs, tls):
+    big = "x 1\n" * 4_000_000  # 16 MB: far more than the socket buffers hold
+    options = {"certfile": certs["server.pem"], "keyfile": certs["server.key"]} if tls else {}
+    context = client_context(certs) if tls else None
+    server = serve(Render(big), max_connections=1, write_timeout=0.3, **options)
+    stalled = _stalled_reader(server, context)
+    try:
+        # The one handler thread blocks sending to the stalled client until the
+        # loop shuts that connection down at the write deadline: then it serves.
+        status, _, body = request(server, method="HEAD", context=context)
+        assert (status, body) == (200, b"")
+        assert _read_to_the_end(stalled) < len(big)  # cut short, not completed
+    finally:
+        stalled.close()
+    assert server.thread.is_alive()
+
+
+def test_server_head_split_over_packets_is_read_through_the_selector(serve):
+    server = serve()
+    with socket.create_connection((server.host, server.port), timeout=TIMEOUT) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        assert request(server)[0] == 200  # the first connection is accepted by now
+        sock.sendall(b"Host: x\r\n\r\n")
+        raw = b""
+        while not raw.endswith(EXPOSITION.encode()):
+            chunk = sock.recv(65536)
+            assert chunk
+            raw += chunk
+    assert status_of(raw) == 200
+
+
 def test_server_logs_requests_at_debug_only(serve, caplog, capfd):
     server = serve()
     with caplog.at_level(logging.DEBUG, logger="dyn_metrics"):
