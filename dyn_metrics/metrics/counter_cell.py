@@ -39,11 +39,12 @@ Counters never go down: negative, NaN or infinite increments raise
 import functools
 import itertools
 import operator
-from collections.abc import Mapping
-from itertools import chain, repeat
+from collections.abc import Iterator, Mapping
+from itertools import chain, islice, repeat
 from time import time as _now
 from typing import TYPE_CHECKING, NoReturn, Optional, Union, cast
 
+from ..exposition.text import format_value
 from ..model import Number
 from .cells import (
     EXACT_INT,
@@ -238,12 +239,27 @@ class CounterCell(_Count):
         return values
 
     @staticmethod
-    def _read_text(cells: list["CounterCell"]) -> list[Number]:
-        """As :meth:`_read_many`, but integral float values may come as exact ints.
+    def _text_values(cells: list["CounterCell"]) -> Optional[Iterator[Union[int, str]]]:
+        """What text 0.0.4 prints for each cell (exact ints, or Rust's float text), lazily.
 
-        Text 0.0.4 spells both alike, and formatting an int costs less.
+        The fast path of a scrape: a few long C calls, so a scrape competing
+        with busy threads for the GIL is switched out rarely. None when
+        some cell has a list or amounts are deferred, having read nothing:
+        the caller reads through :meth:`_read_many` then.
         """
-        return _read_raw(cells)
+        if not cells or not take_all(cells):
+            return None
+        try:
+            ticked = _tick_plain(cells)
+        finally:
+            drop_all()
+        if ticked is None:
+            return None
+        done, states = ticked
+        if cells[0]._number is float and max(islice(done, len(cells))) >= EXACT_INT:
+            # Past 2**53 a float counter rounds, as Rust's f64 does.
+            return map(format_value, map(float, map(operator.sub, done, states)))
+        return map(operator.sub, done, states)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self.get()!r}>"
@@ -316,27 +332,44 @@ def _read_raw(cells: list[CounterCell]) -> list[Number]:
     if not take_all(cells):
         return _peek_many(cells)
     try:
-        states = list(map(getattr, cells, repeat("_value")))
-        if not DEFERRED and set(map(type, states)) == _INTS:
-            # Every cell read as often shares one int: map each distinct
-            # count of reads to one successor object.
-            succ = {r: r + 1 for r in set(states)}
-            # One C call ticks each cell and stores its new count of reads:
-            # no bytecode, so nothing can run between a tick and its store.
-            done = list(
-                chain(
-                    map(_count_next, cells),
-                    map(setattr, cells, repeat("_value"), map(succ.__getitem__, states)),
-                )
-            )
-            del done[len(cells) :]
-            values: list[Number] = list(map(operator.sub, done, states))
-            if cells[0]._number is float and values and max(values) >= EXACT_INT:
-                return list(map(float, values))  # past 2**53 a float counter rounds
-            return values
-        return _read_mixed(cells, states)
+        ticked = _tick_plain(cells)
+        if ticked is None:
+            return _read_mixed(cells, list(map(getattr, cells, repeat("_value"))))
     finally:
         drop_all()
+    done, states = ticked
+    values: list[Number] = list(map(operator.sub, done, states))
+    if cells[0]._number is float and max(values) >= EXACT_INT:
+        return list(map(float, values))  # past 2**53 a float counter rounds
+    return values
+
+
+def _tick_plain(cells: list[CounterCell]) -> Optional[tuple[list[int], list[int]]]:
+    """``(ticks, reads before)`` of cells whose ``_value`` are all counts of reads; stripes held.
+
+    Ticks every cell and stores its new count of reads in one C call (no
+    bytecode, so nothing can run between a tick and its store); the
+    increments are ``ticks - reads``, item by item (``ticks`` runs on past
+    them). None, having changed nothing, when a cell has a list (a list is
+    unhashable) or amounts are deferred.
+    """
+    states = list(map(getattr, cells, repeat("_value")))
+    if DEFERRED:
+        return None
+    try:
+        distinct = set(states)
+    except TypeError:
+        return None
+    # Every cell read as often shares one int: map each distinct count of
+    # reads to one successor object.
+    new: Iterator[int]
+    if len(distinct) == 1:
+        new = repeat(states[0] + 1)
+    else:
+        succ = {r: r + 1 for r in distinct}
+        new = map(succ.__getitem__, states)
+    done = list(chain(map(_count_next, cells), map(setattr, cells, repeat("_value"), new)))
+    return cast(list[int], done), states
 
 
 def _read_mixed(cells: list[CounterCell], states: list[_State]) -> list[Number]:
