@@ -1,13 +1,15 @@
 """Live metrics, one file per type: each type's cells, handles and Vecs together.
 
 ``counter.py``, ``gauge.py``, ``histogram.py``, ``summary.py``, ``info.py`` and
-``stateset.py`` hold a metric type each (``histogram_cell.py`` the
-histogram's cell, ``quantiles.py`` the summary's streaming quantiles;
+``stateset.py`` hold a metric type each (``counter_cell.py`` the counter's
+cells, ``histogram_cell.py`` the histogram's, ``quantiles.py`` the summary's streaming quantiles;
 ``native_buckets.py``, ``native_histogram.py`` and ``native_cell.py`` the
 exponential buckets of native histograms). Beside
 them sit the shared pieces: ``cells.py`` (the stripe locks, folding, number
 checks), ``desc.py`` (validated metadata),
-``family.py`` (the child map and both renderings), ``vec.py`` (access by
+``family.py`` (the child map and both renderings), ``order.py`` (the
+exposition order kept by replaying logged changes, and the text's block
+templates), ``vec.py`` (access by
 label values), ``timer.py`` and ``instrument.py`` (the instrumentation
 helpers), ``exemplars.py``, ``shortcuts.py`` (Dynamo's dict-taking vec
 updates), ``locked.py`` (the counter cells of free-threaded interpreters),

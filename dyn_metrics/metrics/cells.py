@@ -1,7 +1,7 @@
 """What every value cell shares: the stripe locks, re-entrancy-safe locking, folding, numbers.
 
 A *cell* is the number behind one child of a metric. Each metric type's cells
-live with the type (``counter.py``, ``gauge.py``, ``histogram.py``) and keep
+live with the type (``counter_cell.py``, ``gauge.py``, ``histogram_cell.py``) and keep
 their common paths free of locks, each in its own way, explained there. The
 rare paths (reads, folding buffered updates) take a lock, one of the 64
 *stripes* here, shared by all cells and picked by the cell's identity: a lock
@@ -32,7 +32,7 @@ stripe (or all of them, taken in one fixed order by :func:`take_all`), and
 nothing that holds a stripe waits for any other lock.
 
 :data:`GIL_ENABLED` tells whether the interpreter runs with a GIL; the counter
-cells depend on it (see ``counter.py``).
+cells depend on it (see ``counter_cell.py``).
 """
 
 import functools

@@ -405,7 +405,8 @@ def _fill(header: str, templates: list[str], name: str, values: Iterable[object]
     """
     args = itertools.chain.from_iterable(zip(itertools.repeat(name), values))
     body = map(operator.mod, map("".join, (templates,)), map(tuple, (args,)))
-    return next(map(operator.add, (header,), body))
+    text: str = next(map(operator.add, (header,), body))
+    return text
 
 
 def expose_only_child(metric: MetricFamily[_C, _V], methods: Sequence[str]) -> None:

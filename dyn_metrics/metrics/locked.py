@@ -1,6 +1,6 @@
 """The counter cells of free-threaded interpreters: every update takes the cell's own lock.
 
-With the GIL, a counter's ``inc()`` is one atomic C call (``counter.py``); a
+With the GIL, a counter's ``inc()`` is one atomic C call (``counter_cell.py``); a
 free-threaded build (``sys._is_gil_enabled()`` false) gives ``itertools.count``
 no such guarantee, so :func:`~dyn_metrics.metrics.counter.counter_cell_class`
 picks these cells there. Each has its own lock, so threads updating different
