@@ -41,7 +41,7 @@ import math
 import operator
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NoReturn, Optional, Protocol, TypeVar
 
 from ..errors import InvalidValueError
@@ -204,13 +204,23 @@ def read_one_by_one(cells: Iterable[Readable[_V_co]]) -> list[_V_co]:
     return [cell._read_locked() for cell in cells]
 
 
+#: ``add_in_order(items, start)``: ``start`` plus the items, added left to right.
+#: Before 3.12, ``sum`` does exactly that in a C double (five times faster than
+#: ``reduce``); from 3.12 it compensates the rounding of floats, so ``reduce``.
+add_in_order: Callable[[list[Number], Number], Number] = (
+    sum
+    if sys.version_info < (3, 12)
+    else functools.partial(functools.reduce, operator.add)
+)
+
+
 def peek_sum(pending: list[Number]) -> Number:
     """What :func:`fold_sum` would return, without changing ``pending`` (no lock needed).
 
     ``list(pending)`` is one atomic copy, whose items always add up to the value.
     """
     items = list(pending)
-    return functools.reduce(operator.add, items[1:], items[0])
+    return add_in_order(items[1:], items[0])
 
 
 def fold_free(cell: object, pending: list[Number]) -> None:
@@ -237,7 +247,7 @@ def fold_sum(pending: list[Number]) -> Number:
     if n > 1:
         # Appenders only add at the end, so the first n items are exactly
         # the ones summed here, whatever was appended meanwhile.
-        total = functools.reduce(operator.add, pending[1:n], total)
+        total = add_in_order(pending[1:n], total)
         pending[0:n] = [total]
     return total
 

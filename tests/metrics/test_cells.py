@@ -8,7 +8,9 @@ import threading
 from decimal import Decimal
 from fractions import Fraction
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given
 
 from dyn_metrics.errors import InvalidValueError
 from dyn_metrics.metrics import cells
@@ -170,3 +172,22 @@ def test_count_of_reads_a_count_without_ticking_it(start, ticks):
     assert cells.count_of(count) == start + ticks
     assert cells.count_of(count) == start + ticks  # reading changed nothing
     assert next(count) == start + ticks
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(min_value=0, max_value=2**70),
+        ),
+        max_size=20,
+    ),
+    st.sampled_from([0.0, -0.0, 0, 2.5]),
+)
+def test_add_in_order_adds_left_to_right_as_float_additions_do(items, start):
+    expected = functools.reduce(operator.add, items, start)
+    got = cells.add_in_order(items, start)
+    assert type(got) is type(expected)
+    assert got == expected or (got != got and expected != expected)
+    if got == 0:
+        assert math.copysign(1.0, got) == math.copysign(1.0, expected)
