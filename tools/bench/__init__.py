@@ -6,6 +6,7 @@ Run from the root of a clone (no install needed for dyn_metrics)::
     python -m tools.bench                      # full run, a few minutes on 2 cores
     python -m tools.bench --quick              # fewer repeats and sizes
     python -m tools.bench --json out.json --check
+    python tools/bench --check                 # the same, running the directory
 
 Method
 ------
@@ -23,16 +24,21 @@ Method
   ``_created`` series disabled, so both sides expose the same lines per series.
 * The HTTP load client runs in its own interpreter (``http_client.py``) so
   its threads do not share a GIL with the servers under test.
+* A title with "OUR" sets two dyn_metrics paths side by side (both columns
+  are dyn_metrics; the row's note or title says which is which), and a
+  prometheus_client row may do the same for its own paths.
 * ratio = dyn_metrics / prometheus_client, lower is better. Cases with a target
   get PASS/FAIL; ``--check`` turns any FAIL (or a case that raised) into exit 1.
 
 Files, one job each
 -------------------
-``__main__``       the command line, the header, the summary line, ``--json``
+``__main__``       the entry point of both spellings above
+``cli``            the command line, the phases, the header, the summary line, ``--json``
 ``sides``          the only code that calls either library (one adapter per side)
 ``harness``        ``Row`` (samples, median, ratio, PASS/FAIL) and ``Bench`` (interleaving)
 ``loops``          the timed loops, identical for both sides, and the machine's floors
 ``report``         the table, the notes, the busy-machine warning
-``cases_*``        one phase each: import, hot, threads, memory, scrape, http
+``cases_*``        one phase each: import, hot, types, native, multiprocess, threads,
+                   memory, scrape, churn, http, web, engine, export
 ``http_client``    the HTTP load client, standard library only, run as a script
 """

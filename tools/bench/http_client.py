@@ -16,6 +16,13 @@ latencies (ms), the aggregate ms per request of each concurrent round, the
 body size and the benchmark family's sample-line count of the warm-up
 response, and the first error.
 
+With ``--serve`` it runs one GET per request instead, for a caller that
+changes the server's conditions between requests (cases_http's contended
+scrape): each stdin line is ``{"host": ..., "port": ..., "path": ..., "series":
+...}``, each answer one stdout line ``{"ms": ..., "bytes": ..., "sample_lines":
+..., "error": ...}`` (``error`` None, or the first line of what failed), until
+stdin closes.
+
 Every request is the same for all targets: ``GET path`` on a new connection,
 ``Connection: close``, ``Accept-Encoding: identity`` (http.client's default),
 body read to the end.
@@ -73,7 +80,34 @@ def burst(target: Target, concurrency: int, per_thread: int) -> float:
     return (t1 - t0) / 1e6 / (concurrency * per_thread)
 
 
+def count_samples(body: bytes, series: str) -> int:
+    """Sample lines of ``body`` that contain ``series``."""
+    needle = series.encode()
+    return sum(1 for ln in body.split(b"\n") if ln and ln[:1] != b"#" and needle in ln)
+
+
+def serve() -> None:
+    """One timed GET per stdin line, one JSON answer per stdout line (see the docstring)."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        answer: dict[str, Any] = {"ms": None, "bytes": 0, "sample_lines": 0, "error": None}
+        try:
+            t0 = perf_counter_ns()
+            body = fetch(req["host"], req["port"], req["path"])
+            answer["ms"] = (perf_counter_ns() - t0) / 1e6
+            answer["bytes"] = len(body)
+            answer["sample_lines"] = count_samples(body, req.get("series", ""))
+        except Exception as exc:
+            answer["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--serve"]:
+        return serve()
     cfg = json.load(sys.stdin)
     targets: list[Target] = cfg["targets"]
     out: dict[str, dict[str, Any]] = {
@@ -98,9 +132,8 @@ def main() -> None:
     for t in targets:
         body = guarded(t, functools.partial(fetch, t["host"], t["port"], t["path"]))
         if body is not None:
-            series = t.get("series", "").encode()
-            lines = [ln for ln in body.split(b"\n") if ln and ln[:1] != b"#" and series in ln]
-            out[t["name"]]["body"] = {"bytes": len(body), "sample_lines": len(lines)}
+            lines = count_samples(body, t.get("series", ""))
+            out[t["name"]]["body"] = {"bytes": len(body), "sample_lines": lines}
 
     for rep in range(cfg["latency_requests"]):
         for t in ordered(rep):
@@ -122,6 +155,7 @@ def main() -> None:
 
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
+    return None
 
 
 if __name__ == "__main__":

@@ -54,6 +54,16 @@ def loop_lookup_inc(get: Callable[[str, str], Any], a: str, b: str, n: int) -> f
     return (t1 - t0) / n
 
 
+def loop_create(get: Callable[[str, str], Any], pairs: list[tuple[str, str]]) -> float:
+    """ns per ``get(a, b)`` over pairs: on a fresh vec, each call creates a child."""
+    with Timed():
+        t0 = perf_counter_ns()
+        for a, b in pairs:
+            get(a, b)
+        t1 = perf_counter_ns()
+    return (t1 - t0) / len(pairs)
+
+
 def floor_empty(n: int) -> float:
     it = _repeat(None, n)
     with Timed():
