@@ -208,9 +208,7 @@ def read_one_by_one(cells: Iterable[Readable[_V_co]]) -> list[_V_co]:
 #: Before 3.12, ``sum`` does exactly that in a C double (five times faster than
 #: ``reduce``); from 3.12 it compensates the rounding of floats, so ``reduce``.
 add_in_order: Callable[[list[Number], Number], Number] = (
-    sum
-    if sys.version_info < (3, 12)
-    else functools.partial(functools.reduce, operator.add)
+    sum if sys.version_info < (3, 12) else functools.partial(functools.reduce, operator.add)
 )
 
 

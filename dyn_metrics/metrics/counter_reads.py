@@ -1,0 +1,186 @@
+"""Reading counter cells: ticked family reads, and reads that change nothing.
+
+How a read stays exact without a per-cell read counter is told in
+``counter_cell.py``'s docstring; these are its functions. Each family read
+ticks its cells with their stripes held, and stores their new counts of reads
+in the same C-level call; a read that must not tick (a single ``get()``, or
+one whose own thread already holds a stripe) parses the counts' ``repr``.
+"""
+
+import functools
+import itertools
+import operator
+from collections.abc import Iterator
+from itertools import chain, repeat
+from typing import TYPE_CHECKING, Optional, Union, cast
+
+from ..model import Number
+from .cells import EXACT_INT, drop_all, fold_sum, peek_sum, take_all
+from .exemplars import RawExemplar
+
+if TYPE_CHECKING:
+    from .counter_cell import CounterCell
+
+_count_next = itertools.count.__next__
+_count_repr = itertools.count.__repr__
+
+
+class Pending(list):  # type: ignore[type-arg]  # list[Number], with slots
+    """A counter's ``[sum, amounts...]`` once it had an ``inc_by``.
+
+    The count minus ``base`` is the increments not yet in ``sum`` (``base``
+    takes in the increments moved into the sum and every read's tick).
+    ``exemplar`` is the latest exemplar (a counter that records exemplars
+    has its list: cells without any pay nothing for them).
+    """
+
+    __slots__ = ("base", "exemplar")
+    base: int
+    exemplar: Optional[RawExemplar]
+
+
+#: ``(cell, amount)`` of first ``inc_by`` calls made while the cell's stripe was
+#: held by their own thread; reads count them until the cell's next ``inc_by``
+#: moves them into its list.
+DEFERRED: list[tuple["CounterCell", Number]] = []
+
+#: What ``_value`` holds: the reads that ticked the count, or the list.
+State = Union[int, Pending]
+
+
+def count_of(cell: "CounterCell") -> int:
+    """A cell's count, from its repr: changes nothing."""
+    return parse_count(_count_repr(cell))
+
+
+def parse_count(text: str) -> int:
+    return int(text[text.index("(") + 1 : -1])  # "Name(N)"
+
+
+def deferred_of(cell: "CounterCell") -> list[tuple["CounterCell", Number]]:
+    return [entry for entry in list(DEFERRED) if entry[0] is cell] if DEFERRED else []
+
+
+def deferred_sum(cell: "CounterCell", start: Number) -> Number:
+    """``start`` plus the amounts deferred for ``cell``, in order."""
+    amounts = [amount for c, amount in list(DEFERRED) if c is cell] if DEFERRED else []
+    return functools.reduce(operator.add, amounts, start)
+
+
+def read_locked(cell: "CounterCell") -> Number:
+    """One cell's value without ticking; its stripe is held, so no read moves ``_value``."""
+    state, text = cell._value, _count_repr(cell)
+    count = parse_count(text)
+    if isinstance(state, Pending):
+        return (count - state.base) + fold_sum(state)
+    return deferred_sum(cell, cell._number(count - state))
+
+
+def peek_many(cells: list["CounterCell"]) -> list[Number]:
+    """The values of ``cells`` without ticking or folding (no stripe held for them).
+
+    ``_value``, a list's ``base`` and the count of every cell are read in one
+    C-level call, so no read of another thread can tick in between.
+    """
+    n = len(cells)
+    states = map(getattr, cells, repeat("_value"))
+    snap = list(
+        chain(
+            states,
+            map(getattr, map(getattr, cells, repeat("_value")), repeat("base"), repeat(None)),
+            map(_count_repr, cells),
+        )
+    )
+    out: list[Number] = []
+    for cell, state, base, text in zip(cells, snap[:n], snap[n : 2 * n], snap[2 * n :]):
+        count = parse_count(text)
+        if state.__class__ is Pending:
+            out.append((count - base) + peek_sum(state))
+        else:
+            out.append(deferred_sum(cell, cell._number(count - state)))
+    return out
+
+
+def read_raw(cells: list["CounterCell"]) -> list[Number]:
+    """The values of ``cells``, ticking each once (exact ints where the value is integral).
+
+    Takes the cells' stripes; a read whose own thread holds one already
+    (nested in a signal handler or GC callback) peeks instead.
+    """
+    if not cells:
+        return []
+    if not take_all(cells):
+        return peek_many(cells)
+    try:
+        ticked = tick_plain(cells)
+        if ticked is None:
+            return read_mixed(cells, list(map(getattr, cells, repeat("_value"))))
+    finally:
+        drop_all()
+    done, states = ticked
+    values: list[Number] = list(map(operator.sub, done, states))
+    if cells[0]._number is float and max(values) >= EXACT_INT:
+        return list(map(float, values))  # past 2**53 a float counter rounds
+    return values
+
+
+def tick_plain(cells: list["CounterCell"]) -> Optional[tuple[list[int], list[int]]]:
+    """``(ticks, reads before)`` of cells whose ``_value`` are all counts of reads; stripes held.
+
+    Ticks every cell and stores its new count of reads in one C call (no
+    bytecode, so nothing can run between a tick and its store); the
+    increments are ``ticks - reads``, item by item (``ticks`` runs on past
+    them). None, having changed nothing, when a cell has a list (a list is
+    unhashable) or amounts are deferred.
+    """
+    states = list(map(getattr, cells, repeat("_value")))
+    if DEFERRED:
+        return None
+    try:
+        distinct = set(states)
+    except TypeError:
+        return None
+    # Every cell read as often shares one int: map each distinct count of
+    # reads to one successor object.
+    new: Iterator[int]
+    if len(distinct) == 1:
+        new = repeat(states[0] + 1)
+    else:
+        succ = {r: r + 1 for r in distinct}
+        new = map(succ.__getitem__, states)
+    done = list(chain(map(_count_next, cells), map(setattr, cells, repeat("_value"), new)))
+    return cast(list[int], done), states
+
+
+def read_mixed(cells: list["CounterCell"], states: list[State]) -> list[Number]:
+    """:func:`_read_raw` when some cells have lists or deferred amounts; stripes held."""
+    plain: list[CounterCell] = []
+    plain_new: list[int] = []
+    lists: list[Pending] = []
+    list_new: list[int] = []
+    shared: dict[int, int] = {}
+    for cell, state in zip(cells, states):
+        if isinstance(state, Pending):
+            lists.append(state)
+            list_new.append(state.base + 1)
+        else:
+            plain.append(cell)
+            plain_new.append(shared.setdefault(state, state + 1))
+    # The ticks, then None for each store, from one C call (as in _read_raw).
+    done = cast(
+        list[int],
+        list(
+            chain(
+                map(_count_next, cells),
+                map(setattr, plain, repeat("_value"), plain_new),
+                map(setattr, lists, repeat("base"), list_new),
+            )
+        ),
+    )
+    out: list[Number] = []
+    for cell, state, tick in zip(cells, states, done):
+        if isinstance(state, Pending):  # its base has just moved on by this read's tick
+            out.append((tick - (state.base - 1)) + fold_sum(state))
+        else:
+            out.append(deferred_sum(cell, cell._number(tick - state)))
+    return out
