@@ -2,7 +2,8 @@
 
 ``counter.py``, ``gauge.py``, ``histogram.py``, ``summary.py``, ``info.py`` and
 ``stateset.py`` hold a metric type each (``counter_cell.py`` the counter's
-cells and ``counter_reads.py`` their reads, ``histogram_cell.py`` the histogram's, ``quantiles.py`` the summary's streaming quantiles;
+cells and ``counter_reads.py`` their reads, ``histogram_cell.py`` the
+histogram's cell, ``quantiles.py`` the summary's streaming quantiles;
 ``native_buckets.py``, ``native_histogram.py`` and ``native_cell.py`` the
 exponential buckets of native histograms). Beside
 them sit the shared pieces: ``cells.py`` (the stripe locks, folding, number
