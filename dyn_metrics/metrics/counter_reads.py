@@ -12,14 +12,15 @@ import itertools
 import operator
 from collections.abc import Iterator
 from itertools import chain, repeat
-from typing import TYPE_CHECKING, Optional, Union, cast
+from typing import Any, Optional, Union, cast
 
 from ..model import Number
 from .cells import EXACT_INT, drop_all, fold_sum, peek_sum, take_all
 from .exemplars import RawExemplar
 
-if TYPE_CHECKING:
-    from .counter_cell import CounterCell
+#: A ``counter_cell.CounterCell`` (an ``itertools.count`` with a ``_value`` slot and a
+#: ``_number`` class attribute); not imported: that module imports this one.
+CounterCell = Any
 
 _count_next = itertools.count.__next__
 _count_repr = itertools.count.__repr__
@@ -42,13 +43,13 @@ class Pending(list):  # type: ignore[type-arg]  # list[Number], with slots
 #: ``(cell, amount)`` of first ``inc_by`` calls made while the cell's stripe was
 #: held by their own thread; reads count them until the cell's next ``inc_by``
 #: moves them into its list.
-DEFERRED: list[tuple["CounterCell", Number]] = []
+DEFERRED: list[tuple[CounterCell, Number]] = []
 
 #: What ``_value`` holds: the reads that ticked the count, or the list.
 State = Union[int, Pending]
 
 
-def count_of(cell: "CounterCell") -> int:
+def count_of(cell: CounterCell) -> int:
     """A cell's count, from its repr: changes nothing."""
     return parse_count(_count_repr(cell))
 
@@ -57,17 +58,17 @@ def parse_count(text: str) -> int:
     return int(text[text.index("(") + 1 : -1])  # "Name(N)"
 
 
-def deferred_of(cell: "CounterCell") -> list[tuple["CounterCell", Number]]:
+def deferred_of(cell: CounterCell) -> list[tuple[CounterCell, Number]]:
     return [entry for entry in list(DEFERRED) if entry[0] is cell] if DEFERRED else []
 
 
-def deferred_sum(cell: "CounterCell", start: Number) -> Number:
+def deferred_sum(cell: CounterCell, start: Number) -> Number:
     """``start`` plus the amounts deferred for ``cell``, in order."""
     amounts = [amount for c, amount in list(DEFERRED) if c is cell] if DEFERRED else []
     return functools.reduce(operator.add, amounts, start)
 
 
-def read_locked(cell: "CounterCell") -> Number:
+def read_locked(cell: CounterCell) -> Number:
     """One cell's value without ticking; its stripe is held, so no read moves ``_value``."""
     state, text = cell._value, _count_repr(cell)
     count = parse_count(text)
@@ -76,7 +77,7 @@ def read_locked(cell: "CounterCell") -> Number:
     return deferred_sum(cell, cell._number(count - state))
 
 
-def peek_many(cells: list["CounterCell"]) -> list[Number]:
+def peek_many(cells: list[CounterCell]) -> list[Number]:
     """The values of ``cells`` without ticking or folding (no stripe held for them).
 
     ``_value``, a list's ``base`` and the count of every cell are read in one
@@ -101,7 +102,7 @@ def peek_many(cells: list["CounterCell"]) -> list[Number]:
     return out
 
 
-def read_raw(cells: list["CounterCell"]) -> list[Number]:
+def read_raw(cells: list[CounterCell]) -> list[Number]:
     """The values of ``cells``, ticking each once (exact ints where the value is integral).
 
     Takes the cells' stripes; a read whose own thread holds one already
@@ -124,7 +125,7 @@ def read_raw(cells: list["CounterCell"]) -> list[Number]:
     return values
 
 
-def tick_plain(cells: list["CounterCell"]) -> Optional[tuple[list[int], list[int]]]:
+def tick_plain(cells: list[CounterCell]) -> Optional[tuple[list[int], list[int]]]:
     """``(ticks, reads before)`` of cells whose ``_value`` are all counts of reads; stripes held.
 
     Ticks every cell and stores its new count of reads in one C call (no
@@ -152,7 +153,7 @@ def tick_plain(cells: list["CounterCell"]) -> Optional[tuple[list[int], list[int
     return cast(list[int], done), states
 
 
-def read_mixed(cells: list["CounterCell"], states: list[State]) -> list[Number]:
+def read_mixed(cells: list[CounterCell], states: list[State]) -> list[Number]:
     """:func:`_read_raw` when some cells have lists or deferred amounts; stripes held."""
     plain: list[CounterCell] = []
     plain_new: list[int] = []

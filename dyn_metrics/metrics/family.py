@@ -30,7 +30,7 @@ from ..model import COUNTER, HISTOGRAM, SUMMARY, Family, Labels, Number, Sample
 from . import backends
 from .cells import drop, take
 from .desc import Desc, LabelsArg
-from .order import Blocks, Order, build, replay, worth_replaying
+from .order import Blocks, Order, build, fill, replay, worth_replaying
 
 #: The label values of one child, in the declared order of the label names.
 Key = tuple[str, ...]
@@ -369,7 +369,7 @@ class ScalarFamily(MetricFamily[_C, Number]):
                 self._write_lines(write, order.keys, values)
                 return
             texts = values if set(map(type, values)) == _INTS else expfmt.format_values(values)
-        write(_fill(self._header, blocks.templates, self.desc.name, texts))
+        write(fill(self._header, blocks, self.desc.name, texts, len(cells)))
 
     def _write_lines(
         self, write: Write, keys: list[Key], values: Sequence[Optional[Number]]
@@ -391,22 +391,7 @@ class ScalarFamily(MetricFamily[_C, Number]):
 
     def _template_line(self, key: Key) -> str:
         labels = expfmt.format_labels(self._label_pairs(key))
-        return "%s" + labels.replace("%", "%%") + " %s\n"
-
-
-def _fill(header: str, templates: list[str], name: str, values: Iterable[object]) -> str:
-    """``header`` + the block templates filled with ``name`` and ``values``, line by line.
-
-    All of it is one C-level call (``next`` over nested ``map`` objects): the
-    join, the argument tuple drawing ``values`` lazily, the ``%`` and the
-    concatenation. A thread that competes with busy threads for the GIL is
-    switched out only between calls, so a scrape made of few long calls is
-    switched out (and waits a switch interval or more) few times.
-    """
-    args = itertools.chain.from_iterable(zip(itertools.repeat(name), values))
-    body = map(operator.mod, map("".join, (templates,)), map(tuple, (args,)))
-    text: str = next(map(operator.add, (header,), body))
-    return text
+        return labels.replace("%", "%%") + " %s\n"
 
 
 def expose_only_child(metric: MetricFamily[_C, _V], methods: Sequence[str]) -> None:
