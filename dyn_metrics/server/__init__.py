@@ -28,9 +28,10 @@ every thread, and one idle TLS client stops every scrape. So:
   sent in one blocking call whose ``write_timeout`` deadline the loop keeps
   (it shuts a late connection down).
 * :mod:`~dyn_metrics.server.flight` -- concurrent scrapes of the same format
-  and ``name[]`` set share one render in progress, run on one render thread
-  at a time; a scrape waits at most ``scrape_timeout`` seconds (then 503) and
-  a hung render pins that one thread only.
+  and ``name[]`` set share one render in progress, one render at a time, run
+  by the scrape that started it on its own handler thread; a scrape gets 503
+  after ``scrape_timeout`` seconds (a watchdog thread answers for the one whose
+  render overran) and a hung render pins that one thread only.
 * :mod:`~dyn_metrics.server.auth` -- Basic auth users with hashed passwords
   (PBKDF2-SHA256, scrypt, plain), successful checks cached.
 * :mod:`~dyn_metrics.server.app` -- :class:`MetricsServer`: the routes,
@@ -43,8 +44,8 @@ Few GIL releases per request. In a process whose other threads are busy,
 a thread that releases the GIL (a blocking call, a wait, a handoff to another
 thread) waits about ``sys.getswitchinterval()`` per busy thread to run again.
 So a plain request that has arrived by its accept is read at once, without a
-selector round; the render thread is kept between renders, not started per
-render; and the answer leaves in one blocking send.
+selector round; the render runs on the thread that sends the answer, with no
+handoff to a render thread and back; and the answer leaves in one blocking send.
 
 One request per connection (``Connection: close``). Every request is logged at
 DEBUG on the ``dyn_metrics.server`` loggers; nothing is written to stderr.

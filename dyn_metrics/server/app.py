@@ -38,13 +38,16 @@ answer without credentials. Serve it over TLS: Basic credentials are only base64
 Scrape isolation. Health, live and every other route but ``/metrics`` run on
 the loop's small probe pool, never queued behind scrapes. Concurrent scrapes
 of the same format and ``name[]`` set share one render in progress
-(:mod:`~dyn_metrics.server.flight`); a scrape that waits ``scrape_timeout``
-seconds answers 503 ``Scrape timed out``, and while that render still runs
-every scrape answers 503 at once: a hung callback pins one thread only.
+(:mod:`~dyn_metrics.server.flight`), run by the scrape that started it on its
+handler thread; ``scrape_timeout`` seconds into it, a scrape still waiting is
+answered 503 ``Scrape timed out`` (the one rendering by the watchdog thread,
+through ``Request.late``), and while that render still runs every scrape
+answers 503 at once: a hung callback pins one thread only.
 
 ``on_scrape`` (optional) is told of each ``/metrics`` request without the
 server knowing any metric: it is called as the request starts and returns a
-``finish(status)`` callable, called once with the status answered.
+``finish(status)`` callable, called once with the status answered (on the
+watchdog thread for the scrape whose own render overran).
 """
 
 import dataclasses
@@ -60,8 +63,8 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import InvalidValueError, MetricsError
 from ..exposition.negotiation import CONTENT_TYPES, accepts_gzip, negotiate
 from ..exposition.openmetrics import CONTENT_TYPE as OPENMETRICS_CONTENT_TYPE
-from .flight import RenderFailed, RenderFlights, RenderHung, RenderTimeout
-from .handler import Request, Response, plain
+from .flight import RenderFailed, RenderFlights, RenderHung, RenderOverran, RenderTimeout
+from .handler import Answered, Request, Response, plain
 from .loop import HttpLoop
 from .options import METRICS_PATH, ServerOptions
 
@@ -85,7 +88,8 @@ __all__ = [
 
 Render = Callable[[str, Optional[frozenset[str]]], Union[str, bytes]]
 Health = Callable[[], tuple[bool, Mapping[str, object]]]
-OnScrape = Callable[[], Callable[[int], None]]
+Finish = Callable[[int], None]
+OnScrape = Callable[[], Finish]
 
 
 class Rendered(Protocol):
@@ -311,28 +315,40 @@ class MetricsServer:
         if request.method not in METHODS:
             return method_not_allowed()
         if path == METRICS_PATH:
-            if self._on_scrape is None:
-                return self._metrics(request.method, headers, query)
-            finish = self._on_scrape()
+            finish = None if self._on_scrape is None else self._on_scrape()
+            renderer: Renderer = self._flights.get
+            if request.late is not None:  # this thread may render: see server.flight
+                overrun = functools.partial(self._overrun, request.late, finish)
+                renderer = functools.partial(self._flights.get, overrun=overrun)
             response = plain(500, "Failed to get metrics")
             try:
-                response = self._metrics(request.method, headers, query)
+                response = metrics_response(
+                    request.method,
+                    headers,
+                    query,
+                    renderer,
+                    openmetrics=self._options.openmetrics,
+                    scrape_timeout=self._options.scrape_timeout,
+                )
+            except RenderOverran:  # _overrun answered, and told finish
+                finish = None
+                raise Answered() from None
             finally:
-                finish(response.status)
+                if finish is not None:
+                    finish(response.status)
             return response
         if path in self._probe_paths:
             return self._health_reply()
         return Response(200, [("Content-Type", "text/html; charset=utf-8")], self._landing)
 
-    def _metrics(self, method: str, headers: Mapping[str, str], query: str) -> Response:
-        return metrics_response(
-            method,
-            headers,
-            query,
-            self._flights.get,
-            openmetrics=self._options.openmetrics,
-            scrape_timeout=self._options.scrape_timeout,
-        )
+    def _overrun(self, late: Callable[[Response], None], finish: Optional[Finish]) -> None:
+        """Answer 503 from the watchdog thread a scrape whose own render overran."""
+        response = _timed_out(self._options.scrape_timeout)
+        try:
+            if finish is not None:
+                finish(response.status)
+        finally:
+            late(response)
 
     def _health_reply(self) -> Response:
         try:
@@ -384,7 +400,7 @@ def metrics_response(
     except RenderFailed:  # logged once by the renderer
         return plain(500, "Failed to get metrics")
     except RenderTimeout:
-        return plain(503, f"Scrape timed out after {scrape_timeout:g} s", [("Retry-After", "1")])
+        return _timed_out(scrape_timeout)
     except RenderHung:
         return plain(
             503,
@@ -397,6 +413,10 @@ def metrics_response(
         return Response(200, reply, rendered.body)
     reply.append(("Content-Encoding", "gzip"))
     return Response(200, reply, rendered.gzipped())
+
+
+def _timed_out(scrape_timeout: float) -> Response:
+    return plain(503, f"Scrape timed out after {scrape_timeout:g} s", [("Retry-After", "1")])
 
 
 def sized(method: str, response: Response) -> Response:

@@ -1,23 +1,35 @@
 """Single-flight renders under a deadline: N concurrent scrapes cost one render.
 
-:class:`RenderFlights` runs ``render(fmt, names)`` on its own daemon thread,
-one render at a time, and lets every scrape that asks for the same
-``(fmt, names)`` while that render is queued or running share its result.
+:class:`RenderFlights` runs ``render(fmt, names)`` one render at a time and
+lets every scrape that asks for the same ``(fmt, names)`` while that render is
+queued or running share its result.
 
-Why one render thread, not the caller's: a scrape waits at most ``timeout``
-seconds and then answers 503, so its handler thread is free again; only the
-render thread stays with a callback that hangs. Why one render at a time:
-the callbacks a render runs are the same for every format, so a second render
-started beside a hung one would hang too; serialised, a hung callback pins
-exactly one thread. Once the running render has run for ``timeout``
-seconds, every scrape is refused at once (:class:`RenderHung`) until it
-returns.
+Where a render runs. A scrape that offers an ``overrun`` callback and finds
+no render running or queued renders on its own thread: the thread that will
+send the answer, so no thread hand-off (each a wait for the GIL, about
+``sys.getswitchinterval()`` times the number of busy threads in a busy
+process) lies between the render and the send. If that render is still
+running ``timeout`` seconds after it began, the watchdog thread
+(``{name}-watchdog``) calls ``overrun()`` once, which answers the scrape 503
+from there; the render goes on, and the scrape's own :meth:`get` then raises
+:class:`RenderOverran` instead of returning. Whichever of the two comes first
+under the lock wins, so a scrape is answered exactly once. Every other render
+(a scrape without ``overrun``, as the WSGI and ASGI apps make, or one queued
+behind a running render) runs on the render thread (``{name}-render``), and
+its scrapes wait for it at most ``timeout`` seconds.
 
-Why the render thread stays: a thread started per render costs a scrape
-several waits for the GIL (the new thread's start, the starter's return), each
-about ``sys.getswitchinterval()`` times the number of busy threads when the
-process is busy. So it waits for the next render on a condition (no polling)
-and exits after ``idle_timeout`` seconds without one, or at :meth:`close`.
+Why one render at a time: the callbacks a render runs are the same for every
+format, so a second render started beside a hung one would hang too;
+serialised, a hung callback pins exactly one thread. Once the running render
+has run for ``timeout`` seconds, every scrape is refused at once
+(:class:`RenderHung`) until it returns.
+
+Why both threads stay: a thread started per render costs a scrape several
+waits for the GIL. The render thread waits for the next render on a
+condition; the watchdog sleeps until the running inline render's deadline,
+else at most ``timeout`` seconds at a time, so arming it never wakes it. Each
+exits after ``idle_timeout`` seconds without work, or at :meth:`close` (the
+watchdog not before the deadline of the last inline render).
 """
 
 import gzip
@@ -41,14 +53,20 @@ class RenderHung(Exception):
 
 
 class RenderFailed(Exception):
-    """The render raised; it was logged once, on the render thread, for every scrape it served."""
+    """The render raised; it was logged once, where it ran, for every scrape it served."""
+
+
+class RenderOverran(Exception):
+    """This scrape's own render overran the timeout and ``overrun()`` answered it already."""
 
 
 class _Flight:
     """One render and its result, shared by every scrape that joined it.
 
     ``body`` is the exposition encoded once; :meth:`gzipped` compresses it
-    once, for every scrape of the flight that accepts gzip.
+    once, for every scrape of the flight that accepts gzip. ``overrun`` is the
+    inline renderer's callback while it is owed: whoever takes it (None)
+    under the flights' lock answers that scrape.
     """
 
     __slots__ = (
@@ -58,6 +76,7 @@ class _Flight:
         "failed",
         "started",
         "waiters",
+        "overrun",
         "_gzip",
         "_gzip_lock",
     )
@@ -71,6 +90,7 @@ class _Flight:
         self.failed = False
         self.started = time.monotonic()  # when its render began (set again then)
         self.waiters = 0
+        self.overrun: Optional[Callable[[], None]] = None
 
     def gzipped(self) -> bytes:
         """``body`` gzip-compressed (level 6, no timestamp), made on first use."""
@@ -83,9 +103,10 @@ class _Flight:
 class RenderFlights:
     """Shares renders between concurrent scrapes and bounds how long a scrape waits.
 
-    ``render(fmt, names) -> str`` runs on a daemon thread named ``{name}-render``,
-    made when a render is queued and none exists; it exits once no render has
-    been queued for ``idle_timeout`` seconds, or after :meth:`close`.
+    ``render(fmt, names) -> str`` runs on the scrape's thread or on a daemon
+    thread named ``{name}-render`` (see the module docstring); the render
+    thread and the watchdog (``{name}-watchdog``) are made when first needed
+    and exit once idle for ``idle_timeout`` seconds, or after :meth:`close`.
     Thread-safe.
     """
 
@@ -102,38 +123,51 @@ class RenderFlights:
         self._idle_timeout = idle_timeout
         self.name = name
         self._lock = threading.Lock()  # guards every field below
-        self._queued = threading.Condition(self._lock)  # notified when a flight is queued
+        self._queued = threading.Condition(self._lock)  # notified when a render may start
+        self._watch_wake = threading.Condition(self._lock)  # notified at close
         self._flights: dict[Key, _Flight] = {}  # queued or running, by key
         self._queue: deque[_Flight] = deque()
         self._running: Optional[_Flight] = None
         self._worker: Optional[threading.Thread] = None  # the render thread, while it lives
+        self._watchdog: Optional[threading.Thread] = None  # while it lives
+        self._last_inline = 0.0  # when the latest inline render began
         self._closed = False
 
     def close(self, timeout: float = 0.5) -> None:
-        """Let the render thread exit once its current render is done; wait up to ``timeout``.
+        """Let both threads exit once idle (no render running); wait up to ``timeout``.
 
-        A render thread still rendering then is abandoned (a daemon). A later
-        :meth:`get` starts a new one.
+        A thread still busy then is abandoned (a daemon). A later :meth:`get`
+        starts new ones.
         """
         with self._lock:
             self._closed = True
-            worker = self._worker
+            threads = [t for t in (self._worker, self._watchdog) if t is not None]
             self._queued.notify_all()
-        if worker is not None:
-            worker.join(timeout)
+            self._watch_wake.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     @property
     def waiting(self) -> int:
-        """How many scrapes are waiting for a render now."""
+        """How many scrapes are waiting for (or running) a render now."""
         with self._lock:
             return sum(f.waiters for f in self._flights.values())
 
-    def get(self, fmt: str, names: Optional[frozenset[str]]) -> _Flight:
+    def get(
+        self,
+        fmt: str,
+        names: Optional[frozenset[str]],
+        overrun: Optional[Callable[[], None]] = None,
+    ) -> _Flight:
         """The finished render for ``(fmt, names)``, one in progress or a new one.
 
         Raises RenderHung at once while a render older than the timeout runs,
         RenderTimeout when this scrape waited the timeout, RenderFailed when
         ``render`` raised (logged once as ``Failed to get metrics``).
+        With ``overrun`` this call may render itself; then, if its render
+        overran, ``overrun()`` has been called once on the watchdog thread at
+        the deadline and this call raises RenderOverran when the render ends.
         """
         key = (fmt, names)
         with self._lock:
@@ -144,25 +178,25 @@ class RenderFlights:
             if running is not None and time.monotonic() - running.started >= self._timeout:
                 raise RenderHung()
             flight = self._flights.get(key)
+            inline = False
             if flight is None:
                 flight = self._flights[key] = _Flight(key)
-                self._queue.append(flight)
                 self._closed = False
-                if self._worker is None:
-                    thread = threading.Thread(
-                        target=self._work, name=f"{self.name}-render", daemon=True
-                    )
-                    try:
-                        thread.start()
-                    except RuntimeError:  # "can't start new thread": this scrape fails only
-                        self._queue.remove(flight)
-                        del self._flights[key]
-                        _log.error("Failed to get metrics: cannot start the render thread")
-                        raise RenderFailed() from None
-                    self._worker = thread
+                if overrun is not None and running is None and not self._queue:
+                    self._start_locked("watchdog", flight)
+                    flight.overrun = overrun
+                    flight.started = self._last_inline = time.monotonic()
+                    self._running = flight
+                    inline = True
                 else:
-                    self._queued.notify()
+                    self._queue.append(flight)
+                    if self._worker is not None:
+                        self._queued.notify()
+                    else:
+                        self._start_locked("render", flight)
             flight.waiters += 1
+        if inline:
+            return self._render_here(flight)
         finished = flight.done.wait(self._timeout)
         with self._lock:
             flight.waiters -= 1
@@ -172,18 +206,71 @@ class RenderFlights:
             raise RenderFailed()
         return flight
 
+    def _start_locked(self, role: str, flight: _Flight) -> None:
+        """Start the ``role`` thread unless it lives; RenderFailed, ``flight`` dropped, if not."""
+        if (self._worker if role == "render" else self._watchdog) is not None:
+            return
+        work = self._work if role == "render" else self._watch
+        thread = threading.Thread(target=work, name=f"{self.name}-{role}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # "can't start new thread": this scrape fails only
+            if role == "render":
+                self._queue.remove(flight)
+            del self._flights[flight.key]
+            _log.error("Failed to get metrics: cannot start the %s thread", role)
+            raise RenderFailed() from None
+        if role == "render":
+            self._worker = thread
+        else:
+            self._watchdog = thread
+
+    def _render_here(self, flight: _Flight) -> _Flight:
+        """Render ``flight`` on this thread, which :meth:`get` made its renderer."""
+        self._run(flight)
+        with self._lock:
+            flight.waiters -= 1
+            answered = flight.overrun is None  # the watchdog took it: overrun() answered
+            flight.overrun = None
+            self._finish_locked(flight)
+            if self._queue:  # the render thread waits for this render to end
+                self._queued.notify()
+        flight.done.set()
+        if answered:
+            raise RenderOverran()
+        if flight.failed:
+            raise RenderFailed()
+        return flight
+
+    def _run(self, flight: _Flight) -> None:
+        try:
+            out = self._render(*flight.key)
+            flight.body = out if isinstance(out, bytes) else out.encode("utf-8")
+        # Any exception, SystemExit included: the thread must live on to clean
+        # up, or every later scrape would be refused.
+        except BaseException:
+            _log.exception("Failed to get metrics")
+            flight.failed = True
+
+    def _finish_locked(self, flight: _Flight) -> None:
+        del self._flights[flight.key]
+        self._running = None
+
     def _next_locked(self) -> Optional[_Flight]:
         """The next flight to render, waiting for one; None (thread forgotten) to exit."""
         while True:
-            # A queued render nobody waits for any more is skipped.
-            while self._queue and self._queue[0].waiters == 0:
-                del self._flights[self._queue.popleft().key]
-            if self._queue:
-                return self._queue.popleft()
-            if self._closed or not self._queued.wait(self._idle_timeout):
-                if not self._queue:
-                    self._worker = None
-                    return None
+            if self._running is None:  # else an inline render runs: wait for its end
+                # A queued render nobody waits for any more is skipped.
+                while self._queue and self._queue[0].waiters == 0:
+                    del self._flights[self._queue.popleft().key]
+                if self._queue:
+                    return self._queue.popleft()
+            if self._closed and not self._queue:
+                break
+            if not self._queued.wait(self._idle_timeout) and not self._queue:
+                break
+        self._worker = None
+        return None
 
     def _work(self) -> None:
         while True:
@@ -193,15 +280,35 @@ class RenderFlights:
                     return
                 self._running = flight
                 flight.started = time.monotonic()
-            try:
-                out = self._render(*flight.key)
-                flight.body = out if isinstance(out, bytes) else out.encode("utf-8")
-            # Any exception, SystemExit included: this thread must live on to
-            # clean up, or every later scrape would be refused.
-            except BaseException:
-                _log.exception("Failed to get metrics")
-                flight.failed = True
+            self._run(flight)
             with self._lock:
-                del self._flights[flight.key]
-                self._running = None
+                self._finish_locked(flight)
             flight.done.set()
+
+    def _watch(self) -> None:
+        """The watchdog: calls the running inline render's ``overrun`` at its deadline."""
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                flight = self._running
+                if flight is not None and flight.overrun is not None:
+                    due = flight.started + self._timeout
+                    if now < due:
+                        self._watch_wake.wait(due - now)
+                        continue
+                    overrun, flight.overrun = flight.overrun, None
+                    self._lock.release()
+                    try:
+                        overrun()
+                    # Nothing it raises may end the watchdog: later renders need it.
+                    except BaseException:
+                        _log.exception("Failed to answer a scrape whose render overran")
+                    finally:
+                        self._lock.acquire()
+                    continue
+                idle = now - self._last_inline
+                if self._closed or idle >= self._idle_timeout:
+                    self._watchdog = None
+                    return
+                # At most timeout: a render armed meanwhile is seen before its deadline.
+                self._watch_wake.wait(min(self._timeout, self._idle_timeout - idle))

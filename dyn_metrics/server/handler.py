@@ -8,7 +8,9 @@ the header fields, writes status lines, headers and error responses
 HEAD gets GET's headers, ``Content-Length`` included, and no body. Every
 answer is ``Connection: close`` (one request per connection). The bytes come
 back in an :class:`Answer`, which the pool thread sends under the write
-deadline.
+deadline; or an app answers from another thread through ``Request.late``
+(the answer goes to the handler's ``late`` callback) and then raises
+:class:`Answered`, which passes out of :meth:`RequestHandler.run`.
 
 Refused on top of what http.server refuses (it is lenient where a hostile
 client could profit, and answers HTTP/0.9 without a status line): a request
@@ -45,6 +47,9 @@ class Request(NamedTuple):
     method: str
     target: str
     headers: Mapping[str, str]
+    #: ``late(response)`` answers the request from another thread instead; the
+    #: app then raises :class:`Answered`. None where the caller offers no such path.
+    late: Optional[Callable[["Response"], None]] = None
 
 
 class Response(NamedTuple):
@@ -84,6 +89,10 @@ class Answer(NamedTuple):
 App = Callable[[Request], Response]
 
 
+class Answered(Exception):
+    """Raised by an app whose request ``Request.late`` answered: nothing more is sent."""
+
+
 def plain(status: int, text: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
     """A :class:`Response` with a UTF-8 ``text/plain`` body and the extra ``headers``."""
     return Response(status, [("Content-Type", TEXT_PLAIN), *headers], text.encode())
@@ -110,7 +119,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     """Parses ``head`` with http.server, asks ``app``, and returns the answer's bytes.
 
     Made per request on a handler thread, used once through :meth:`run`.
-    ``peer`` is the client's address, for the log only.
+    ``peer`` is the client's address, for the log only. With ``late``, the
+    app's request offers ``Request.late``: ``late(answer)`` gets the bytes of
+    the response given there, on the thread that gave it.
     """
 
     protocol_version = "HTTP/1.1"
@@ -121,12 +132,15 @@ class RequestHandler(BaseHTTPRequestHandler):
     error_message_format = "%(explain)s"
     error_content_type = TEXT_PLAIN
 
-    def __init__(self, head: bytes, peer: str, app: App) -> None:
+    def __init__(
+        self, head: bytes, peer: str, app: App, late: Optional[Callable[[Answer], None]] = None
+    ) -> None:
         # Not BaseRequestHandler.__init__, which would handle a socket at once:
         # the head is in memory and the answer goes to memory.
         self._head = head
         self._peer = peer
         self._app = app
+        self._late = late
         self._out = io.BytesIO()
         self._status = 0
         self._body = b""
@@ -169,7 +183,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         )
         # The target as sent: http.server's self.path folds a leading "//".
         target = self.requestline.split(" ")[1]
-        self.reply(self._app(Request(self.command, target, headers)))
+        late = None if self._late is None else self._reply_late
+        self.reply(self._app(Request(self.command, target, headers, late)))
+
+    def _reply_late(self, response: Response) -> None:
+        """``Request.late``: ``response`` as :meth:`reply` writes it, handed to ``late``."""
+        other = RequestHandler(b"", self._peer, _no_app)
+        other.command, other.requestline = self.command, self.requestline
+        other.request_version = self.request_version
+        other.reply(response)
+        assert self._late is not None
+        answer = Answer(other._status, other.output(), other._body, self.requestline, self._linger)
+        self._late(answer)
 
     def reply(self, response: Response) -> None:
         """Write ``response`` (no body for HEAD) with Content-Length and ``Connection: close``."""

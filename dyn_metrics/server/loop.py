@@ -4,13 +4,15 @@ It knows nothing of routes or metrics: it accepts connections, does the TLS
 handshake and collects one request head each (:mod:`~dyn_metrics.server.wire`)
 without a thread per connection, runs the head through http.server's handler
 and the app on a pool thread (:mod:`~dyn_metrics.server.handler`) and sends the
-answer under the write deadline. Why, and how it stays up under hostile
+answer under the write deadline (also one the app gives late, from another
+thread: ``Request.late``). Why, and how it stays up under hostile
 clients: :mod:`dyn_metrics.server`. A client that goes away is not an error:
 logged at DEBUG only, like every request; nothing is written to stderr.
 """
 
 import collections
 import errno
+import functools
 import logging
 import selectors
 import socket
@@ -19,7 +21,7 @@ import threading
 import time
 from typing import Callable, Optional, Union
 
-from .handler import App, RequestHandler, busy, refuse
+from .handler import Answer, Answered, App, RequestHandler, busy, refuse
 from .options import ServerOptions
 from .pool import HandlerPool
 from .sockets import Sends, listen, shutdown_both
@@ -31,9 +33,7 @@ _LINGER = 1.0
 _MAX_SLEEP = 1.0  # the loop wakes at least this often (seconds)
 # 0 where the platform lacks the flag: then every read waits for select.
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
-# What a client going away looks like: resets, broken pipes, timeouts and TLS
-# errors are all OSErrors.
-_DISCONNECTS = OSError
+_DISCONNECTS = OSError  # a client going away: resets, broken pipes, timeouts, TLS errors
 _LISTENER = "listener"  # selector keys' data: these two, or the _Conn
 _WAKER = "waker"
 _Sock = Union[socket.socket, ssl.SSLSocket]
@@ -46,12 +46,9 @@ class _Conn:
     def __init__(
         self, sock: _Sock, peer: str, reader: HeadReader, deadline: float, handshaking: bool
     ) -> None:
-        self.sock = sock
+        self.sock, self.reader, self.deadline = sock, reader, deadline
         self.peer = peer  # the client's address, for the log
-        self.reader = reader
-        self.deadline = deadline
-        self.handshaking = handshaking
-        self.events = selectors.EVENT_READ
+        self.handshaking, self.events = handshaking, selectors.EVENT_READ
 
 
 _Job = tuple[_Conn, bytes]
@@ -64,7 +61,9 @@ class HttpLoop:
     concurrently, and should not raise (an exception is logged and costs the
     connection). With an ``ssl_context`` every connection is TLS. Threads are
     named ``name-PORT`` (the loop) and ``name-PORT-worker-N`` (handlers); an
-    idle handler thread exits after ``worker_idle`` seconds.
+    idle handler thread exits after ``worker_idle`` seconds. ``Request.late``
+    answers from another thread; the handler thread, left busy, then stops
+    counting against ``max_connections``.
 
     ``light(head) -> bool`` picks cheap requests (probes): they run on their own
     pool (``name-PORT-probe-worker-N``, 4 threads, 64 queued), never behind
@@ -93,8 +92,7 @@ class HttpLoop:
         self._read_timeout = float(options.read_timeout)
         # Answers go out in one blocking send each; the loop keeps their deadlines.
         self._sends = Sends(float(options.write_timeout), _MAX_SLEEP, self._wake)
-        self._name_prefix = name
-        self._name = name
+        self._name_prefix = self._name = name
         # The handlers, and the probes' pool (its name gets "-probe" at bind()).
         sizes = ((options.max_connections, options.max_queued), (_PROBE_WORKERS, _PROBE_QUEUED))
         self._pool, self._probes = (
@@ -231,8 +229,7 @@ class HttpLoop:
                 if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     _log.debug("accept failed: %s", e)
                     return
-                # Out of descriptors: make room by dropping the oldest idle
-                # connection, else stop accepting for a moment.
+                # Out of descriptors: drop the oldest idle connection, else pause accepting.
                 if self._pending:
                     self._drop(next(iter(self._pending)))
                     continue
@@ -248,9 +245,8 @@ class HttpLoop:
 
     def _admit(self, raw: socket.socket, peer: str) -> None:
         sock: _Sock = raw
-        # Usually a plain request is in hand already: reading it before any selector
-        # call saves GIL releases, each may cost a switch interval in a busy process.
-        # Not with a default socket timeout: that recv would wait for input first.
+        # A plain request is usually in hand: reading it before any selector call saves GIL
+        # releases, each may cost a switch interval; not under a default timeout: recv would wait.
         early = self._ssl is None and bool(_DONTWAIT) and raw.gettimeout() is None
         try:
             if not early:
@@ -394,8 +390,7 @@ class HttpLoop:
     def _close_all(self) -> None:
         with self._lock:
             self._stopping = True
-            handbacks = list(self._handbacks)
-            self._handbacks.clear()
+            handbacks, self._handbacks = self._handbacks, collections.deque()
         for conn in list(self._pending) + list(self._draining):
             self._drop(conn)
         for conn in handbacks:
@@ -417,23 +412,32 @@ class HttpLoop:
     # -- handler threads ------------------------------------------------------------------------
 
     def _serve(self, job: _Job) -> None:
+        conn, head = job
+        late = functools.partial(self._answer_late, conn, threading.current_thread())
         try:
-            self._handle(*job)
+            if self._stopping:
+                return self._close(conn.sock)
+            self._answer(conn, RequestHandler(head, conn.peer, self._app, late).run())
+        except Answered:  # late() has answered, and owns the socket now
+            pass
         except Exception:
             # A handler bug costs this connection, never a descriptor for good.
             _log.exception("unexpected error in a metrics server handler")
-            self._close(job[0].sock)
+            self._close(conn.sock)
+        return None
 
-    def _handle(self, conn: _Conn, head: bytes) -> None:
-        if self._stopping:
-            return self._close(conn.sock)
-        answer = RequestHandler(head, conn.peer, self._app).run()
+    def _answer_late(self, conn: _Conn, thread: threading.Thread, answer: Answer) -> None:
+        """``Request.late``: answer from another thread while ``thread`` stays busy."""
+        self._answer(conn, answer)
+        for pool in (self._pool, self._probes):
+            pool.detach(thread)  # it may stay busy long: no longer counted against the bound
+
+    def _answer(self, conn: _Conn, answer: Answer) -> None:
         # Logged before sending, so the line exists once the client has its answer.
-        head, body = answer.head, answer.body
-        size = len(head) + len(body)
+        size = len(answer.head) + len(answer.body)
         _log.debug('%s "%s" %d %d', conn.peer, answer.request_line, answer.status, size)
         try:
-            self._sends.send(conn.sock, head, body)
+            self._sends.send(conn.sock, answer.head, answer.body)
         except _DISCONNECTS as e:
             _log.debug("%s: client went away: %s", conn.peer, e)
             return self._close(conn.sock)

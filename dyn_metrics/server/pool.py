@@ -41,8 +41,9 @@ class HandlerPool(Generic[_Job]):
         self._max_queued = max_queued
         self._idle_timeout = idle_timeout
         self._jobs: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # guards _workers, _idle, _queued
+        self._lock = threading.Lock()  # guards _workers, _detached, _idle, _queued
         self._workers: list[threading.Thread] = []
+        self._detached: set[threading.Thread] = set()  # see detach()
         self._worker_ids = itertools.count(1)
         self._idle = 0
         self._queued = 0
@@ -57,17 +58,37 @@ class HandlerPool(Generic[_Job]):
             if self._queued >= self._max_queued:
                 return False
             self._queued += 1
-            spawn = self._idle < self._queued and len(self._workers) < self._max_workers
-            if spawn:
-                worker = threading.Thread(
-                    target=self._work,
-                    name=f"{self.name}-worker-{next(self._worker_ids)}",
-                    daemon=True,
-                )
-                self._workers.append(worker)
-        if spawn:
+            worker = self._spawn_locked()
+        if worker is not None:
             worker.start()
         return True
+
+    def detach(self, thread: threading.Thread) -> None:
+        """Stop counting ``thread``, busy with a job that may not end soon, as a worker.
+
+        It exits once that job returns (or, were it idle already, after its
+        next job or its idle timeout); a thread is started in its place when
+        the idle ones do not cover the queued jobs. No-op for a thread not of
+        this pool.
+        """
+        with self._lock:
+            if thread not in self._workers:
+                return
+            self._workers.remove(thread)
+            self._detached.add(thread)
+            worker = self._spawn_locked()
+        if worker is not None:
+            worker.start()
+
+    def _spawn_locked(self) -> Optional[threading.Thread]:
+        """A new worker (to start outside the lock) when the idle ones do not cover the queue."""
+        if self._idle >= self._queued or len(self._workers) >= self._max_workers:
+            return None
+        worker = threading.Thread(
+            target=self._work, name=f"{self.name}-worker-{next(self._worker_ids)}", daemon=True
+        )
+        self._workers.append(worker)
+        return worker
 
     def put(self, job: _Job) -> None:
         """Queue ``job`` (not None) for the slot taken by :meth:`reserve`."""
@@ -79,7 +100,7 @@ class HandlerPool(Generic[_Job]):
         Threads still busy then are abandoned (they are daemons).
         """
         with self._lock:
-            workers = list(self._workers)
+            workers = [*self._workers, *self._detached]
         for _ in workers:
             self._jobs.put(None)
         deadline = time.monotonic() + timeout
@@ -98,7 +119,7 @@ class HandlerPool(Generic[_Job]):
                     # Leave only if the other idle handlers cover the queued jobs;
                     # reserve() counts a job under this lock before it is put.
                     if self._queued <= self._idle:
-                        self._workers.remove(threading.current_thread())
+                        self._forget_locked()
                         return
                 continue
             with self._lock:
@@ -108,3 +129,16 @@ class HandlerPool(Generic[_Job]):
             if job is None:
                 return
             self._run(job)
+            if self._detached:
+                with self._lock:
+                    if threading.current_thread() in self._detached:
+                        self._forget_locked()
+                        return
+
+    def _forget_locked(self) -> None:
+        """This thread is about to exit: no longer a worker, nor detached."""
+        thread = threading.current_thread()
+        if thread in self._detached:  # detached after its job ended: it was idle
+            self._detached.remove(thread)
+        else:
+            self._workers.remove(thread)

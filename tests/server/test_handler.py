@@ -5,7 +5,14 @@ import io
 
 import pytest
 
-from dyn_metrics.server.handler import RequestHandler, Response, busy, plain, refuse
+from dyn_metrics.server.handler import (
+    Answered,
+    RequestHandler,
+    Response,
+    busy,
+    plain,
+    refuse,
+)
 
 
 class App:
@@ -152,6 +159,34 @@ def test_handler_head_of_a_refusal_has_no_body():
     line, headers, body = parse(answer.data)
     assert line.startswith("HTTP/1.1 400 ")
     assert body == b""
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_handler_late_answer_is_written_as_reply_would_and_run_sends_nothing(method):
+    late = []
+
+    def app(request):
+        request.late(plain(503, "late", [("Retry-After", "1")]))
+        raise Answered()
+
+    handler = RequestHandler(f"{method} /metrics HTTP/1.1\r\n\r\n".encode(), "p", app, late.append)
+    with pytest.raises(Answered):
+        handler.run()
+    assert handler.output() == b""  # nothing written for this thread to send
+    (answer,) = late
+    line, headers, _ = parse(answer.head)
+    assert (answer.status, line, answer.body) == (
+        503,
+        "HTTP/1.1 503 Service Unavailable",
+        b"late" if method == "GET" else b"",
+    )
+    assert (headers["retry-after"], headers["content-length"]) == ("1", "4")
+    assert (answer.request_line, answer.linger) == (f"{method} /metrics HTTP/1.1", False)
+
+
+def test_handler_offers_no_late_answer_without_a_late_callback():
+    app, _ = run(b"GET / HTTP/1.1\r\n\r\n")
+    assert app.requests[0].late is None
 
 
 def test_plain_response():

@@ -9,9 +9,10 @@ import threading
 import pytest
 
 from dyn_metrics.server import flight as flight_module
-from dyn_metrics.server.app import _is_light
+from dyn_metrics.server.app import MetricsServer, _is_light
 from dyn_metrics.server.flight import RenderFailed, RenderFlights, RenderHung, RenderTimeout
-from tests.server.helpers import request
+from dyn_metrics.server.loop import HttpLoop
+from tests.server.helpers import exchange, request
 
 BODY = "# TYPE up gauge\nup 1\n"
 REFUSED = b"Scrape refused: an earlier render is still running past the scrape timeout"
@@ -22,6 +23,7 @@ class BlockingRender:
 
     def __init__(self):
         self.calls = []
+        self.threads = []
         self.release = threading.Event()
         self.returned = threading.Event()
         self._lock = threading.Lock()
@@ -29,6 +31,7 @@ class BlockingRender:
     def __call__(self, fmt, names):
         with self._lock:
             self.calls.append((fmt, names))
+            self.threads.append(threading.current_thread())
         self.release.wait(30)
         self.returned.set()
         return BODY
@@ -134,24 +137,40 @@ def test_live_answers_while_every_handler_thread_waits(serve):
     assert [status for status, _ in results] == [200] * 80
 
 
-def test_scrape_timeout_is_503_and_later_scrapes_are_refused_until_the_render_returns(serve):
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_scrape_timeout_is_503_and_later_scrapes_are_refused_until_the_render_returns(
+    serve, method
+):
+    events = []
+
+    def on_scrape():
+        events.append("start")
+        return events.append
+
     render = BlockingRender()
-    server = serve(render, scrape_timeout=0.2)
-    status, headers, body = request(server)
-    assert (status, body) == (503, b"Scrape timed out after 0.2 s")
+    # One handler thread: the one the hung render holds is replaced.
+    server = serve(render, scrape_timeout=0.2, max_connections=1, on_scrape=on_scrape)
+    status, headers, body = request(server, method=method)
+    assert (status, body) == (503, b"Scrape timed out after 0.2 s" if method == "GET" else b"")
     assert headers["content-type"] == "text/plain; charset=utf-8"
     assert headers["retry-after"] == "1"
+    assert headers["content-length"] == str(len(b"Scrape timed out after 0.2 s"))
+    # The render runs on the scrape's handler thread, and goes on.
+    assert [t.name.rsplit("-", 1)[0] for t in render.threads] == [
+        f"dyn-metrics-server-{server.port}-worker"
+    ]
+    assert render.threads[0].is_alive()
     # Refused at once while the render hangs, whatever the format or selection.
     for headers in ({}, {"Accept": "application/openmetrics-text"}):
         assert scrape(server, headers=headers) == (503, REFUSED)
     assert scrape(server, "/metrics?name[]=up") == (503, REFUSED)
     assert len(render.calls) == 1
-    name = f"dyn-metrics-server-{server.port}-render"
-    renders = [t for t in threading.enumerate() if t.name == name]
-    assert len(renders) == 1  # the hung render pins one thread
     assert request(server, "/live")[0] == 200
+    assert request(server, "/")[0] == 200  # served by the thread that replaced it
     render.release.set()
-    assert render.returned.wait(10)
+    render.threads[0].join(10)  # its job over, the held thread exits, sending nothing
+    assert not render.threads[0].is_alive()
+    assert events == ["start", 503] * 4  # one finish per scrape, the overran one included
     wait_for(lambda: scrape(server)[0] == 200, "a scrape after the render returned")
     assert len(render.calls) == 2
 
@@ -205,7 +224,7 @@ def test_sequential_scrapes_each_render(serve):
     assert len(render.calls) == 3
 
 
-def test_one_render_thread_serves_sequential_scrapes_and_ends_at_stop(serve):
+def test_a_scrape_renders_on_its_handler_thread_and_one_watchdog_ends_at_stop(serve):
     threads = []
 
     def render(fmt, names):
@@ -215,10 +234,13 @@ def test_one_render_thread_serves_sequential_scrapes_and_ends_at_stop(serve):
     server = serve(render)
     for _ in range(3):
         assert scrape(server) == (200, BODY.encode())
-    assert len(threads) == 3 and len(set(threads)) == 1  # made once, not per render
-    assert threads[0].name == f"dyn-metrics-server-{server.port}-render"
+    prefix = f"dyn-metrics-server-{server.port}"
+    assert all(t.name.startswith(f"{prefix}-worker-") for t in threads)
+    watchdogs = [t for t in threading.enumerate() if t.name == f"{prefix}-watchdog"]
+    assert len(watchdogs) == 1  # made once, not per render
+    assert not any(t.name == f"{prefix}-render" for t in threading.enumerate())
     server.stop()
-    assert not threads[0].is_alive()
+    assert not watchdogs[0].is_alive()
 
 
 def test_an_idle_render_thread_exits_and_a_new_one_renders():
@@ -346,3 +368,129 @@ def _get_or_error(flights, fmt):
         return flights.get(fmt, None).body
     except (RenderTimeout, RenderHung, RenderFailed) as e:
         return type(e).__name__
+
+
+# -- inline renders and the watchdog, on a clock the test moves --------------------------------
+
+
+class Inline:
+    """RenderFlights on a fake clock, rendering ``render`` inline under a 0.02 s real timeout.
+
+    The watchdog's real waits are short; whether a deadline has passed is read
+    from ``clock``, which only the test moves.
+    """
+
+    def __init__(self, monkeypatch, name, idle_timeout=30.0):
+        self.name = name  # its threads' prefix, apart from other tests' leftovers
+        self.clock = [0.0]
+        monkeypatch.setattr(flight_module.time, "monotonic", lambda: self.clock[0])
+        self.render = BlockingRender()
+        self.flights = RenderFlights(
+            self.render, timeout=0.02, name=name, idle_timeout=idle_timeout
+        )
+        self.overruns = []
+        self.proceed = threading.Event()  # overrun() returns once set
+        self.proceed.set()
+
+    def overrun(self):
+        self.overruns.append(threading.current_thread().name)
+        self.proceed.wait(10)
+
+    def lead(self, results):
+        """Start a scrape that renders inline; returns its thread once its render runs."""
+
+        def scrape():
+            try:
+                results.append(self.flights.get("text", None, self.overrun).body)
+            except Exception as e:
+                results.append(type(e).__name__)
+
+        thread = threading.Thread(target=scrape, daemon=True)
+        thread.start()
+        wait_for(lambda: self.render.calls, "the render to start")
+        return thread
+
+
+def test_an_inline_render_that_overruns_is_answered_once_by_the_watchdog(monkeypatch):
+    inline = Inline(monkeypatch, "overrun")
+    results = []
+    thread = inline.lead(results)
+    assert inline.render.threads == [thread]  # rendered on the scrape's own thread
+    follower = in_threads(1, lambda: _get_or_error(inline.flights, "text"))
+    wait_for(lambda: inline.flights.waiting == 2, "a follower joining the render")
+    inline.proceed.clear()  # overrun() is still answering when the render returns
+    inline.clock[0] = 1.0  # the deadline passes
+    wait_for(lambda: inline.overruns, "the watchdog to call overrun")
+    assert inline.overruns == ["overrun-watchdog"]
+    join(follower[0])
+    assert follower[1] == ["RenderTimeout"]  # followers time out on their own thread
+    assert _get_or_error(inline.flights, "openmetrics") == "RenderHung"
+    inline.render.release.set()
+    thread.join(10)
+    assert results == ["RenderOverran"]  # answered by overrun: returns nothing to send
+    inline.proceed.set()
+    assert inline.flights.get("text", None, inline.overrun).body == BODY.encode()
+    assert inline.overruns == ["overrun-watchdog"]
+    inline.flights.close()
+
+
+def test_an_inline_render_that_returns_first_is_never_overrun(monkeypatch):
+    inline = Inline(monkeypatch, "first", idle_timeout=5.0)
+    results = []
+    thread = inline.lead(results)
+    inline.render.release.set()
+    thread.join(10)
+    assert results == [BODY.encode()]
+    (watchdog,) = [t for t in threading.enumerate() if t.name == "first-watchdog"]
+    inline.clock[0] = 10.0  # past the render's deadline and the watchdog's idle timeout
+    watchdog.join(10)  # it looked at the deadline, found nothing owed and exited
+    assert not watchdog.is_alive()
+    assert inline.overruns == []
+
+
+def test_a_render_queued_behind_an_inline_one_runs_on_the_render_thread(monkeypatch):
+    inline = Inline(monkeypatch, "queued")
+    results = []
+    thread = inline.lead(results)
+    queued = in_threads(1, lambda: _get_or_error(inline.flights, "openmetrics"))
+    wait_for(lambda: inline.flights.waiting == 2, "a queued render")
+    assert len(inline.render.calls) == 1  # not beside the running one
+    inline.render.release.set()
+    join([thread, *queued[0]])
+    assert (results, queued[1]) == ([BODY.encode()], [BODY.encode()])
+    assert [t.name for t in inline.render.threads[1:]] == ["queued-render"]
+    inline.flights.close()
+
+
+def test_a_render_that_returns_while_its_overrun_answers_gets_one_answer(serve, monkeypatch):
+    events, answers = [], []
+
+    def on_scrape():
+        events.append("start")
+        return events.append
+
+    real_answer = HttpLoop._answer
+
+    def answer(self, conn, reply):
+        answers.append(reply.status)
+        real_answer(self, conn, reply)
+
+    real_overrun = MetricsServer._overrun
+
+    def overrun(self, late, finish):
+        # The render returns and its thread is done with the scrape before the
+        # watchdog, which took the answer at the deadline, gives it.
+        render.release.set()
+        wait_for(lambda: self._loop._pool._idle == 1, "the render's thread to be done")
+        real_overrun(self, late, finish)
+
+    monkeypatch.setattr(HttpLoop, "_answer", answer)
+    monkeypatch.setattr(MetricsServer, "_overrun", overrun)
+    render = BlockingRender()
+    server = serve(render, scrape_timeout=0.2, max_connections=1, on_scrape=on_scrape)
+    raw = exchange(server, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", half_close=False)
+    assert raw.startswith(b"HTTP/1.1 503 ") and raw.count(b"HTTP/1.1 ") == 1
+    assert raw.endswith(b"\r\n\r\nScrape timed out after 0.2 s")
+    assert (events, answers) == (["start", 503], [503])
+    assert scrape(server) == (200, BODY.encode())  # the pool serves on after the detach
+    assert (events, answers) == (["start", 503, "start", 200], [503, 200])

@@ -77,6 +77,39 @@ def test_pool_stop_ends_idle_threads():
 # -- behind a server -----------------------------------------------------------------------------
 
 
+def test_pool_detach_starts_a_thread_for_the_queued_job_and_the_detached_one_exits():
+    release, started = threading.Event(), threading.Semaphore(0)
+    held, ran = [], []
+
+    def run(job):
+        ran.append(job)
+        if job == "held":
+            held.append(threading.current_thread())
+            started.release()
+            release.wait(TIMEOUT)
+        else:
+            started.release()
+
+    pool = _pool(run, name="test-pool-detach", max_workers=1, max_queued=3)
+    try:
+        assert pool.reserve()
+        pool.put("held")
+        assert started.acquire(timeout=TIMEOUT)
+        assert pool.reserve()
+        pool.put("queued")  # waits: the only thread is held
+        pool.detach(threading.current_thread())  # not a worker: no-op
+        assert not started.acquire(timeout=0.05) and ran == ["held"]
+        pool.detach(held[0])
+        assert started.acquire(timeout=TIMEOUT)  # a new thread ran it
+        assert ran == ["held", "queued"]
+        release.set()
+        held[0].join(TIMEOUT)
+        assert not held[0].is_alive()  # exits after its job instead of taking another
+    finally:
+        release.set()
+        pool.stop(TIMEOUT)
+
+
 def test_server_connection_flood_keeps_threads_bounded(serve):
     # max_queued covers the flood, so every request is answered 200, not 503.
     server = serve(max_connections=4, max_queued=300)
@@ -109,7 +142,8 @@ def test_server_connection_flood_keeps_threads_bounded(serve):
 
 def test_server_idle_handler_threads_exit(serve, monkeypatch):
     monkeypatch.setattr(server_module, "_WORKER_IDLE", 0.05)
-    server = serve()
+    # The render's watchdog too, once past the render's deadline (scrape_timeout).
+    server = serve(scrape_timeout=0.2)
     assert request(server)[0] == 200
     workers = [t for t in threading.enumerate() if t.name.startswith(server.thread.name + "-")]
     assert workers
