@@ -16,7 +16,6 @@ The body is ``{"endpoints": {name: "ready"|"notready"}, "status":
 writes it compactly with sorted keys, byte-for-byte as Dynamo does.
 """
 
-import json
 import logging
 import threading
 import time
@@ -64,6 +63,10 @@ class HealthSettings(Protocol):
 
 def render_json(body: Mapping[str, object]) -> str:
     """Compact JSON with sorted keys: ``{"endpoints":{},"status":"ready",...}``."""
+    # Imported here: nothing else at `import dyn_metrics` needs json (a tenth of
+    # the package's import time), and only a served health probe renders one.
+    import json
+
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 

@@ -40,7 +40,6 @@ Counters never go down: negative, NaN or infinite increments raise
 import itertools
 import operator
 from collections.abc import Iterator, Mapping
-from itertools import islice
 from time import time as _now
 from typing import TYPE_CHECKING, NoReturn, Optional, Union, cast
 
@@ -131,11 +130,16 @@ class CounterCell(_Count):
         and thread-safe (an int counter takes ints >= 0).
         """
         if exemplar is None and amount.__class__ is float and 0.0 <= amount < INF:
+            # The common case, inlined. Only a list has append: a count of
+            # reads (an int) means this is the first inc_by.
             pending = self._value
-            if pending.__class__ is Pending:  # the common case, inlined
-                pending.append(amount)
-                if len(pending) > FOLD_AT:
-                    fold_free(self, pending)
+            try:
+                pending.append(amount)  # type: ignore[union-attr]
+            except AttributeError:
+                pass
+            else:
+                if len(pending) > FOLD_AT:  # type: ignore[arg-type]
+                    fold_free(self, pending)  # type: ignore[arg-type]
                 return
         self._add(amount, exemplar)
 
@@ -240,11 +244,11 @@ class CounterCell(_Count):
             drop_all()
         if ticked is None:
             return None
-        done, states = ticked
-        if cells[0]._number is float and max(islice(done, len(cells))) >= EXACT_INT:
+        done, reads = ticked
+        if cells[0]._number is float and max(done) >= EXACT_INT:
             # Past 2**53 a float counter rounds, as Rust's f64 does.
-            return map(format_value, map(float, map(operator.sub, done, states)))
-        return map(operator.sub, done, states)
+            return map(format_value, map(float, map(operator.sub, done, reads)))
+        return map(operator.sub, done, reads)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self.get()!r}>"
@@ -270,11 +274,14 @@ class IntCounterCell(CounterCell):
     def inc_by(self, amount: Number, exemplar: ExemplarArg = None) -> None:
         """Add an integer >= 0; :class:`InvalidValueError` otherwise. Lock-free."""
         if exemplar is None and amount.__class__ is int and amount >= 0:
-            pending = self._value
-            if pending.__class__ is Pending:  # the common case, inlined
-                pending.append(amount)
-                if len(pending) > FOLD_AT:
-                    fold_free(self, pending)
+            pending = self._value  # as in CounterCell.inc_by
+            try:
+                pending.append(amount)  # type: ignore[union-attr]
+            except AttributeError:
+                pass
+            else:
+                if len(pending) > FOLD_AT:  # type: ignore[arg-type]
+                    fold_free(self, pending)  # type: ignore[arg-type]
                 return
         self._add(int_increment(amount), exemplar)
 

@@ -10,7 +10,7 @@ one whose own thread already holds a stripe) parses the counts' ``repr``.
 import functools
 import itertools
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import chain, repeat
 from typing import Any, Optional, Union, cast
 
@@ -125,32 +125,36 @@ def read_raw(cells: list[CounterCell]) -> list[Number]:
     return values
 
 
-def tick_plain(cells: list[CounterCell]) -> Optional[tuple[list[int], list[int]]]:
+def tick_plain(cells: list[CounterCell]) -> Optional[tuple[list[int], Iterable[int]]]:
     """``(ticks, reads before)`` of cells whose ``_value`` are all counts of reads; stripes held.
 
     Ticks every cell and stores its new count of reads in one C call (no
     bytecode, so nothing can run between a tick and its store); the
-    increments are ``ticks - reads``, item by item (``ticks`` runs on past
-    them). None, having changed nothing, when a cell has a list (a list is
-    unhashable) or amounts are deferred.
+    increments are ``ticks - reads``, item by item (``reads`` is to be
+    iterated once). None, having changed nothing, when a cell has a list (a
+    list is unhashable) or amounts are deferred.
     """
-    states = list(map(getattr, cells, repeat("_value")))
     if DEFERRED:
         return None
     try:
-        distinct = set(states)
+        distinct = set(map(getattr, cells, repeat("_value")))
     except TypeError:
         return None
-    # Every cell read as often shares one int: map each distinct count of
-    # reads to one successor object.
+    # Every cell read as often shares one int: each distinct count of reads
+    # maps to one successor object. Commonly there is one count for all, and
+    # the cells' counts need not even be listed.
+    reads: Iterable[int]
     new: Iterator[int]
     if len(distinct) == 1:
-        new = repeat(states[0] + 1)
+        (only,) = distinct
+        reads, new = repeat(only), repeat(only + 1)
     else:
+        states = list(map(getattr, cells, repeat("_value")))
         succ = {r: r + 1 for r in distinct}
-        new = map(succ.__getitem__, states)
+        reads, new = states, map(succ.__getitem__, states)
     done = list(chain(map(_count_next, cells), map(setattr, cells, repeat("_value"), new)))
-    return cast(list[int], done), states
+    del done[len(cells) :]  # the stores' Nones
+    return done, reads
 
 
 def read_mixed(cells: list[CounterCell], states: list[State]) -> list[Number]:

@@ -7,6 +7,7 @@ family's ``threading.Lock``. Thread tests over the same classes live in
 ``test_threads.py``.
 """
 
+import itertools
 import math
 from decimal import Decimal
 from fractions import Fraction
@@ -287,3 +288,22 @@ def test_intcountervec_child_rejects_floats_and_holds_big_ints():
         child.inc_by(1.0)
     child.inc_by(2**70)
     assert sample_lines(scrape(v)) == [f'v{{a="x"}} {2**70}']
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_counts_past_2_53_print_as_the_counter_type_rounds(integer):
+    # A float counter's count past 2**53 prints as Rust's f64 holds it; an int
+    # counter's exactly. Made at such a count directly: 2**53 inc() calls take years.
+    vec = (dm.IntCounterVec if integer else dm.CounterVec)("m_total", "h", ["k"])
+    vec.with_label_values("a").inc()
+    scrape(vec)
+    cell = itertools.count.__new__(vec._cell_class, 2**53 + 1)
+    cell._value = 0
+    vec._children[("b",)] = cell
+    vec._logged(("b",))
+    lines = sample_lines(scrape(vec))
+    assert lines[0] == 'm_total{k="a"} 1'
+    assert lines[1] == (
+        'm_total{k="b"} 9007199254740993' if integer else 'm_total{k="b"} 9007199254740992'
+    )
+    assert cell.get() == (2**53 + 1 if integer else 2.0**53)
