@@ -39,9 +39,10 @@ Counters never go down: negative, NaN or infinite increments raise
 
 import itertools
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from itertools import islice, repeat
 from time import time as _now
-from typing import TYPE_CHECKING, NoReturn, Optional, Union, cast
+from typing import TYPE_CHECKING, NoReturn, Optional, cast
 
 from ..exposition.text import format_value
 from ..model import Number
@@ -65,10 +66,10 @@ from .counter_reads import (
     State,
     count_of,
     deferred_of,
+    draw_ticks,
     peek_many,
     read_locked,
     read_raw,
-    tick_plain,
 )
 from .exemplars import exemplar_labels
 from .instrument import ExceptionCounter, ExceptionTypes
@@ -228,27 +229,34 @@ class CounterCell(_Count):
         return values
 
     @staticmethod
-    def _text_values(cells: list["CounterCell"]) -> Optional[Iterator[Union[int, str]]]:
-        """What text 0.0.4 prints for each cell (exact ints, or Rust's float text), lazily.
+    def _text_fill(
+        cells: list["CounterCell"], fill: Callable[[Iterable[object]], str]
+    ) -> Optional[str]:
+        """``fill(values)``, given what text 0.0.4 prints for each cell, drawn lazily.
 
-        The fast path of a scrape: a few long C calls, so a scrape competing
-        with busy threads for the GIL is switched out rarely. None when
-        some cell has a list or amounts are deferred, having read nothing:
-        the caller reads through :meth:`_read_many` then.
+        The fast path of a scrape: the cells are ticked inside ``fill``'s own
+        C call (under their stripes), so a scrape competing with busy threads
+        for the GIL is switched out rarely. None when some cell has a list or
+        amounts are deferred, having read nothing: the caller reads through
+        :meth:`_read_many` then.
         """
         if not cells or not take_all(cells):
             return None
         try:
-            ticked = tick_plain(cells)
+            drawn = draw_ticks(cells)
+            if drawn is None:
+                return None
+            ticks, increments, reads = drawn
+            text: str = fill(increments)
         finally:
             drop_all()
-        if ticked is None:
-            return None
-        done, reads = ticked
-        if cells[0]._number is float and max(done) >= EXACT_INT:
+        n = len(cells)
+        if cells[0]._number is float and max(islice(ticks, n)) >= EXACT_INT:
             # Past 2**53 a float counter rounds, as Rust's f64 does.
-            return map(format_value, map(float, map(operator.sub, done, reads)))
-        return map(operator.sub, done, reads)
+            before = repeat(reads) if isinstance(reads, int) else reads
+            counts = map(operator.sub, islice(ticks, n), before)
+            text = fill(map(format_value, map(float, counts)))
+        return text
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self.get()!r}>"

@@ -10,8 +10,8 @@ one whose own thread already holds a stripe) parses the counts' ``repr``.
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Iterator
-from itertools import chain, repeat
+from collections.abc import Iterator
+from itertools import chain, islice, repeat
 from typing import Any, Optional, Union, cast
 
 from ..model import Number
@@ -113,26 +113,31 @@ def read_raw(cells: list[CounterCell]) -> list[Number]:
     if not take_all(cells):
         return peek_many(cells)
     try:
-        ticked = tick_plain(cells)
-        if ticked is None:
+        drawn = draw_ticks(cells)
+        if drawn is None:
             return read_mixed(cells, list(map(getattr, cells, repeat("_value"))))
+        values: list[Number] = list(drawn[1])
     finally:
         drop_all()
-    done, states = ticked
-    values: list[Number] = list(map(operator.sub, done, states))
     if cells[0]._number is float and max(values) >= EXACT_INT:
         return list(map(float, values))  # past 2**53 a float counter rounds
     return values
 
 
-def tick_plain(cells: list[CounterCell]) -> Optional[tuple[list[int], Iterable[int]]]:
-    """``(ticks, reads before)`` of cells whose ``_value`` are all counts of reads; stripes held.
+def draw_ticks(
+    cells: list[CounterCell],
+) -> Optional[tuple[list[int], Iterator[int], Union[int, list[int]]]]:
+    """``(ticks, increments, reads before)`` of cells whose ``_value`` are all counts of reads.
 
-    Ticks every cell and stores its new count of reads in one C call (no
-    bytecode, so nothing can run between a tick and its store); the
-    increments are ``ticks - reads``, item by item (``reads`` is to be
-    iterated once). None, having changed nothing, when a cell has a list (a
-    list is unhashable) or amounts are deferred.
+    Nothing is ticked yet: the first item drawn from ``increments`` ticks
+    every cell and stores its new count of reads in one C call
+    (``list.extend``: no bytecode and no allocation the garbage collector
+    counts, so nothing can run between a tick and its store), filling
+    ``ticks``; the increments are then ``ticks - reads`` item by item. The
+    caller holds the cells' stripes until it has drawn them all, so a scrape
+    can draw them inside the very C call that formats them. ``reads`` is one
+    int shared by all cells, or one per cell. None, having changed nothing,
+    when a cell has a list (a list is unhashable) or amounts are deferred.
     """
     if DEFERRED:
         return None
@@ -143,18 +148,21 @@ def tick_plain(cells: list[CounterCell]) -> Optional[tuple[list[int], Iterable[i
     # Every cell read as often shares one int: each distinct count of reads
     # maps to one successor object. Commonly there is one count for all, and
     # the cells' counts need not even be listed.
-    reads: Iterable[int]
+    reads: Union[int, list[int]]
     new: Iterator[int]
+    before: Iterator[int]
     if len(distinct) == 1:
         (only,) = distinct
-        reads, new = repeat(only), repeat(only + 1)
+        reads, new, before = only, repeat(only + 1), repeat(only)
     else:
-        states = list(map(getattr, cells, repeat("_value")))
+        states: list[int] = list(map(getattr, cells, repeat("_value")))
         succ = {r: r + 1 for r in distinct}
-        reads, new = states, map(succ.__getitem__, states)
-    done = list(chain(map(_count_next, cells), map(setattr, cells, repeat("_value"), new)))
-    del done[len(cells) :]  # the stores' Nones
-    return done, reads
+        reads, new, before = states, map(succ.__getitem__, states), iter(states)
+    ticks: list[int] = []
+    tick_all = chain(map(_count_next, cells), map(setattr, cells, repeat("_value"), new))
+    # One None from extend (once it has ticked all), then the ticks.
+    drawn = islice(chain(map(ticks.extend, (tick_all,)), ticks), 1, len(cells) + 1)
+    return ticks, map(operator.sub, drawn, before), reads
 
 
 def read_mixed(cells: list[CounterCell], states: list[State]) -> list[Number]:

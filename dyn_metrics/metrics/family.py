@@ -22,7 +22,7 @@ import itertools
 import operator
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Generic, Optional, Protocol, TypeVar, cast
 
 from ..exposition import text as expfmt
@@ -359,17 +359,21 @@ class ScalarFamily(MetricFamily[_C, Number]):
             return
         # A scalar family's orders always carry block templates (its _line_of).
         blocks = cast(Blocks, order.blocks)
-        # Counters print their values straight from their cells (a few long C
-        # calls); other cells, and counters with lists, are read and formatted.
-        fast = getattr(self._cell_class, "_text_values", None)
-        texts: Optional[Iterable[object]] = None if fast is None else fast(cells)
-        if texts is None:
+        n = len(cells)
+        # Counters are ticked inside the one C call that fills the lines (see
+        # fill); other cells, and counters with lists, are read, then formatted.
+        fast = getattr(self._cell_class, "_text_fill", None)
+        text = None
+        if fast is not None:
+            text = fast(cells, lambda values: fill(self._header, blocks, self.desc.name, values, n))
+        if text is None:
             values = self._cell_class._read_many(cells)
             if values.__class__ is not list:  # None for a failed gauge function
                 self._write_lines(write, order.keys, values)
                 return
             texts = values if set(map(type, values)) == _INTS else expfmt.format_values(values)
-        write(fill(self._header, blocks, self.desc.name, texts, len(cells)))
+            text = fill(self._header, blocks, self.desc.name, texts, n)
+        write(text)
 
     def _write_lines(
         self, write: Write, keys: list[Key], values: Sequence[Optional[Number]]
