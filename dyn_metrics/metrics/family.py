@@ -159,13 +159,7 @@ class MetricFamily(Generic[_C, _V]):
         if child is cell:
             if backend is not None:  # only the cell that won: a loser never touches the backend
                 backend.adopt(cell)
-            # _logged, inlined on this path (child creation is timed per child).
-            log = self._log
-            if log is not None:
-                log.append(key)
-                if len(log) > LOG_LIMIT:
-                    self._log = None
-            self._version = next(self._versions)
+            self._logged(key)
             created = self._created_at
             if created is not None:
                 created.setdefault(key, time.time())
