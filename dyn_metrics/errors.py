@@ -23,9 +23,12 @@ only knows the standard library can still catch them::
 
 Messages start lowercase (except where they reproduce Dynamo's own text), show
 user values with ``!r`` and say what was expected against what was received.
+
+What cannot be raised (a failing callback during a scrape, a bad environment
+value outside strict mode) is logged, through :class:`LazyLogger`.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 
 class MetricsError(Exception):
@@ -131,3 +134,26 @@ class ExportUnavailableError(ExportError):
         super().__init__(message, url, status, body)
         self.attempts = attempts
         self.last_status = status
+
+
+class LazyLogger:
+    """``logging.getLogger(name)``, looked up on first use (``_log = LazyLogger(__name__)``).
+
+    Importing :mod:`logging` is about a sixth of ``import dyn_metrics``, and a
+    process whose metrics never fail never needs it. Any attribute is the
+    logger's (``.warning``, ``.error``, ``.exception``, ...).
+    """
+
+    __slots__ = ("_name", "_logger")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        logger = self._logger
+        if logger is None:
+            import logging
+
+            logger = self._logger = logging.getLogger(self._name)
+        return getattr(logger, attr)

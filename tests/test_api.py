@@ -107,10 +107,21 @@ def test_api_import_loads_no_server_parser_or_checker():
     code = (
         "import sys, dyn_metrics\n"
         "heavy = [m for m in ('dyn_metrics.server.app', 'dyn_metrics.exposition.parse.reader', "
-        "'dyn_metrics.exposition.check', 'urllib.request', 'ssl') if m in sys.modules]\n"
+        "'dyn_metrics.exposition.check', 'urllib.request', 'ssl', 'logging', 'json') "
+        "if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_lazy_logger_logs_through_the_named_logger_once_used(caplog):
+    log = dm.errors.LazyLogger("dyn_metrics.test_lazy")
+    with caplog.at_level("WARNING", logger="dyn_metrics.test_lazy"):
+        log.warning("value %r refused", 3)
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("dyn_metrics.test_lazy", "WARNING", "value 3 refused")
+    ]
+    assert log.name == "dyn_metrics.test_lazy"  # any attribute is the logger's

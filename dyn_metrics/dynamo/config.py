@@ -10,16 +10,15 @@ variable, the value and what was expected; with ``strict=True`` it raises
 :class:`~dyn_metrics.errors.ConfigError` with that message instead.
 """
 
-import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import NoReturn, Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LazyLogger
 from .environment import STATUSES, const_label_problem, parse, path_problem
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 # Field names and defaults, in the order of SystemConfig's parameters.
 _FIELDS: dict[str, object] = {

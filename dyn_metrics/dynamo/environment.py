@@ -43,17 +43,16 @@ value counts as unset. Dynamo parses the port as a signed 16-bit integer, so
 32768 and above silently disable its server; dyn_metrics accepts the full range.
 """
 
-import logging
 import math
 import os
 import re
 from collections.abc import Mapping
 from typing import Literal, Optional, TypedDict
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LazyLogger
 from ..model import LABEL_NAME_RE
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 PORT = "DYN_SYSTEM_PORT"
 HOST = "DYN_SYSTEM_HOST"

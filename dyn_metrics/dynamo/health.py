@@ -16,15 +16,14 @@ The body is ``{"endpoints": {name: "ready"|"notready"}, "status":
 writes it compactly with sorted keys, byte-for-byte as Dynamo does.
 """
 
-import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Optional, Protocol, TypedDict, Union
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, LazyLogger
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 READY = "ready"
 NOTREADY = "notready"

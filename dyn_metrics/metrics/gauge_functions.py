@@ -11,16 +11,15 @@ failures, and each (function, error type) is logged once per process.
 """
 
 import itertools
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, LazyLogger
 from ..model import Number
 from .cells import count_of
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 
 class Converting(Protocol):

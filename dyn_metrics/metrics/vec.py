@@ -19,16 +19,15 @@ overflow children created in the process (for the self metrics).
 """
 
 import itertools
-import logging
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Optional, TypeVar
 
-from ..errors import CardinalityError, InvalidLabelsError, InvalidValueError
+from ..errors import CardinalityError, InvalidLabelsError, InvalidValueError, LazyLogger
 from .cells import count_of, drop, take
 from .desc import Desc, LabelsArg, check_utf8, const_label_pairs
 from .family import Key, MetricFamily
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 #: Every label value of the shared child that label sets beyond ``max_children`` get.
 OVERFLOW_VALUE = "__overflow__"

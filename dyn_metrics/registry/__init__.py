@@ -35,12 +35,11 @@ the families that OpenMetrics and protobuf scrapes encode; ``stats.py``
 the counts (:func:`stats`) for self metrics; ``sources.py`` sources.
 """
 
-import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Optional, TypeVar, cast
 
-from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError
+from ..errors import AlreadyRegisteredError, DescriptorConflictError, InvalidValueError, LazyLogger
 from ..exposition import select
 from ..exposition import text as expfmt
 from ..model import Family, Labels
@@ -60,7 +59,7 @@ if TYPE_CHECKING:  # custom.py is imported with the first custom collector
 
 __all__ = ["REGISTRY", "Collector", "Registry", "join_texts", "stats"]
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 _T = TypeVar("_T")
 

@@ -27,18 +27,17 @@ set look-ups per block, a scrape where some values changed the parse of
 those families only.
 """
 
-import logging
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, Optional
 
-from ..errors import ParseError
+from ..errors import LazyLogger, ParseError
 from ..exposition.select import split_blocks
 from ..model import TEXT_SUFFIXES, Family
 from . import stats
 
 __all__ = ["DUPLICATE", "INVALID", "Block", "Screened", "Screener", "claims", "split_blocks"]
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 INVALID = "invalid"
 DUPLICATE = "duplicate"

@@ -17,11 +17,10 @@ one per scrape). From it:
 * :func:`join_texts` joins callback texts with Dynamo's rule.
 """
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Optional, Protocol
 
-from ..errors import DescriptorConflictError
+from ..errors import DescriptorConflictError, LazyLogger
 from ..exposition import select
 from ..exposition import text as expfmt
 from ..metrics import Desc
@@ -39,7 +38,7 @@ from ..model import (
     Sample,
 )
 
-_log = logging.getLogger(__name__)
+_log = LazyLogger(__name__)
 
 
 #: One child's labels and samples, as a collector gives them.
