@@ -50,8 +50,8 @@ class SystemConfig:
     Construct it directly (fields are validated; bad values raise
     :class:`~dyn_metrics.errors.ConfigError`) or with :meth:`from_env`.
     Immutable, so safe to share between threads. (A plain class rather than
-    a dataclass: ``dataclasses`` alone would cost a quarter of the package's
-    import time.)
+    a dataclass: importing ``dataclasses`` alone would cost a quarter of the
+    package's import time.)
     """
 
     __slots__ = tuple(_FIELDS)

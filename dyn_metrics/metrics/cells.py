@@ -189,7 +189,11 @@ _count_repr = itertools.count.__repr__
 
 def count_of(count: "itertools.count[int]") -> int:
     """The value of an ``itertools.count`` (or subclass), from its repr: changes nothing."""
-    text = _count_repr(count)  # "count(N)", or the subclass's name
+    return parse_count(_count_repr(count))
+
+
+def parse_count(text: str) -> int:
+    """N from an ``itertools.count``'s repr: ``"count(N)"``, or the subclass's name."""
     return int(text[text.index("(") + 1 : -1])
 
 

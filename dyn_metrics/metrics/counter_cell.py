@@ -50,6 +50,7 @@ from .cells import (
     EXACT_INT,
     FOLD_AT,
     INF,
+    count_of,
     drop,
     drop_all,
     float_increment,
@@ -64,7 +65,6 @@ from .counter_reads import (
     DEFERRED,
     Pending,
     State,
-    count_of,
     deferred_of,
     draw_ticks,
     peek_many,
@@ -219,14 +219,8 @@ class CounterCell(_Count):
 
     _read_locked = get
 
-    @staticmethod
-    def _read_many(cells: list["CounterCell"]) -> list[Number]:
-        """The values of many cells of one class at once (what a family read uses)."""
-        values = read_raw(cells)
-        number = cells[0]._number if cells else float
-        if number is float:
-            return list(map(float, values))
-        return values
+    #: The values of many cells of one class at once (what a family read uses).
+    _read_many = staticmethod(read_raw)
 
     @staticmethod
     def _text_fill(

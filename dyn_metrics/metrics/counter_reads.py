@@ -15,7 +15,7 @@ from itertools import chain, islice, repeat
 from typing import Any, Optional, Union, cast
 
 from ..model import Number
-from .cells import EXACT_INT, drop_all, fold_sum, peek_sum, take_all
+from .cells import drop_all, fold_sum, parse_count, peek_sum, take_all
 from .exemplars import RawExemplar
 
 #: A ``counter_cell.CounterCell`` (an ``itertools.count`` with a ``_value`` slot and a
@@ -47,15 +47,6 @@ DEFERRED: list[tuple[CounterCell, Number]] = []
 
 #: What ``_value`` holds: the reads that ticked the count, or the list.
 State = Union[int, Pending]
-
-
-def count_of(cell: CounterCell) -> int:
-    """A cell's count, from its repr: changes nothing."""
-    return parse_count(_count_repr(cell))
-
-
-def parse_count(text: str) -> int:
-    return int(text[text.index("(") + 1 : -1])  # "Name(N)"
 
 
 def deferred_of(cell: CounterCell) -> list[tuple[CounterCell, Number]]:
@@ -103,7 +94,7 @@ def peek_many(cells: list[CounterCell]) -> list[Number]:
 
 
 def read_raw(cells: list[CounterCell]) -> list[Number]:
-    """The values of ``cells``, ticking each once (exact ints where the value is integral).
+    """The values of ``cells`` (floats for float counters), ticking each once.
 
     Takes the cells' stripes; a read whose own thread holds one already
     (nested in a signal handler or GC callback) peeks instead.
@@ -119,9 +110,9 @@ def read_raw(cells: list[CounterCell]) -> list[Number]:
         values: list[Number] = list(drawn[1])
     finally:
         drop_all()
-    if cells[0]._number is float and max(values) >= EXACT_INT:
-        return list(map(float, values))  # past 2**53 a float counter rounds
-    return values
+    # The increments are exact ints; a float counter reads them as floats
+    # (past 2**53 rounded, as Rust's f64 holds them).
+    return list(map(float, values)) if cells[0]._number is float else values
 
 
 def draw_ticks(

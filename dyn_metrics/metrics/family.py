@@ -75,9 +75,9 @@ class MetricFamily(Generic[_C, _V]):
     ``list(dict.items())``, so a metric call nested anywhere (signal handler,
     GC callback, finalizer) neither waits nor breaks the scrape it interrupts.
     The sorted order is an :class:`~.order.Order` published with one
-    assignment and never changed afterwards; the order lock keeps two reads
-    from replaying the log at once (a read nested in one that holds it sorts
-    a private copy). The family lock only keeps :meth:`track_created` from
+    assignment and never changed afterwards; the order lock stops two reads
+    replaying the log at once (a read nested in one that holds it sorts a
+    private copy). The family lock only keeps :meth:`track_created` from
     racing itself, and keeps a vec with ``max_children`` within its limit
     (``vec.py``).
     """

@@ -18,7 +18,7 @@ pending, or when the head's expiry has passed (only if the stripe is free: an
 update never waits). A window is never changed in place (folding builds a new
 one), so at every moment the list holds the whole state, and a read that
 cannot take the stripe (its own thread holds it) computes the same snapshot
-from one atomic copy. The clock is read before any lock is taken. Without
+out of one atomic copy. The clock is read before any lock is taken. Without
 objectives a cell keeps no window and reads no clock.
 
 Memory per child, bounded whatever the number of observations: at most

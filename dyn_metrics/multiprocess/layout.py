@@ -214,8 +214,8 @@ def read_bytes(path: str) -> bytes:
     """The whole content of the regular file at ``path``, opened without blocking.
 
     OSError if it cannot be read (FileNotFoundError if gone);
-    :class:`NotRegularFileError` if it is not a regular file (nothing is read
-    from it, so a FIFO or a device never blocks the caller).
+    :class:`NotRegularFileError` if it is not a regular file (then nothing is
+    read, so a FIFO or a device never blocks the caller).
     """
     nonblock = getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_CLOEXEC", 0))

@@ -11,7 +11,7 @@ send the answer, so no thread hand-off (each a wait for the GIL, about
 process) lies between the render and the send. If that render is still
 running ``timeout`` seconds after it began, the watchdog thread
 (``{name}-watchdog``) calls ``overrun()`` once, which answers the scrape 503
-from there; the render goes on, and the scrape's own :meth:`get` then raises
+on that thread; the render goes on, and the scrape's own :meth:`get` then raises
 :class:`RenderOverran` instead of returning. Whichever of the two comes first
 under the lock wins, so a scrape is answered exactly once. Every other render
 (a scrape without ``overrun``, as the WSGI and ASGI apps make, or one queued
