@@ -40,7 +40,7 @@ Counters never go down: negative, NaN or infinite increments raise
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from itertools import islice, repeat
+from itertools import islice
 from time import time as _now
 from typing import TYPE_CHECKING, NoReturn, Optional, cast
 
@@ -67,6 +67,7 @@ from .counter_reads import (
     State,
     deferred_of,
     draw_ticks,
+    draw_with,
     peek_many,
     read_locked,
     read_raw,
@@ -238,17 +239,16 @@ class CounterCell(_Count):
             return None
         try:
             drawn = draw_ticks(cells)
-            if drawn is None:
-                return None
-            ticks, increments, reads = drawn
-            text: str = fill(increments)
+            text = draw_with(drawn, fill)
         finally:
             drop_all()
+        if text is None or drawn is None:
+            return None
+        ticks, _increments, reads = drawn
         n = len(cells)
         if cells[0]._number is float and max(islice(ticks, n)) >= EXACT_INT:
             # Past 2**53 a float counter rounds, as Rust's f64 does.
-            before = repeat(reads) if isinstance(reads, int) else reads
-            counts = map(operator.sub, islice(ticks, n), before)
+            counts = map(operator.sub, islice(ticks, n), reads)
             text = fill(map(format_value, map(float, counts)))
         return text
 

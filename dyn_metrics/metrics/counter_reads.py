@@ -12,7 +12,7 @@ import itertools
 import operator
 from collections.abc import Iterator
 from itertools import chain, islice, repeat
-from typing import Any, Optional, Union, cast
+from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from ..model import Number
 from .cells import drop_all, fold_sum, parse_count, peek_sum, take_all
@@ -22,6 +22,7 @@ from .exemplars import RawExemplar
 #: ``_number`` class attribute); not imported: that module imports this one.
 CounterCell = Any
 
+_T = TypeVar("_T")
 _count_next = itertools.count.__next__
 _count_repr = itertools.count.__repr__
 
@@ -104,56 +105,80 @@ def read_raw(cells: list[CounterCell]) -> list[Number]:
     if not take_all(cells):
         return peek_many(cells)
     try:
-        drawn = draw_ticks(cells)
-        if drawn is None:
+        values = draw_with(draw_ticks(cells), list)
+        if values is None:
             return read_mixed(cells, list(map(getattr, cells, repeat("_value"))))
-        values: list[Number] = list(drawn[1])
     finally:
         drop_all()
     # The increments are exact ints; a float counter reads them as floats
     # (past 2**53 rounded, as Rust's f64 holds them).
-    return list(map(float, values)) if cells[0]._number is float else values
+    return list(map(float, values)) if cells[0]._number is float else cast(list[Number], values)
 
 
-def draw_ticks(
-    cells: list[CounterCell],
-) -> Optional[tuple[list[int], Iterator[int], Union[int, list[int]]]]:
-    """``(ticks, increments, reads before)`` of cells whose ``_value`` are all counts of reads.
+def draw_ticks(cells: list[CounterCell]) -> Optional[tuple[list[int], Iterator[int], list[int]]]:
+    """``(ticks, increments, reads before)`` of ``cells``, all drawn lazily; None if deferred.
 
-    Nothing is ticked yet: the first item drawn from ``increments`` ticks
-    every cell and stores its new count of reads in one C call
-    (``list.extend``: no bytecode and no allocation the garbage collector
-    counts, so nothing can run between a tick and its store), filling
-    ``ticks``; the increments are then ``ticks - reads`` item by item. The
-    caller holds the cells' stripes until it has drawn them all, so a scrape
-    can draw them inside the very C call that formats them. ``reads`` is one
-    int shared by all cells, or one per cell. None, having changed nothing,
-    when a cell has a list (a list is unhashable) or amounts are deferred.
+    Nothing is read yet: drawing the first item of ``increments`` lists every
+    cell's count of reads, ticks every cell and stores its new count of reads,
+    all in that one C call (``list.extend``, ``set.update``, ``dict.update``:
+    no bytecode and no allocation the garbage collector counts, so nothing can
+    run between a tick and its store), filling the two lists; the increments
+    are then ``ticks - reads`` item by item. The caller holds the cells'
+    stripes until it has drawn them all, so a scrape draws them inside the
+    very C call that formats them: one switch point for the whole read.
+
+    A cell with a list (unhashable) makes that first draw raise TypeError
+    before anything is ticked, ``ticks`` still empty: the caller reads through
+    :func:`read_mixed` then. None, having read nothing, when amounts are deferred.
     """
     if DEFERRED:
         return None
-    try:
-        distinct = set(map(getattr, cells, repeat("_value")))
-    except TypeError:
-        return None
-    # Every cell read as often shares one int: each distinct count of reads
-    # maps to one successor object. Commonly there is one count for all, and
-    # the cells' counts need not even be listed.
-    reads: Union[int, list[int]]
-    new: Iterator[int]
-    before: Iterator[int]
-    if len(distinct) == 1:
-        (only,) = distinct
-        reads, new, before = only, repeat(only + 1), repeat(only)
-    else:
-        states: list[int] = list(map(getattr, cells, repeat("_value")))
-        succ = {r: r + 1 for r in distinct}
-        reads, new, before = states, map(succ.__getitem__, states), iter(states)
+    reads: list[int] = []
+    distinct: set[int] = set()
+    # Every cell read as often shares one int: each distinct count of reads maps to one
+    # successor, made once (commonly one count for all cells).
+    succ: dict[int, int] = {}
     ticks: list[int] = []
-    tick_all = chain(map(_count_next, cells), map(setattr, cells, repeat("_value"), new))
-    # One None from extend (once it has ticked all), then the ticks.
-    drawn = islice(chain(map(ticks.extend, (tick_all,)), ticks), 1, len(cells) + 1)
-    return ticks, map(operator.sub, drawn, before), reads
+    later = _later(distinct)
+    steps = (
+        map(reads.extend, (map(getattr, cells, repeat("_value")),)),
+        map(distinct.update, (reads,)),
+        map(succ.update, (zip(later, map(operator.add, _later(distinct), repeat(1))),)),
+        map(
+            ticks.extend,
+            (
+                chain(
+                    map(_count_next, cells),
+                    map(setattr, cells, repeat("_value"), map(succ.__getitem__, reads)),
+                ),
+            ),
+        ),
+    )
+    # A None from each step (the last once it has ticked all), then the ticks.
+    drawn = islice(chain(*steps, ticks), len(steps), len(steps) + len(cells))
+    return ticks, map(operator.sub, drawn, iter(reads)), reads
+
+
+def draw_with(
+    drawn: Optional[tuple[list[int], Iterator[int], list[int]]], use: Callable[[Iterator[int]], _T]
+) -> Optional[_T]:
+    """``use(increments)`` of a :func:`draw_ticks` result; None, nothing ticked, when the
+    result is None or a cell has a list."""
+    if drawn is None:
+        return None
+    ticks, increments, _reads = drawn
+    try:
+        return use(increments)
+    except TypeError:
+        if ticks:  # raised once ticking had begun: not a cell's list
+            raise
+        return None
+
+
+def _later(items: set[int]) -> Iterator[int]:
+    """The items of ``items`` as they are when first drawn from (a set's own iterator
+    would refuse a set that grew after it was made)."""
+    return chain.from_iterable(map(list, (items,)))
 
 
 def read_mixed(cells: list[CounterCell], states: list[State]) -> list[Number]:
