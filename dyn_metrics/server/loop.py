@@ -1,17 +1,18 @@
-"""The connection engine of the HTTP server: one event-loop thread, bounded handler pools.
+"""The connection engine of the HTTP server: one event loop, bounded handler pools.
 
 It knows nothing of routes or metrics: it accepts connections, does the TLS
 handshake and collects one request head each (:mod:`~dyn_metrics.server.wire`)
 without a thread per connection, runs the head through http.server's handler
 and the app on a pool thread (:mod:`~dyn_metrics.server.handler`) and sends the
 answer under the write deadline (also one the app gives late, from another
-thread: ``Request.late``). Why, and how it stays up under hostile
-clients: :mod:`dyn_metrics.server`. A client that goes away is not an error:
-logged at DEBUG only, like every request; nothing is written to stderr.
+thread: ``Request.late``).
+Two loop threads take turns (:mod:`~dyn_metrics.server.turns`); a turn may
+end with a request for the pool, served on that thread instead. Why, and how
+it stays up under hostile clients: :mod:`dyn_metrics.server`. A client that
+goes away is not an error: logged at DEBUG only, like every request.
 """
 
 import collections
-import errno
 import functools
 import logging
 import selectors
@@ -19,12 +20,14 @@ import socket
 import ssl
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
+from .conn import Conn
 from .handler import Answer, Answered, App, RequestHandler, busy, refuse
 from .options import ServerOptions
 from .pool import HandlerPool
-from .sockets import Sends, listen, shutdown_both
+from .sockets import SHORTAGES, Sends, Sock, accept, listen, shutdown_both
+from .turns import Turns
 from .wire import BadRequest, HeadReader
 
 _log = logging.getLogger(__name__)
@@ -34,40 +37,29 @@ _MAX_SLEEP = 1.0  # the loop wakes at least this often (seconds)
 # 0 where the platform lacks the flag: then every read waits for select.
 _DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 _DISCONNECTS = OSError  # a client going away: resets, broken pipes, timeouts, TLS errors
-_LISTENER = "listener"  # selector keys' data: these two, or the _Conn
+_LISTENER = "listener"  # selector keys' data: these two, or the Conn
 _WAKER = "waker"
-_Sock = Union[socket.socket, ssl.SSLSocket]
 _PROBE_WORKERS, _PROBE_QUEUED = 4, 64  # the pool of light requests (probes)
 
 
-class _Conn:
-    __slots__ = ("sock", "peer", "reader", "deadline", "handshaking", "events")
-
-    def __init__(
-        self, sock: _Sock, peer: str, reader: HeadReader, deadline: float, handshaking: bool
-    ) -> None:
-        self.sock, self.reader, self.deadline = sock, reader, deadline
-        self.peer = peer  # the client's address, for the log
-        self.handshaking, self.events = handshaking, selectors.EVENT_READ
-
-
-_Job = tuple[_Conn, bytes]
+_Job = tuple[Conn, bytes]
 
 
 class HttpLoop:
-    """Serves ``app`` on ``options.host:options.port`` from a daemon event-loop thread.
+    """Serves ``app`` on ``options.host:options.port`` from daemon event-loop threads.
 
     ``app(Request) -> Response`` runs on a handler thread, possibly
     concurrently, and should not raise (an exception is logged and costs the
     connection). With an ``ssl_context`` every connection is TLS. Threads are
-    named ``name-PORT`` (the loop) and ``name-PORT-worker-N`` (handlers); an
-    idle handler thread exits after ``worker_idle`` seconds. ``Request.late``
-    answers from another thread; the handler thread, left busy, then stops
-    counting against ``max_connections``.
+    named ``name-PORT`` (the two loop threads) and ``name-PORT-worker-N``
+    (handlers, exiting after ``worker_idle`` idle seconds); one request at a
+    time may run on a loop thread, beside the ``max_connections`` handlers.
+    ``Request.late`` answers from another thread; the handler thread, left
+    busy, then stops counting against ``max_connections``.
 
     ``light(head) -> bool`` picks cheap requests (probes): they run on their own
     pool (``name-PORT-probe-worker-N``, 4 threads, 64 queued), never behind
-    scrapes; not on the loop thread, since a health callable is user code.
+    scrapes, and never on a loop thread.
 
     Call :meth:`bind` until it succeeds, then :meth:`start` once; :meth:`stop`
     only after :meth:`start`. The owner keeps that order; nothing here checks it.
@@ -103,65 +95,63 @@ class HttpLoop:
         )
         self._lock = threading.Lock()  # guards _stopping, _conns, _handbacks
         self._stopping = False
-        self._conns: set[_Sock] = set()  # every accepted socket not yet closed
-        self._handbacks: collections.deque[_Conn] = collections.deque()
+        self._turns = Turns[_Job](self._loop, self._serve, name=name)
+        self._own: Optional[_Job] = None  # a request this turn takes for its own thread
+        self._conns: set[Sock] = set()  # every accepted socket not yet closed
+        self._handbacks: collections.deque[Conn] = collections.deque()
         # Made by bind() and start(): a server that never starts holds no descriptor.
         self._listener: socket.socket
         self._selector: selectors.BaseSelector
-        self._wake_r: socket.socket
-        self._wake_w: socket.socket
-        self._thread: Optional[threading.Thread] = None
+        self._wake_r: socket.socket  # and _wake_w, the ends of the waker's socket pair
         # Loop thread only; accept order is deadline order.
-        self._pending: collections.OrderedDict[_Conn, None] = collections.OrderedDict()
-        self._draining: collections.OrderedDict[_Conn, None] = collections.OrderedDict()
+        self._pending: collections.OrderedDict[Conn, None] = collections.OrderedDict()
+        self._draining: collections.OrderedDict[Conn, None] = collections.OrderedDict()
         self._paused_until: Optional[float] = None
         self._fd_warned = False
 
     @property
     def thread(self) -> Optional[threading.Thread]:
-        """The event-loop thread (None before :meth:`start`)."""
-        return self._thread
+        """The first of the two event-loop threads (None before :meth:`start`)."""
+        return self._turns.threads[0] if self._turns.threads else None
 
     def bind(self) -> tuple[str, int]:
         """Bind and listen; return the bound ``(host, port)``. Raises OSError if the bind fails."""
         self._listener = sock = listen(self._host or "0.0.0.0", self._port)
         self._host, self._port = sock.getsockname()[:2]
-        self._name = self._pool.name = f"{self._name_prefix}-{self._port}"
+        self._name = self._pool.name = self._turns.name = f"{self._name_prefix}-{self._port}"
         self._probes.name = f"{self._name}-probe"
         return self._host, self._port
 
     def start(self) -> None:
-        """Start the event-loop thread on the bound socket."""
+        """Start the event-loop threads on the bound socket."""
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        for sock in (self._wake_r, self._wake_w):
+            sock.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, _LISTENER)
         self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKER)
-        self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-        self._thread.start()
+        self._turns.start()
 
     def stop(self) -> None:
         """Close the listening socket and every connection; wait briefly for the threads.
 
-        Returns within about a second even if a handler is stuck (its thread is
-        a daemon and is abandoned).
-        """
-        assert self._thread is not None, "start() first"
+        Returns within two seconds even if a handler is stuck (abandoned: a daemon)."""
+        assert self._turns.threads, "start() first"
         with self._lock:
             self._stopping = True
         self._wake()
-        self._thread.join(1.0)
+        self._turns.ended.wait(1.0)
         with self._lock:
             # Unblock handlers that are sending; they close their own sockets.
             for sock in self._conns:
                 shutdown_both(sock)
+        self._turns.join(0.5)
         self._pool.stop(0.5)
         self._probes.stop(0.1)
-        if self._thread.is_alive():  # never expected; free the port regardless
+        if not self._turns.over:  # never expected; free the port regardless
             self._listener.close()
 
-    # -- event loop (one thread) -----------------------------------------------------------
+    # -- event loop (one thread at a time) -----------------------------------------------
 
     def _wake(self) -> None:
         try:
@@ -169,7 +159,8 @@ class HttpLoop:
         except OSError:
             pass
 
-    def _loop(self) -> None:
+    def _loop(self) -> Optional[_Job]:
+        """A turn: the loop until it takes a request to serve, or None once stopped and closed."""
         select = self._selector.select
         try:
             while not self._stopping:
@@ -189,10 +180,13 @@ class HttpLoop:
                             _log.exception("unexpected error on connection from %s", what.peer)
                             self._drop(what)
                 self._sweep()
+                if self._own is not None:
+                    job, self._own = self._own, None
+                    return job
         except Exception:
             _log.exception("metrics server loop failed")
-        finally:
-            self._close_all()
+        self._close_all()
+        return None
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -222,11 +216,9 @@ class HttpLoop:
     def _accept(self) -> None:
         for _ in range(128):
             try:
-                sock, addr = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
+                accepted = accept(self._listener)
             except OSError as e:
-                if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                if e.errno not in SHORTAGES:
                     _log.debug("accept failed: %s", e)
                     return
                 # Out of descriptors: drop the oldest idle connection, else pause accepting.
@@ -240,11 +232,15 @@ class HttpLoop:
                 self._selector.unregister(self._listener)
                 self._paused_until = time.monotonic() + 0.1
                 return
+            if accepted is None:
+                return
             self._fd_warned = False
-            self._admit(sock, str(addr[0]))
+            self._admit(*accepted)
+            if self._own is not None:  # to hand the loop over: the next round accepts the rest
+                return
 
     def _admit(self, raw: socket.socket, peer: str) -> None:
-        sock: _Sock = raw
+        sock: Sock = raw
         # A plain request is usually in hand: reading it before any selector call saves GIL
         # releases, each may cost a switch interval; not under a default timeout: recv would wait.
         early = self._ssl is None and bool(_DONTWAIT) and raw.gettimeout() is None
@@ -262,7 +258,7 @@ class HttpLoop:
             _log.debug("%s: dropped, too many pending connections", oldest.peer)
             self._drop(oldest)
         deadline = time.monotonic() + self._read_timeout
-        conn = _Conn(sock, peer, HeadReader(self._options), deadline, self._ssl is not None)
+        conn = Conn(sock, peer, HeadReader(self._options), deadline, self._ssl is not None)
         with self._lock:
             self._conns.add(sock)
         self._pending[conn] = None
@@ -272,7 +268,7 @@ class HttpLoop:
         self._selector.register(sock, selectors.EVENT_READ, conn)
         return None
 
-    def _watch(self, conn: _Conn) -> bool:
+    def _watch(self, conn: Conn) -> bool:
         """Put a connection off the selector on it; False if it was dropped instead."""
         if not conn.events:
             try:
@@ -285,12 +281,12 @@ class HttpLoop:
             conn.events = selectors.EVENT_READ
         return True
 
-    def _want(self, conn: _Conn, events: int) -> None:
+    def _want(self, conn: Conn, events: int) -> None:
         if conn.events != events:
             conn.events = events
             self._selector.modify(conn.sock, events, conn)
 
-    def _on_ready(self, conn: _Conn) -> None:
+    def _on_ready(self, conn: Conn) -> None:
         sock = conn.sock
         if conn.handshaking:
             assert isinstance(sock, ssl.SSLSocket)
@@ -324,7 +320,7 @@ class HttpLoop:
             if head is not None:
                 return self._dispatch(conn, head)
 
-    def _reject(self, conn: _Conn, status: int, data: bytes) -> None:
+    def _reject(self, conn: Conn, status: int, data: bytes) -> None:
         _log.debug("%s: rejected with %d", conn.peer, status)
         if not self._watch(conn):  # drained through the selector
             return
@@ -334,7 +330,7 @@ class HttpLoop:
             pass
         self._linger(conn)
 
-    def _linger(self, conn: _Conn) -> None:
+    def _linger(self, conn: Conn) -> None:
         """Half-close and read until EOF for a moment, so unread input cannot reset the reply."""
         self._pending.pop(conn, None)
         try:
@@ -347,7 +343,7 @@ class HttpLoop:
         self._draining[conn] = None
         return None
 
-    def _drain(self, conn: _Conn) -> None:
+    def _drain(self, conn: Conn) -> None:
         try:
             for _ in range(16):
                 if not conn.sock.recv(65536):
@@ -358,7 +354,7 @@ class HttpLoop:
             return self._drop(conn)
         return None
 
-    def _drop(self, conn: _Conn) -> None:
+    def _drop(self, conn: Conn) -> None:
         self._pending.pop(conn, None)
         self._draining.pop(conn, None)
         try:
@@ -367,7 +363,7 @@ class HttpLoop:
             pass
         self._close(conn.sock)
 
-    def _close(self, sock: _Sock) -> None:
+    def _close(self, sock: Sock) -> None:
         with self._lock:
             self._conns.discard(sock)
             sock.close()
@@ -399,14 +395,18 @@ class HttpLoop:
             sock.close()
         self._selector.close()
 
-    def _dispatch(self, conn: _Conn, head: bytes) -> None:
+    def _dispatch(self, conn: Conn, head: bytes) -> None:
         pool = self._probes if self._light is not None and self._light(head) else self._pool
-        if not pool.reserve():
+        own = pool is self._pool and self._own is None and self._turns.claim()
+        if not own and not pool.reserve():
             return self._reject(conn, 503, busy())
         del self._pending[conn]
         if conn.events:  # off the selector before a handler thread can touch the socket
             self._selector.unregister(conn.sock)
-        pool.put((conn, head))
+        if own:
+            self._own = (conn, head)
+        else:
+            pool.put((conn, head))
         return None
 
     # -- handler threads ------------------------------------------------------------------------
@@ -426,13 +426,13 @@ class HttpLoop:
             self._close(conn.sock)
         return None
 
-    def _answer_late(self, conn: _Conn, thread: threading.Thread, answer: Answer) -> None:
+    def _answer_late(self, conn: Conn, thread: threading.Thread, answer: Answer) -> None:
         """``Request.late``: answer from another thread while ``thread`` stays busy."""
         self._answer(conn, answer)
         for pool in (self._pool, self._probes):
             pool.detach(thread)  # it may stay busy long: no longer counted against the bound
 
-    def _answer(self, conn: _Conn, answer: Answer) -> None:
+    def _answer(self, conn: Conn, answer: Answer) -> None:
         # Logged before sending, so the line exists once the client has its answer.
         size = len(answer.head) + len(answer.body)
         _log.debug('%s "%s" %d %d', conn.peer, answer.request_line, answer.status, size)

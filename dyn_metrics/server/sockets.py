@@ -1,7 +1,8 @@
 """The loop's socket calls: the listening socket, and answers sent under a write deadline.
 
-:func:`listen` binds the server's socket. :class:`Sends` sends each answer in
-one blocking call, under a write deadline another thread keeps.
+:func:`listen` binds the server's socket and :func:`accept` takes connections
+off it. :class:`Sends` sends each answer in one blocking call, under a write
+deadline another thread keeps.
 
 Why blocking: in a busy process every GIL release costs the releasing thread
 about ``sys.getswitchinterval()`` times the number of busy threads before it
@@ -17,14 +18,18 @@ fails their sends, so a client reading a byte at a time holds a handler
 thread ``write_timeout`` seconds at most.
 """
 
+import errno
 import math
 import socket
 import ssl
+import sys
 import threading
 import time
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 Sock = Union[socket.socket, ssl.SSLSocket]
+# Whether an accepted socket's file may be non-blocking while Python thinks it blocks.
+_INHERITS_FLAGS = not sys.platform.startswith("linux")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -43,6 +48,23 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+#: Why an accept may fail for every connection alike, for a while.
+SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def accept(listener: socket.socket) -> Optional[tuple[socket.socket, str]]:
+    """The next connection on ``listener`` and its peer's address; None when none is waiting.
+
+    Raises OSError: for one connection (it is gone), or past a shortage of
+    descriptors or memory (the error's ``errno`` in :data:`SHORTAGES`).
+    """
+    try:
+        sock, addr = listener.accept()
+    except (BlockingIOError, InterruptedError):
+        return None
+    return sock, str(addr[0])
 
 
 def shutdown_both(sock: Sock) -> None:
@@ -77,9 +99,10 @@ class Sends:
         if self._wake is not None:
             self._wake()
         try:
-            # Always: on some platforms an accepted socket inherits the listener's
-            # non-blocking flag behind Python's back. A quick call: seldom a GIL loss.
-            sock.settimeout(None)
+            # Elsewhere an accepted socket may inherit the listener's non-blocking flag
+            # behind Python's back; Linux's does not. A quick call, yet a GIL release.
+            if _INHERITS_FLAGS or sock.gettimeout() is not None:
+                sock.settimeout(None)
             if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
                 sock.sendall(head + body)
                 return

@@ -7,6 +7,9 @@ import errno
 import http.client
 import socket
 import ssl
+import threading
+
+import pytest
 
 from dyn_metrics.exposition.select import filter_text
 from tests.exposition.test_select import EXPOSITION
@@ -101,3 +104,13 @@ def client_context(certs, with_cert=False):
     if with_cert:
         ctx.load_cert_chain(certs["client.pem"], certs["client.key"])
     return ctx
+
+
+def wait_for(condition, what):
+    """Poll ``condition`` on an Event-timed wait; fail naming ``what`` after ~10 s."""
+    tick = threading.Event()
+    for _ in range(2000):
+        if condition():
+            return
+        tick.wait(0.005)
+    pytest.fail(f"timed out waiting for {what}")

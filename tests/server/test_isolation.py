@@ -12,7 +12,7 @@ from dyn_metrics.server import flight as flight_module
 from dyn_metrics.server.app import MetricsServer, _is_light
 from dyn_metrics.server.flight import RenderFailed, RenderFlights, RenderHung, RenderTimeout
 from dyn_metrics.server.loop import HttpLoop
-from tests.server.helpers import exchange, request
+from tests.server.helpers import exchange, request, wait_for
 
 BODY = "# TYPE up gauge\nup 1\n"
 REFUSED = b"Scrape refused: an earlier render is still running past the scrape timeout"
@@ -35,16 +35,6 @@ class BlockingRender:
         self.release.wait(30)
         self.returned.set()
         return BODY
-
-
-def wait_for(condition, what):
-    """Poll ``condition`` on an Event-timed wait; fail naming ``what`` after ~10 s."""
-    tick = threading.Event()
-    for _ in range(2000):
-        if condition():
-            return
-        tick.wait(0.005)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def in_threads(n, target):
@@ -125,21 +115,34 @@ def test_live_answers_while_80_scrapes_wait_on_a_hung_render(serve):
 
 
 def test_live_answers_while_every_handler_thread_waits(serve):
-    # The default 64 handler threads all wait on the render and more scrapes
-    # queue for a thread: the probe has its own pool.
+    # The default 64 handler threads and one loop thread all wait on the render
+    # and more scrapes queue for a thread: the probe has its own pool.
     render = BlockingRender()
     server = serve(render, scrape_timeout=30.0)
     threads, results = in_threads(80, lambda: scrape(server))
-    wait_for(lambda: server.scrapes_waiting == 64, "64 waiting scrapes")
+    wait_for(lambda: server.scrapes_waiting == 65, "65 waiting scrapes")
     assert request(server, "/live")[0] == 200
     render.release.set()
     join(threads)
     assert [status for status, _ in results] == [200] * 80
 
 
+def no_hand_over(server):
+    """Make ``server`` run every request on its pools: its loop never hands itself over."""
+    turns = server._loop._turns
+    with turns._lock:
+        turns._waiting = 0  # counts the loop threads ready to take over: none
+
+
+def render_is_done(server):
+    """Whether the thread of a render that returned is back waiting for work."""
+    return server._loop._pool._idle == 1 or server._loop._turns._waiting == 1
+
+
+@pytest.mark.parametrize("on", ["loop", "pool"])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_scrape_timeout_is_503_and_later_scrapes_are_refused_until_the_render_returns(
-    serve, method
+    serve, method, on
 ):
     events = []
 
@@ -148,17 +151,20 @@ def test_scrape_timeout_is_503_and_later_scrapes_are_refused_until_the_render_re
         return events.append
 
     render = BlockingRender()
-    # One handler thread: the one the hung render holds is replaced.
+    # One handler thread. On the pool, the one the hung render holds is replaced;
+    # on the loop, the other loop thread runs the loop and the pool serves.
     server = serve(render, scrape_timeout=0.2, max_connections=1, on_scrape=on_scrape)
+    if on == "pool":
+        no_hand_over(server)
     status, headers, body = request(server, method=method)
     assert (status, body) == (503, b"Scrape timed out after 0.2 s" if method == "GET" else b"")
     assert headers["content-type"] == "text/plain; charset=utf-8"
     assert headers["retry-after"] == "1"
     assert headers["content-length"] == str(len(b"Scrape timed out after 0.2 s"))
-    # The render runs on the scrape's handler thread, and goes on.
-    assert [t.name.rsplit("-", 1)[0] for t in render.threads] == [
-        f"dyn-metrics-server-{server.port}-worker"
-    ]
+    # The render runs on the scrape's own thread (the loop's, or a handler's), and goes on.
+    prefix = f"dyn-metrics-server-{server.port}"
+    names = [t.name if on == "loop" else t.name.rsplit("-", 1)[0] for t in render.threads]
+    assert names == ([prefix] if on == "loop" else [f"{prefix}-worker"])
     assert render.threads[0].is_alive()
     # Refused at once while the render hangs, whatever the format or selection.
     for headers in ({}, {"Accept": "application/openmetrics-text"}):
@@ -168,8 +174,12 @@ def test_scrape_timeout_is_503_and_later_scrapes_are_refused_until_the_render_re
     assert request(server, "/live")[0] == 200
     assert request(server, "/")[0] == 200  # served by the thread that replaced it
     render.release.set()
-    render.threads[0].join(10)  # its job over, the held thread exits, sending nothing
-    assert not render.threads[0].is_alive()
+    if on == "pool":
+        render.threads[0].join(10)  # its job over, the held thread exits, sending nothing
+        assert not render.threads[0].is_alive()
+    else:
+        wait_for(lambda: render_is_done(server), "the loop thread to wait for its turn")
+        assert render.threads[0].is_alive()
     assert events == ["start", 503] * 4  # one finish per scrape, the overran one included
     wait_for(lambda: scrape(server)[0] == 200, "a scrape after the render returned")
     assert len(render.calls) == 2
@@ -235,7 +245,9 @@ def test_a_scrape_renders_on_its_handler_thread_and_one_watchdog_ends_at_stop(se
     for _ in range(3):
         assert scrape(server) == (200, BODY.encode())
     prefix = f"dyn-metrics-server-{server.port}"
-    assert all(t.name.startswith(f"{prefix}-worker-") for t in threads)
+    # A loop thread or a handler: the one that answers (the first one is a loop thread's).
+    assert threads[0].name == prefix
+    assert all(t.name == prefix or t.name.startswith(f"{prefix}-worker-") for t in threads)
     watchdogs = [t for t in threading.enumerate() if t.name == f"{prefix}-watchdog"]
     assert len(watchdogs) == 1  # made once, not per render
     assert not any(t.name == f"{prefix}-render" for t in threading.enumerate())
@@ -481,7 +493,7 @@ def test_a_render_that_returns_while_its_overrun_answers_gets_one_answer(serve, 
         # The render returns and its thread is done with the scrape before the
         # watchdog, which took the answer at the deadline, gives it.
         render.release.set()
-        wait_for(lambda: self._loop._pool._idle == 1, "the render's thread to be done")
+        wait_for(lambda: render_is_done(self), "the render's thread to be done")
         real_overrun(self, late, finish)
 
     monkeypatch.setattr(HttpLoop, "_answer", answer)

@@ -200,15 +200,18 @@ def test_server_write_timeout_frees_the_handler_of_a_client_that_stops_reading(s
     options = {"certfile": certs["server.pem"], "keyfile": certs["server.key"]} if tls else {}
     context = client_context(certs) if tls else None
     server = serve(Render(big), max_connections=1, write_timeout=0.3, **options)
-    stalled = _stalled_reader(server, context)
+    stalled = [_stalled_reader(server, context) for _ in range(2)]
     try:
-        # The one handler thread blocks sending to the stalled client until the
-        # loop shuts that connection down at the write deadline: then it serves.
+        # The one handler thread and the loop thread that served the first block
+        # sending to the stalled clients until the loop shuts those connections
+        # down at the write deadline: then the handler serves.
         status, _, body = request(server, method="HEAD", context=context)
         assert (status, body) == (200, b"")
-        assert _read_to_the_end(stalled) < len(big)  # cut short, not completed
+        for sock in stalled:
+            assert _read_to_the_end(sock) < len(big)  # cut short, not completed
     finally:
-        stalled.close()
+        for sock in stalled:
+            sock.close()
     assert server.thread.is_alive()
 
 

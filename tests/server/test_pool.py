@@ -6,7 +6,7 @@ import threading
 
 from dyn_metrics.server import app as server_module
 from dyn_metrics.server.pool import HandlerPool
-from tests.server.helpers import TIMEOUT, request, status_of
+from tests.server.helpers import TIMEOUT, request, status_of, wait_for
 
 # -- HandlerPool on its own ----------------------------------------------------------------------
 
@@ -162,10 +162,14 @@ def test_server_busy_queue_answers_503(serve):
         return "x 1\n"
 
     server = serve(render, max_connections=1, max_queued=1)
-    first = threading.Thread(target=request, args=(server,))
+    # The first is served on a loop thread, the second by the only handler.
+    first, second = (threading.Thread(target=request, args=(server,)) for _ in range(2))
+    socks = []
     first.start()
     try:
         assert started.wait(TIMEOUT)
+        second.start()
+        wait_for(lambda: server.scrapes_waiting == 2, "the handler's scrape to join the render")
         # The only handler is busy: one request may queue, the next is refused at once.
         socks = [
             socket.create_connection((server.host, server.port), timeout=TIMEOUT) for _ in range(2)
