@@ -11,12 +11,14 @@ every connection a thread from ``accept()`` on, with no read or write timeout,
 and do the TLS handshake inside ``accept()``: a few idle or slow clients pin
 every thread, and one idle TLS client stops every scrape. So:
 
-* :mod:`~dyn_metrics.server.loop` -- one event-loop thread accepts, does the
+* :mod:`~dyn_metrics.server.loop` -- an event loop accepts, does the
   TLS handshake (non-blocking) and reads the request head
   (:mod:`~dyn_metrics.server.wire`), so a connection costs no thread until its
   head is complete. Handshake and head must be done within ``read_timeout``
   seconds of the accept; a response must be sent within ``write_timeout``.
   Oversized heads get 414 or 431 before http.server sees a byte of them.
+* :mod:`~dyn_metrics.server.turns` -- two loop threads take turns running the
+  loop; a turn may end with one request to serve on its own thread.
 * :mod:`~dyn_metrics.server.pool` -- complete requests run on at most
   ``max_connections`` handler threads, made on demand. At most ``max_pending``
   connections may still be sending their head (past that the oldest is
@@ -29,7 +31,7 @@ every thread, and one idle TLS client stops every scrape. So:
   (it shuts a late connection down).
 * :mod:`~dyn_metrics.server.flight` -- concurrent scrapes of the same format
   and ``name[]`` set share one render in progress, one render at a time, run
-  by the scrape that started it on its own handler thread; a scrape gets 503
+  by the scrape that started it on its own thread; a scrape gets 503
   after ``scrape_timeout`` seconds (a watchdog thread answers for the one whose
   render overran) and a hung render pins that one thread only.
 * :mod:`~dyn_metrics.server.auth` -- Basic auth users with hashed passwords
@@ -44,8 +46,10 @@ Few GIL releases per request. In a process whose other threads are busy,
 a thread that releases the GIL (a blocking call, a wait, a handoff to another
 thread) waits about ``sys.getswitchinterval()`` per busy thread to run again.
 So a plain request that has arrived by its accept is read at once, without a
-selector round; the render runs on the thread that sends the answer, with no
-handoff to a render thread and back; and the answer leaves in one blocking send.
+selector round; the loop thread that read it serves it, handing the loop to
+the other loop thread instead of the request to a handler; the render runs on
+the thread that sends the answer, with no handoff to a render thread and back;
+and the answer leaves in one blocking send.
 
 One request per connection (``Connection: close``). Every request is logged at
 DEBUG on the ``dyn_metrics.server`` loggers; nothing is written to stderr.

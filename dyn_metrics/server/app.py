@@ -39,7 +39,7 @@ Scrape isolation. Health, live and every other route but ``/metrics`` run on
 the loop's small probe pool, never queued behind scrapes. Concurrent scrapes
 of the same format and ``name[]`` set share one render in progress
 (:mod:`~dyn_metrics.server.flight`), run by the scrape that started it on its
-handler thread; ``scrape_timeout`` seconds into it, a scrape still waiting is
+own thread; ``scrape_timeout`` seconds into it, a scrape still waiting is
 answered 503 ``Scrape timed out`` (the one rendering by the watchdog thread,
 through ``Request.late``), and while that render still runs every scrape
 answers 503 at once: a hung callback pins one thread only.
@@ -232,7 +232,7 @@ class MetricsServer:
 
     @property
     def thread(self) -> Optional[threading.Thread]:
-        """The event-loop thread (None before :meth:`start`)."""
+        """The first of the two event-loop threads (None before :meth:`start`)."""
         return self._loop.thread
 
     @property
@@ -278,8 +278,8 @@ class MetricsServer:
     def stop(self) -> None:
         """Stop serving, close the listening socket and every open connection.
 
-        Returns within about a second even if a ``render`` call is stuck (its
-        handler thread is a daemon and is abandoned). Idempotent.
+        Returns within two seconds even if a ``render`` call is stuck (its
+        thread is a daemon and is abandoned). Idempotent.
         """
         with self._lock:
             if self._state != "running":
