@@ -64,8 +64,9 @@ class ServerOptions:
     ``scrape_timeout``: seconds a ``/metrics`` request waits for its render
     before it answers 503.
 
-    Limits: at most ``max_connections`` handler threads, ``max_pending``
-    connections still sending their request head, ``max_queued`` complete
+    Limits: at most ``max_connections`` handler threads (and one request at a
+    time on an event-loop thread), ``max_pending`` connections still sending
+    their request head, ``max_queued`` complete
     requests waiting for a handler thread; a client has ``read_timeout``
     seconds from accept to a complete head (TLS handshake included), a
     response ``write_timeout`` seconds to be sent. A request line over
