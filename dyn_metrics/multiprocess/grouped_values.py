@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Optional, cast
 
 from ..errors import InvalidValueError
-from ..metrics.cells import EXACT_INT, as_int, as_real, int_increment
+from ..metrics.cells import EXACT_INT, as_int, as_real
 from ..metrics.exemplars import RawExemplar, make_exemplar
 from ..metrics.histogram_cell import HistogramSnapshot
 from ..metrics.info import InfoKeys
@@ -24,16 +24,8 @@ from ..metrics.stateset import StateNames
 from ..metrics.summary import SummaryCell, SummarySnapshot
 from ..metrics.timer import ObservedCell
 from ..model import Labels, Number
-from .values import FileCell, FileCounterCell, FileGaugeCell, make_adder
+from .values import FileCell, FileGaugeCell, make_adder
 from .writer import ProcessFile
-
-
-class FileIntCounterCell(FileCounterCell):
-    """An integer counter in the file (exact up to 2**53)."""
-
-    __slots__ = ()
-    _increment = staticmethod(int_increment)
-    _int = True
 
 
 class FileIntGaugeCell(FileGaugeCell):

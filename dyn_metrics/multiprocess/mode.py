@@ -44,19 +44,15 @@ from ..metrics.stateset import StateSetFamily
 from ..metrics.summary import SummaryFamily
 from ..model import COUNTER, GAUGE, HISTOGRAM, INFO, STATESET, SUMMARY, Labels
 from . import layout
+from .counter_values import FileCounterCell, FileIntCounterCell
 from .grouped_values import (
     FileHistogramCell,
     FileInfoCell,
-    FileIntCounterCell,
     FileIntGaugeCell,
     FileStateSetCell,
     FileSummaryCell,
 )
-from .values import (
-    FileCell,
-    FileCounterCell,
-    FileGaugeCell,
-)
+from .values import FileCell, FileGaugeCell
 from .writer import ProcessFile
 
 _log = logging.getLogger(__name__)
@@ -176,6 +172,7 @@ def forked(cells: list[FileCell], file: ProcessFile) -> None:
         if cell._pending:
             cell._pending.clear()
         cell._lock = _Refork(cell, file, claims)  # type: ignore[assignment]  # acts as a Lock
+        cell._forked()
 
 
 def _make_cell(family: object, key: tuple[str, ...]) -> FileCell:

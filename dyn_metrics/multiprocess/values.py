@@ -16,7 +16,9 @@ meanwhile). So no update is dropped, nothing waits, and nothing ever waits
 for its own thread. Pending updates are taken off the list with one slice
 deletion before being applied; a read that finds the lock busy adds the
 pending list of an atomic copy to the stored values (it may miss an update
-being applied at that instant; it never waits).
+being applied at that instant; it never waits). A counter placed in its file
+needs no lock at all: each of its updates is one C-level call
+(``counter_values.py``).
 
 Placement. A new child's cell starts in a private buffer and moves to the
 file once it has become its family's child (``mode.FileBackend.adopt``): a
@@ -46,18 +48,15 @@ parent's values stay in the parent's file), info and state sets keep their
 state. Updates the parent had pending at the fork are the parent's.
 """
 
-import functools
-import operator
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, NoReturn, Optional
 
 from ..errors import InvalidValueError
-from ..metrics.cells import EXACT_INT, INF, as_real, float_increment
-from ..metrics.exemplars import RawExemplar, make_exemplar
+from ..metrics.cells import as_real
 from ..metrics.gauge_functions import Function, GaugeFunction, call_function, call_functions
-from ..metrics.instrument import ExceptionCounter, ExceptionTypes, InProgress
+from ..metrics.instrument import InProgress
 from ..metrics.timer import Timer
 from ..model import Number
 from .writer import Doubles, ProcessFile
@@ -164,6 +163,9 @@ class FileCell:
             finally:
                 flock.release()
 
+    def _forked(self) -> None:
+        """In a forked child, before the cell's first use there (see ``mode.forked``)."""
+
     def _reset(self, file: ProcessFile) -> None:
         """Start over in ``file`` (a forked child's) under a fresh lock, held meanwhile."""
         lock = threading.Lock()
@@ -222,83 +224,6 @@ class FileCell:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(f"cannot pickle {type(self).__name__}")
-
-
-class FileCounterCell(FileCell):
-    """A float counter in the file: ``inc``, ``inc_by``, ``get``, ``count_exceptions``."""
-
-    __slots__ = ("_i", "_exemplar")
-    #: ``counter.with_counter_exemplar`` looks for an exemplar on ``_value`` first.
-    _value = None
-    _increment = staticmethod(float_increment)
-    _int = False
-
-    def __init__(self, file: Optional[ProcessFile], keys: Sequence[bytes]) -> None:
-        self._exemplar: Optional[RawExemplar] = None
-        self._start(file, keys)
-
-    def _bind(self) -> None:
-        self._i = self._at[0]
-
-    def inc(self, amount: Number = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
-        """Add ``amount`` (default 1); ``exemplar`` as for :meth:`inc_by`."""
-        if amount is not _ONE or exemplar is not None:
-            self.inc_by(amount, exemplar)
-            return
-        lock = self._lock
-        if lock.acquire(False):
-            try:
-                self._mv[self._i] += 1.0
-            finally:
-                lock.release()
-            if self._pending:
-                self._drain()
-        else:
-            self._update(1.0)
-
-    def inc_by(self, amount: Number, exemplar: Optional[Mapping[str, str]] = None) -> None:
-        """Add ``amount`` (finite, >= 0; an int for int counters), else InvalidValueError.
-
-        ``exemplar`` (``{label: value}``) is kept in this process as the latest one.
-        """
-        cls = amount.__class__
-        if cls is float and not self._int:
-            if not 0.0 <= amount < INF:
-                amount = self._increment(amount)
-        elif cls is not int or not 0 <= amount < EXACT_INT:
-            amount = self._increment(amount)
-        if exemplar is not None:
-            self._exemplar = make_exemplar(exemplar, amount)
-        lock = self._lock
-        if lock.acquire(False):
-            try:
-                self._mv[self._i] += amount
-            finally:
-                lock.release()
-            if self._pending:
-                self._drain()
-        else:
-            self._update(amount)
-
-    def _apply_locked(self, items: list[object]) -> None:
-        mv, i = self._mv, self._i
-        mv[i] = functools.reduce(operator.add, items, mv[i])
-
-    def count_exceptions(self, exception: ExceptionTypes = Exception) -> ExceptionCounter:
-        """Context manager and decorator: +1 per ``exception`` raised through it (re-raised)."""
-        return ExceptionCounter(self.inc, exception)
-
-    def get(self) -> Number:
-        """The current value (this process's)."""
-        values, pending = self._snapshot_values()
-        total = functools.reduce(operator.add, pending, values[0])
-        return int(total) if self._int else total
-
-    _read_locked = get
-
-    @staticmethod
-    def _read_many(cells: list["FileCounterCell"]) -> list[Number]:
-        return [cell.get() for cell in cells]
 
 
 def make_adder(one: Number) -> "Callable[..., None]":

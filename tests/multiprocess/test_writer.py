@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
 import dyn_metrics as dm
 from dyn_metrics.errors import ConfigError
 from dyn_metrics.multiprocess import collector, layout, mode, writer
-from dyn_metrics.multiprocess.values import FileCounterCell
+from dyn_metrics.multiprocess.counter_values import FileCounterCell
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -350,6 +351,44 @@ for k, value, _ in layout.read_file(path):
         sums[k.sample] = sums.get(k.sample, 0) + value
 print(json.dumps({"calls": calls, "main": main, "sums": sums, "c": c.get()}))
 """
+
+
+def test_counter_updates_from_threads_while_the_cell_moves_into_the_file_lose_nothing(
+    tmp_path, monkeypatch
+):
+    # Counter updates take no lock: the move from the private buffer must not lose one.
+    monkeypatch.setattr(sys, "getswitchinterval", sys.getswitchinterval)  # restored after
+    sys.setswitchinterval(1e-6)
+    f = writer.ProcessFile(str(tmp_path), pid=5)
+    threads, each = 4, 20000
+    with f._lock:  # the file is busy: the cell starts in a private buffer, queued
+        cell = FileCounterCell(f, [_key("moving_total")])
+    assert not cell._attached and f._deferred == [cell]
+    started = threading.Barrier(threads + 1)
+
+    def work():
+        started.wait()
+        for i in range(each):
+            if i % 2:
+                cell.inc()
+            else:
+                cell.inc_by(0.5)
+
+    running = [threading.Thread(target=work) for _ in range(threads)]
+    for t in running:
+        t.start()
+    try:
+        started.wait()
+        while cell.get() < 1000:  # the threads are updating it
+            pass
+        f.attach_deferred()  # moves the cell into the file while the threads update it
+    finally:
+        for t in running:
+            t.join()
+    expected = threads * each * 0.75
+    assert cell._attached and not f._deferred
+    assert cell.get() == expected
+    assert {k.sample: v for k, v in _entries(f.path)}["moving_total"] == expected
 
 
 def test_signal_handlers_and_gc_callbacks_mid_update_lose_nothing(tmp_path):
