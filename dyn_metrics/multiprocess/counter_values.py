@@ -16,6 +16,9 @@ its updates take the lock as every other cell's do; the move into the file
 happens under that lock, before ``_placed`` is set. Every other change of the value under the lock
 (pending updates applied) is one C call too.
 
+A free-threaded interpreter makes no C call atomic: there every update of
+a counter takes its lock (``_placed`` stays false).
+
 Forks: the fork hook (``mode.forked``) clears ``_placed`` and the chain, so a
 forked child's first update goes the locked way, whose stand-in lock
 re-places the cell in the child's own file (``mode.py``).
@@ -27,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import Optional
 
-from ..metrics.cells import EXACT_INT, INF, float_increment, int_increment
+from ..metrics.cells import EXACT_INT, GIL_ENABLED, INF, float_increment, int_increment
 from ..metrics.exemplars import RawExemplar, make_exemplar
 from ..metrics.instrument import ExceptionCounter, ExceptionTypes
 from ..model import Number
@@ -65,7 +68,7 @@ class FileCounterCell(FileCell):
     def _bind(self) -> None:
         self._i = self._at[0]
         # Updates in place without the lock once in the file (see the module docstring).
-        self._placed = self._attached
+        self._placed = self._attached and GIL_ENABLED
         self._tick: Optional[Iterator[None]] = None
 
     def _forked(self) -> None:
@@ -79,6 +82,15 @@ class FileCounterCell(FileCell):
         try:
             next(self._tick)  # type: ignore[arg-type]  # None: TypeError
         except TypeError:
+            self._add_locked(1.0)
+
+    if not GIL_ENABLED:  # no chain there: straight to the lock, without a TypeError
+
+        def inc(self, amount: Number = 1, exemplar: Optional[Mapping[str, str]] = None) -> None:
+            """Add ``amount`` (default 1); ``exemplar`` as for :meth:`inc_by`."""
+            if amount is not _ONE or exemplar is not None:
+                self.inc_by(amount, exemplar)
+                return
             self._add_locked(1.0)
 
     def inc_by(self, amount: Number, exemplar: Optional[Mapping[str, str]] = None) -> None:
