@@ -4,17 +4,22 @@ A counter update is a read-modify-write of one double in the file. Done as
 one C-level call (``next`` over nested ``map`` objects: read the double, add,
 store), nothing can run in between: no other thread, and no signal handler
 or GC callback either (no bytecode runs, and the only allocation is a float,
-which the collector does not count). So an update needs neither the cell's
-lock nor the pending list of ``values.py``: ``inc()`` costs about a third
-less than a tried lock around ``mv[i] += 1.0``.
+which the collector does not count). Hence ``operator.getitem`` and
+``setitem``, called without an argument tuple, and not the memoryview's own
+``__getitem__``: a bound slot wrapper gets a fresh tuple per call, and a
+tuple allocation may start a collection in the middle of the update.
+
+So an update needs neither the cell's lock nor the pending list of
+``values.py``: ``inc()`` costs about a third less than a tried lock around
+``mv[i] += 1.0``.
 
 Where it applies. A cell placed in its file keeps its double there for good
 (a file is never remapped): once ``_placed``, updates go straight to
 ``_mv[_i]``, and ``inc()``'s endless chain, made by its first ``inc()``, is
 bound to that place. Until then, while the cell is in its private buffer,
 its updates take the lock as every other cell's do; the move into the file
-happens under that lock, before ``_placed`` is set. Every other change of the value under the lock
-(pending updates applied) is one C call too.
+happens under that lock, before ``_placed`` is set. Every other change of
+the value under the lock (pending updates applied) is one C call too.
 
 A free-threaded interpreter makes no C call atomic: there every update of
 a counter takes its lock (``_placed`` stays false).
@@ -26,9 +31,9 @@ re-places the cell in the child's own file (``mode.py``).
 
 import functools
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import repeat
-from typing import Optional
+from typing import Optional, cast
 
 from ..metrics.cells import EXACT_INT, GIL_ENABLED, INF, float_increment, int_increment
 from ..metrics.exemplars import RawExemplar, make_exemplar
@@ -39,17 +44,20 @@ from .writer import Doubles, ProcessFile
 
 _ONE = 1
 _ONES = repeat(1.0)  # endless and stateless: one feeds every cell's chain
+# typeshed's overloads of setitem do not cover a memoryview of doubles
+_setitem = cast(Callable[[Doubles, int, Number], None], operator.setitem)
+
+
+def _adds(mv: Doubles, i: int, amounts: Iterator[Number]) -> Iterator[None]:
+    """Each item drawn adds the next of ``amounts`` to ``mv[i]``, in one C call."""
+    views, at = repeat(mv), repeat(i)  # each drawn twice per item: endless, stateless
+    values = map(operator.add, map(operator.getitem, views, at), amounts)
+    return map(_setitem, views, at, values)
 
 
 def add_at(mv: Doubles, i: int, amount: Number) -> None:
     """``mv[i] += amount`` in one C call."""
-    next(map(mv.__setitem__, (i,), map(operator.add, map(mv.__getitem__, (i,)), (amount,))))
-
-
-def _ticks(mv: Doubles, i: int) -> Iterator[None]:
-    """Each item drawn adds 1.0 to ``mv[i]``, in one C call."""
-    at = repeat(i)
-    return map(mv.__setitem__, at, map(operator.add, map(mv.__getitem__, at), _ONES))
+    next(_adds(mv, i, iter((amount,))))
 
 
 class FileCounterCell(FileCell):
@@ -119,7 +127,7 @@ class FileCounterCell(FileCell):
             try:
                 self._apply_locked([amount])
                 if self._placed and self._tick is None:
-                    self._tick = _ticks(self._mv, self._i)
+                    self._tick = _adds(self._mv, self._i, _ONES)
             finally:
                 lock.release()
             if self._pending:
