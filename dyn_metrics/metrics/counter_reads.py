@@ -121,11 +121,13 @@ def draw_ticks(cells: list[CounterCell]) -> Optional[tuple[list[int], Iterator[i
     Nothing is read yet: drawing the first item of ``increments`` lists every
     cell's count of reads, ticks every cell and stores its new count of reads,
     all in that one C call (``list.extend``, ``set.update``, ``dict.update``:
-    no bytecode and no allocation the garbage collector counts, so nothing can
-    run between a tick and its store), filling the two lists; the increments
-    are then ``ticks - reads`` item by item. The caller holds the cells'
-    stripes until it has drawn them all, so a scrape draws them inside the
-    very C call that formats them: one switch point for the whole read.
+    no bytecode runs, and from the first tick to the last store nothing is
+    allocated that the garbage collector counts but the argument tuples of
+    ``count.__next__``, a slot wrapper, which come from the free list), filling
+    the two lists; the increments are then ``ticks - reads`` item by item. The
+    caller holds the cells' stripes until it has drawn them all, so a scrape
+    draws them inside the very C call that formats them: one switch point for
+    the whole read.
 
     A cell with a list (unhashable) makes that first draw raise TypeError
     before anything is ticked, ``ticks`` still empty: the caller reads through

@@ -35,8 +35,7 @@ class Turns(Generic[_Job]):
         self._turn = threading.Lock()  # held by the thread whose turn it is
         self._lock = threading.Lock()  # guards _waiting
         self._waiting = 0  # threads neither in a turn nor serving (waiting for a turn, or about to)
-        self.over = False  # a turn has returned None
-        self.ended = threading.Event()  # set once it is over
+        self.ended = threading.Event()  # set once a turn has returned None
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -51,6 +50,11 @@ class Turns(Generic[_Job]):
         ]
         for thread in self.threads:
             thread.start()
+
+    @property
+    def over(self) -> bool:
+        """Whether a turn has returned None (or raised): no turn runs any more."""
+        return self.ended.is_set()
 
     def claim(self) -> bool:
         """In a turn: True if the other thread waits to take over, so this turn may end
@@ -75,10 +79,10 @@ class Turns(Generic[_Job]):
             try:
                 job = None if self.over else self._run_turn()
             finally:
-                self.over = job is None
+                if job is None:  # set before the turn is free: the other thread sees it
+                    self.ended.set()
                 self._turn.release()
             if job is None:
-                self.ended.set()
                 return
             self._serve(job)
             with self._lock:  # counted before it waits: see claim()
