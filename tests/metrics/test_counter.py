@@ -17,6 +17,7 @@ import pytest
 import dyn_metrics as dm
 from dyn_metrics.errors import InvalidValueError, MetricsError
 from dyn_metrics.metrics import cells, counter
+from dyn_metrics.metrics.cells import FOLD_AT
 from tests.metrics.support import cell_id, new_cell, sample_lines, scrape
 
 FLOAT_COUNTER_CELLS = [counter.CounterCell, counter.CounterVecCell, counter.LockedCounterCell]
@@ -159,12 +160,18 @@ def test_counter_cells_read_many_equals_reading_each(cls):
     assert [cell.get() for cell in cells] == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("cls", [counter.CounterCell, counter.IntCounterCell])
-def test_counter_cell_inc_by_buffer_stays_bounded_and_exact(cls):
+@pytest.mark.parametrize(
+    "cls, amount",
+    [(counter.CounterCell, 3), (counter.CounterCell, 3.0), (counter.IntCounterCell, 3)],
+)
+def test_counter_cell_inc_by_buffer_stays_bounded_and_exact(cls, amount):
+    """Every path folds at FOLD_AT pending amounts (the inlined ones spell it as a literal)."""
     cell = new_cell(cls)
+    longest = 0
     for _ in range(1000):
-        cell.inc_by(3)
-        assert len(cell._value) <= 257  # [sum] + at most 256 pending amounts
+        cell.inc_by(amount)
+        longest = max(longest, len(cell._value))
+    assert longest == FOLD_AT  # [sum] and FOLD_AT - 1 amounts: the next one folds them
     assert cell.get() == 3000
 
 
