@@ -44,7 +44,7 @@ layout entries (buckets per bound, ``all`` gauges with their ``pid`` label,
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from ..model import COUNTER, HISTOGRAM, INFO, SUMMARY, Family, Labels, Sample
 from .layout import Key
@@ -110,12 +110,13 @@ class SeriesTable:
         self.table: list[Series] = []
         #: The labels a per-process gauge is served with, by (fold slot, pid label).
         self.served: dict[tuple[int, PidLabel], Labels] = {}
-        #: The readers' caches of entries, emptied with the table.
-        self.caches: list[dict[object, Entry]] = []
+        #: The readers' caches of what refers to slots (entries, file shapes), emptied
+        #: with the table: nothing cached may outlive the numbering it was made with.
+        self.caches: list[dict[Any, Any]] = []
 
-    def cache(self) -> dict[object, Entry]:
-        """A new cache of entries of this table (emptied by :meth:`trim`)."""
-        made: dict[object, Entry] = {}
+    def cache(self) -> dict[Any, Any]:
+        """A new cache of this table's entries or shapes (emptied by :meth:`trim`)."""
+        made: dict[Any, Any] = {}
         self.caches.append(made)
         return made
 
@@ -213,7 +214,7 @@ class Scrape:
 
         ``pid`` None: the entries already carry what they need (the aggregate).
         """
-        metas, sums, alls = self.metas, self.sums, self.alls
+        sums = self.sums
         pid_label = None if pid is None else ("pid", pid)
         family = type_word = ""
         joins = False
@@ -221,32 +222,46 @@ class Scrape:
             # Entries of one family come together: its checks run once per run of them.
             if entry.family != family or entry.type != type_word:
                 family, type_word = entry.family, entry.type
-                meta = metas.get(family)
-                if meta is None:
-                    meta = metas[family] = _Meta(entry, source)
-                joins = self._joins(meta, entry, source)
+                joins = self.joins(entry, source)
                 if joins and (entry.kind == GAUGE_KIND or entry.kind == PER_PID):
-                    meta.mode = entry.mode
+                    self.metas[family].mode = entry.mode
             if not joins:
                 continue
-            kind = entry.kind
-            if kind == SUM:
+            if entry.kind == SUM:
                 slot = entry.slot
                 sums[slot] = sums.get(slot, 0.0) + value
-            elif kind == PER_PID:
-                if not (dead and entry.mode.startswith("live")):
-                    if value == 0.0 and entry.type == INFO:
-                        # An info label set no longer current (or the one before info()).
-                        alls.pop((entry.fold, pid_label or entry.pid), None)
-                    else:
-                        alls[(entry.fold, pid_label or entry.pid)] = value
-            elif kind == GAUGE_KIND:
-                if not (dead and entry.mode.startswith("live")):
-                    self._fold(entry.fold, entry.mode, value, stamp)
-            elif kind == CREATED:
-                slot = entry.slot
-                if slot not in self.created or value < self.created[slot]:
-                    self.created[slot] = value
+            else:
+                self.put(entry, value, stamp, pid_label, dead)
+
+    def joins(self, entry: Entry, source: str) -> bool:
+        """Whether ``entry`` (starting a run of its family) joins the family seen first.
+
+        The family is made from ``entry`` when it is new; a conflict is logged once.
+        """
+        meta = self.metas.get(entry.family)
+        if meta is None:
+            meta = self.metas[entry.family] = _Meta(entry, source)
+        return self._joins(meta, entry, source)
+
+    def put(
+        self, entry: Entry, value: float, stamp: float, pid_label: PidLabel, dead: bool
+    ) -> None:
+        """Add one joined entry of a kind other than ``SUM`` (see :meth:`add`)."""
+        kind = entry.kind
+        if kind == PER_PID:
+            if not (dead and entry.mode.startswith("live")):
+                if value == 0.0 and entry.type == INFO:
+                    # An info label set no longer current (or the one before info()).
+                    self.alls.pop((entry.fold, pid_label or entry.pid), None)
+                else:
+                    self.alls[(entry.fold, pid_label or entry.pid)] = value
+        elif kind == GAUGE_KIND:
+            if not (dead and entry.mode.startswith("live")):
+                self._fold(entry.fold, entry.mode, value, stamp)
+        elif kind == CREATED:
+            slot = entry.slot
+            if slot not in self.created or value < self.created[slot]:
+                self.created[slot] = value
 
     def _fold(self, fold: int, mode: str, value: float, stamp: float) -> None:
         if mode in SUM_MODES:

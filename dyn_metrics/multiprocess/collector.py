@@ -44,8 +44,9 @@ from typing import Any, NamedTuple, Optional, Union
 
 from ..errors import ConfigError
 from ..model import Family
-from . import layout
+from . import layout, plans
 from .aggregate import FOLD, SKIP, SUMMED_TYPES, Entry, Scrape, SeriesTable
+from .plans import Plan
 from .prometheus_files import PrometheusFilesReader
 
 try:
@@ -198,8 +199,9 @@ def _entry(key_bytes: bytes, series: SeriesTable) -> Entry:
     return entry
 
 
-#: What :meth:`ProcessFileReader.read` gives: entries, values, timestamps, folded file names.
-Read = tuple[Sequence[Entry], Sequence[float], Sequence[float], list[str]]
+#: What :meth:`ProcessFileReader.read` gives: the entries' plan, values, timestamps,
+#: folded file names.
+Read = tuple[Plan, Sequence[float], Sequence[float], list[str]]
 
 
 class _Shape(NamedTuple):
@@ -208,7 +210,7 @@ class _Shape(NamedTuple):
     used: int
     unpack: Callable[[bytes], tuple[Any, ...]]
     keys: tuple[bytes, ...]
-    entries: list[Entry]
+    plan: Plan  # of its entries
     real: Optional[list[int]]  # positions of the entries that are not padding/folded records
     folded: list[str]
 
@@ -225,13 +227,13 @@ class ProcessFileReader:
 
     def __init__(self, series: SeriesTable) -> None:
         self.series = series
-        self._keys = series.cache()
-        self._shapes: dict[str, _Shape] = {}
+        self._keys: dict[bytes, Entry] = series.cache()
+        self._shapes: dict[str, _Shape] = series.cache()
 
     def forget_except(self, names: Collection[str]) -> None:
         """Drop the shapes of files not in ``names`` (gone from the directory)."""
-        if any(name not in names for name in self._shapes):
-            self._shapes = {k: v for k, v in self._shapes.items() if k in names}
+        for name in [name for name in self._shapes if name not in names]:
+            del self._shapes[name]  # in place: the series table empties this dict
 
     def read(self, name: str, data: bytes) -> Read:
         """A whole file's entries; :class:`layout.LayoutError` as :func:`layout.parse` raises."""
@@ -255,7 +257,7 @@ class ProcessFileReader:
                 if shape.real is not None:
                     values = tuple(values[i] for i in shape.real)
                     stamps = tuple(stamps[i] for i in shape.real)
-                return shape.entries, values, stamps, shape.folded
+                return shape.plan, values, stamps, shape.folded
         shape = self._parse(data, used)
         self._shapes[name] = shape
         got = shape.unpack(data)
@@ -263,7 +265,7 @@ class ProcessFileReader:
         if shape.real is not None:
             values = tuple(values[i] for i in shape.real)
             stamps = tuple(stamps[i] for i in shape.real)
-        return shape.entries, values, stamps, shape.folded
+        return shape.plan, values, stamps, shape.folded
 
     def _parse(self, data: bytes, used: int) -> _Shape:
         cache, series = self._keys, self.series
@@ -296,7 +298,7 @@ class ProcessFileReader:
             pos = value_at + 16
         unpack = struct.Struct("".join(formats)).unpack_from
         every = len(real) == len(keys)
-        return _Shape(used, unpack, tuple(keys), entries, None if every else real, folded)
+        return _Shape(used, unpack, tuple(keys), Plan(entries), None if every else real, folded)
 
 
 class MultiProcessCollector:
@@ -395,10 +397,10 @@ class MultiProcessCollector:
         if live and data[: len(layout.MAGIC)].ljust(len(layout.MAGIC), b"\x00") == _ZERO_MAGIC:
             return  # a process creating its file: no header yet
         try:
-            entries, values, stamps, names_folded = reader.read(name, data)
+            plan, values, stamps, names_folded = reader.read(name, data)
             if folded is not None:
                 folded.update(names_folded)
-            scrape.add(entries, values, stamps, pid, SOURCE, dead=not live)
+            plans.add(scrape, plan, values, stamps, pid, SOURCE, dead=not live)
         except Exception as exc:  # a file never fails a scrape
             self._bad(path, exc)
 

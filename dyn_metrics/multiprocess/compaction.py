@@ -38,7 +38,7 @@ import os
 import time
 from typing import Optional
 
-from . import layout
+from . import layout, plans
 from .aggregate import Scrape, SeriesTable
 from .collector import LOCK_TIMEOUT, PathLike, ProcessFileReader, locked, resolve_directory
 
@@ -115,12 +115,12 @@ def _compact_locked(directory: str) -> None:
     if layout.AGGREGATE in names:
         try:
             data = layout.read_bytes(aggregate)
-            entries, values, stamps, folded_before = reader.read(layout.AGGREGATE, data)
+            plan, values, stamps, folded_before = reader.read(layout.AGGREGATE, data)
         except Exception as exc:
             # Rewriting it would lose what it holds: leave the directory as it is.
             _log_once(aggregate, exc)
             return
-        scrape.add(entries, values, stamps, None, "dyn_metrics", dead=True)
+        plans.add(scrape, plan, values, stamps, None, "dyn_metrics", dead=True)
     listed = set(folded_before)
     retired = []
     for name in names:
@@ -131,14 +131,14 @@ def _compact_locked(directory: str) -> None:
     for pid, _, name in sorted(retired):
         path = os.path.join(directory, name)
         try:
-            entries, values, stamps, _ = reader.read(name, layout.read_bytes(path))
+            plan, values, stamps, _ = reader.read(name, layout.read_bytes(path))
         except FileNotFoundError:
             continue  # gone (removed by hand): nothing to fold
         except Exception as exc:  # one bad file must not stop the others
             _log_once(path, exc)
             continue
         # Read and decoded whole before being added: a bad file adds nothing.
-        scrape.add(entries, values, stamps, str(pid), "dyn_metrics", dead=True)
+        plans.add(scrape, plan, values, stamps, str(pid), "dyn_metrics", dead=True)
         folding.append(name)
     leftover = [name for name in folded_before if name in names]
     if not folding and len(leftover) == len(folded_before):

@@ -58,8 +58,9 @@ from collections.abc import Callable
 from typing import Any, Optional, Union
 
 from ..model import COUNTER, GAUGE, HISTOGRAM, SUMMARY, Family, Labels
-from . import layout
+from . import layout, plans
 from .aggregate import Entry, Scrape, SeriesTable
+from .plans import Plan
 
 __all__ = ["PrometheusFilesReader", "float_to_go_string", "read_db_file"]
 
@@ -164,10 +165,10 @@ class PrometheusFilesReader:
         self._keys: dict[str, dict[object, Entry]] = {}
         self._logged: dict[str, object] = {}
         self._lock = threading.Lock()
-        # {path: (used, struct unpack of the whole file, its keys, their entries)}
+        # {path: (used, struct unpack of the whole file, its keys, their entries' plan)}
         self._shapes: dict[
-            str, tuple[int, Callable[[bytes], tuple[Any, ...]], tuple[Any, ...], list[Entry]]
-        ] = {}
+            str, tuple[int, Callable[[bytes], tuple[Any, ...]], tuple[Any, ...], Plan]
+        ] = self.series.cache()
 
     def __repr__(self) -> str:
         return f"PrometheusFilesReader({self.path!r})"
@@ -193,7 +194,8 @@ class PrometheusFilesReader:
         paths = sorted(glob.glob(os.path.join(glob.escape(self.path), "*.db")))
         if any(path not in paths for path in self._shapes):
             listed = set(paths)
-            self._shapes = {k: v for k, v in self._shapes.items() if k in listed}
+            for gone in [path for path in self._shapes if path not in listed]:
+                del self._shapes[gone]  # in place: the series table empties this dict
         for path in paths:
             if os.path.basename(path).startswith("dm_"):
                 continue  # dyn_metrics' own files
@@ -231,7 +233,7 @@ class PrometheusFilesReader:
             # equal keys (a process updating in place) mean the same entries.
             got = shape[1](data)
             if got[0::3] == shape[2]:
-                scrape.add(shape[3], got[1::3], got[2::3], pid, SOURCE)
+                plans.add(scrape, shape[3], got[1::3], got[2::3], pid, SOURCE)
                 return
         raw = _entries(data)
         found: list[Entry] = []
@@ -246,10 +248,11 @@ class PrometheusFilesReader:
         # The whole file parsed: now it may join the aggregate.
         used = _INT.unpack_from(data)[0]
         unpack = struct.Struct("".join(formats)).unpack_from
-        self._shapes[path] = (used, unpack, tuple(key for key, _, _ in raw), found)
+        plan = Plan(found)
+        self._shapes[path] = (used, unpack, tuple(key for key, _, _ in raw), plan)
         values = [value for _, value, _ in raw]
         stamps = [stamp for _, _, stamp in raw]
-        scrape.add(found, values, stamps, pid, SOURCE)
+        plans.add(scrape, plan, values, stamps, pid, SOURCE)
 
     def _entry(self, key: bytes, type_word: str, mode: str) -> Entry:
         metric, name, labels, help_text = _parse_key(key.decode("utf-8"))
