@@ -2,8 +2,9 @@
 
 A reader turns each distinct file key into an :class:`Entry` once (readers
 cache them by the key's bytes, so a steady scrape decodes nothing) and feeds
-a :class:`Scrape` one file at a time with :meth:`Scrape.add`. The rules are
-prometheus_client's ``MultiProcessCollector``'s:
+a :class:`Scrape` one file at a time with :meth:`Scrape.add` (a file whose
+entries a reader caches goes through ``plans.add``, the same sum in bulk). The
+rules are prometheus_client's ``MultiProcessCollector``'s:
 
 * counters, summaries (``_sum``, ``_count``) and histograms (per-bucket counts
   and ``_sum``) are summed per series; at the end buckets are made cumulative
