@@ -91,7 +91,8 @@ def add(
     dead: bool = False,
 ) -> None:
     """``scrape.add(plan.entries, values, stamps, pid, source, dead)``, in bulk (module doc)."""
-    if not all([scrape.joins(entry, source) for entry in plan.starts]):
+    # A conflict sends the file entry by entry (which logs what is left to log).
+    if not all(scrape.joins(entry, source) for entry in plan.starts):
         scrape.add(plan.entries, values, stamps, pid, source, dead)
         return
     metas = scrape.metas
@@ -101,15 +102,13 @@ def add(
     _add_into(scrape.sums, slots, map(values.__getitem__, at))
     at, folds = plan.totals_dead if dead else plan.totals
     _add_into(scrape.totals, folds, map(values.__getitem__, at))
-    at, keys = plan.alls_dead if dead else plan.alls
-    if pid is not None:  # a process's file: its pid labels the series
-        keys = zip(map(operator.itemgetter(0), keys), repeat(("pid", pid)))  # type: ignore[assignment]
+    pid_label = None if pid is None else ("pid", pid)  # a process's file: it labels the series
+    at, own = plan.alls_dead if dead else plan.alls
+    keys = own if pid_label is None else zip(map(operator.itemgetter(0), own), repeat(pid_label))
     scrape.alls.update(zip(keys, map(values.__getitem__, at)))
-    if plan.rest:
-        pid_label = None if pid is None else ("pid", pid)
-        entries, put = plan.entries, scrape.put
-        for at_one in plan.rest:
-            put(entries[at_one], values[at_one], stamps[at_one], pid_label, dead)
+    entries, put = plan.entries, scrape.put
+    for at_one in plan.rest:
+        put(entries[at_one], values[at_one], stamps[at_one], pid_label, dead)
 
 
 def _add_into(sums: dict[int, float], keys: list[int], values: Iterable[float]) -> None:
