@@ -184,28 +184,36 @@ def write_sample(
     write(line + "\n")
 
 
-def _sums_to_drop(family: Family, bucket: str) -> dict[str, set[Labels]]:
+def _sums_to_drop(family: Family, bucket: str, gauge: bool) -> dict[str, set[Labels]]:
     """``{sample name: {labels}}`` of the ``_sum``/``_count`` pairs to leave out.
 
-    The sum of a histogram is a counter in OpenMetrics: a histogram with a
-    negative bucket threshold MUST NOT have one, and a negative or NaN sum
-    (negative or NaN observations) cannot be written as one. ``_count``
-    appears if and only if ``_sum`` does, so both go; the buckets (``+Inf``
-    is the count) still say everything else.
+    ``_count`` appears if and only if ``_sum`` does (``_gcount``, ``_gsum`` for
+    a gauge histogram), so a series with one of them (text 0.0.4 allows a
+    histogram without ``_sum``) loses it. The sum of a histogram is a counter
+    in OpenMetrics: a histogram with a negative bucket threshold MUST NOT have
+    one, and a negative or NaN sum (negative or NaN observations) cannot be
+    written as one, so both go. The buckets (``+Inf`` is the count) still say
+    everything else.
     """
-    negative_bound = any(
-        s.name == bucket
-        and not dict(s.labels).get("le", "").startswith("+")
-        and parse_bound(dict(s.labels).get("le")) < 0
-        for s in family.samples
-    )
-    sum_name = family.name + "_sum"
-    bad = {
-        s.labels
-        for s in family.samples
-        if s.name == sum_name and (negative_bound or not s.value >= 0)
-    }
-    return {sum_name: bad, family.name + "_count": bad} if bad else {}
+    sum_name = family.name + ("_gsum" if gauge else "_sum")
+    count_name = family.name + ("_gcount" if gauge else "_count")
+    sums: dict[Labels, float] = {}
+    counts: set[Labels] = set()
+    for s in family.samples:
+        if s.name == sum_name:
+            sums[s.labels] = s.value
+        elif s.name == count_name:
+            counts.add(s.labels)
+    bad = sums.keys() ^ counts
+    if not gauge:
+        negative_bound = any(
+            s.name == bucket
+            and not dict(s.labels).get("le", "").startswith("+")
+            and parse_bound(dict(s.labels).get("le")) < 0
+            for s in family.samples
+        )
+        bad |= {labels for labels, value in sums.items() if negative_bound or not value >= 0}
+    return {sum_name: bad, count_name: bad} if bad else {}
 
 
 def parse_bound(text: Optional[str]) -> float:
@@ -236,7 +244,7 @@ def write_families(write: Callable[[str], object], families: Iterable[Family]) -
                 write_sample(write, name + (_CREATED if created else _TOTAL), s)
         elif t in (HISTOGRAM, GAUGEHISTOGRAM):
             bucket = name + "_bucket"
-            drop = _sums_to_drop(family, bucket) if t == HISTOGRAM else {}
+            drop = _sums_to_drop(family, bucket, t == GAUGEHISTOGRAM)
             for s in family.samples:
                 if s.name in drop and s.labels in drop[s.name]:
                     continue

@@ -342,3 +342,29 @@ def test_openmetrics_negative_sum_drops_only_that_series_sum_and_count():
     assert 'lat_sum{a="neg"}' not in text and 'lat_count{a="neg"}' not in text
     assert 'lat_sum{a="pos"} 0.5\n' in text and 'lat_count{a="pos"} 1\n' in text
     assert check(text, "openmetrics").errors == []
+
+
+@pytest.mark.parametrize(
+    "kind, count, total", [("histogram", "_count", "_sum"), ("gaugehistogram", "_gcount", "_gsum")]
+)
+def test_openmetrics_count_without_sum_drops_that_series_count(kind, count, total):
+    """Both or neither: text 0.0.4 allows a histogram without _sum, OpenMetrics does not."""
+    inf = ("le", "+Inf")
+    fams = [
+        Family(
+            "x",
+            kind,
+            "",
+            (
+                S("x_bucket", 2, [("a", "1"), inf]),
+                S("x" + count, 2, [("a", "1")]),
+                S("x" + total, 3, [("a", "1")]),
+                S("x_bucket", 2, [("a", "2"), inf]),
+                S("x" + count, 2, [("a", "2")]),
+            ),
+        )
+    ]
+    text = openmetrics.encode_to_string(fams)
+    assert f'x{count}{{a="1"}} 2\n' in text and f'x{total}{{a="1"}} 3\n' in text
+    assert f'x{count}{{a="2"}}' not in text and 'x_bucket{a="2",le="+Inf"} 2\n' in text
+    assert check(text, "openmetrics").errors == []
